@@ -1,0 +1,44 @@
+# Feedback Loop — developer commands. `make run` and `make test` are all the set-up a fresh machine needs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := shared services/ingest services/classification services/aggregation services/notification
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-unit lint schemas migrate clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): $(foreach p,$(PACKAGES),$(wildcard $(p)/pyproject.toml)) requirements-dev.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "installing into $(VENV) (first run takes a minute or two)…"
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(foreach p,$(PACKAGES),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
+	@touch $@
+
+install: $(STAMP)  ## create .venv with every service and the dev tools
+
+run: $(STAMP)  ## start the broker and the four services; Ctrl-C stops them
+	@$(BIN)/feedbackloop run
+
+test: $(STAMP)  ## the whole test suite: unit, integration and end to end
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)  ## only the tests that need no broker or server
+	@$(BIN)/pytest -m "not e2e" -k "unit" $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff and mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy shared/src services/*/src
+
+schemas: $(STAMP)  ## regenerate the JSON Schemas and the AsyncAPI document from the models
+	@$(BIN)/feedbackloop schemas --write
+
+migrate: $(STAMP)  ## bring every service's store to the newest schema
+	@for s in ingest classification aggregation notification; do $(BIN)/feedbackloop migrate $$s || exit 1; done
+
+clean:  ## remove the virtual environment and local data
+	rm -rf $(VENV) var

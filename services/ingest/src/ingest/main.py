@@ -1,0 +1,42 @@
+"""``create_app()``: the ingest HTTP app and its lifespan, which owns the store, producer and relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from feedbackloop.http import build_app
+from feedbackloop.runtime import start_runtime
+
+from ingest import __version__
+from ingest.api import feedback
+from ingest.config import IngestSettings
+from ingest.store.models import runtime_tables
+
+MIGRATIONS = Path(__file__).parent / "store" / "migrations"
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with start_runtime(name="ingest", settings=settings, tables=runtime_tables,
+                                 migrations=MIGRATIONS) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    return build_app(
+        service="ingest",
+        title="Feedback Loop — ingest",
+        description="Takes feedback from support tools and the API, redacts personal data, stores it and "
+        "publishes `feedback.raw.v1`.",
+        version=__version__,
+        settings=settings,
+        lifespan=lifespan,
+        routers=[feedback.router],
+        max_body_bytes=settings.max_body_bytes,
+    )

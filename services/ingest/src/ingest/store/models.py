@@ -1,0 +1,32 @@
+"""Ingest's tables. The raw payload as received stays here and only here; the redacted item is what leaves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from feedbackloop.db import add_runtime_tables
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FeedbackItem(Base):
+    __tablename__ = "feedback_items"
+
+    feedback_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    item: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the redacted feedback.raw.v1 data")
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the request as received (personal data included)")
+
+    __table_args__ = (Index("ix_feedback_items_source_external", "source", "external_id", unique=True),)
+
+
+runtime_tables = add_runtime_tables(Base.metadata)

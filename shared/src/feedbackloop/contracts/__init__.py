@@ -1,0 +1,43 @@
+"""The public contract: topics, the CloudEvents envelope and the payload models."""
+
+from feedbackloop.contracts.envelope import CONTENT_TYPE, DecodeError, Envelope, decode, encode, new_envelope
+from feedbackloop.contracts.events import (
+    Author,
+    ClassifiedFeedback,
+    Customer,
+    Insight,
+    InsightWindow,
+    ModelInfo,
+    Rating,
+    RawFeedback,
+    Sentiment,
+    ThemeLabel,
+    feedback_id_for,
+)
+from feedbackloop.contracts.topics import FEEDBACK_CLASSIFIED, FEEDBACK_RAW, INSIGHTS, TOPICS, Topic, topic_named
+
+__all__ = [
+    "Author",
+    "CONTENT_TYPE",
+    "ClassifiedFeedback",
+    "Customer",
+    "DecodeError",
+    "Envelope",
+    "FEEDBACK_CLASSIFIED",
+    "FEEDBACK_RAW",
+    "INSIGHTS",
+    "Insight",
+    "InsightWindow",
+    "ModelInfo",
+    "Rating",
+    "RawFeedback",
+    "Sentiment",
+    "TOPICS",
+    "ThemeLabel",
+    "Topic",
+    "decode",
+    "encode",
+    "feedback_id_for",
+    "new_envelope",
+    "topic_named",
+]

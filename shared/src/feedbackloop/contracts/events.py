@@ -1,0 +1,148 @@
+"""Payload models of the public topics: the ``data`` of each CloudEvent.
+
+These models *are* the contract. Adding an optional field is compatible; renaming, removing or
+retyping one is not, and goes to a new topic version (``.v2``). The JSON Schemas in
+``shared/schemas/`` are generated from these models (``make schemas``) and a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Author",
+    "Channel",
+    "ClassifiedFeedback",
+    "Customer",
+    "Insight",
+    "InsightWindow",
+    "Kind",
+    "ModelInfo",
+    "Rating",
+    "RawFeedback",
+    "Sentiment",
+    "SentimentLabel",
+    "Severity",
+    "ThemeLabel",
+    "Urgency",
+    "InsightType",
+    "FEEDBACK_NAMESPACE",
+    "feedback_id_for",
+]
+
+Channel = Literal["ticket", "chat", "survey", "review", "community", "email", "api"]
+Kind = Literal["bug", "feature_request", "question", "complaint", "praise", "other"]
+Urgency = Literal["low", "normal", "high", "critical"]
+SentimentLabel = Literal["positive", "neutral", "negative", "mixed"]
+InsightType = Literal["spike", "emerging_theme", "sentiment_drop", "kpi_drop", "urgent_item"]
+Severity = Literal["info", "warning", "critical"]
+
+#: Namespace of the deterministic feedback ids. Never change it: ids already published depend on it.
+FEEDBACK_NAMESPACE = uuid.UUID("6f1d5a0e-3c1b-5b7e-9a43-2f0c7d8e9b10")
+
+
+def feedback_id_for(source: str, external_id: str) -> uuid.UUID:
+    """The deterministic id of an item: the same delivery from a source is always the same item."""
+    return uuid.uuid5(FEEDBACK_NAMESPACE, f"{source}\x1f{external_id}")
+
+
+class _Model(BaseModel):
+    # Consumers must tolerate fields they do not know: producers may add optional ones.
+    model_config = ConfigDict(extra="allow")
+
+
+class Author(_Model):
+    id: str | None = None
+    email_hash: str | None = Field(
+        default=None, description="SHA-256 of the lower-cased email: joins an author across sources without the address"
+    )
+    name: str | None = None
+
+
+class Customer(_Model):
+    id: str | None = None
+    name: str | None = None
+    plan: str | None = None
+    mrr: float | None = Field(default=None, ge=0, description="Monthly recurring revenue of the account")
+
+
+class Rating(_Model):
+    kind: Literal["nps", "csat", "stars"]
+    value: float
+    scale: int = Field(description="Highest value of the scale: 10 for NPS, 5 for CSAT and stars")
+
+
+class RawFeedback(_Model):
+    """One normalized, redacted feedback item as ingest received it (``feedback.raw.v1``)."""
+
+    feedback_id: uuid.UUID
+    source: str
+    external_id: str
+    channel: Channel
+    text: str
+    subject: str | None = None
+    author: Author = Field(default_factory=Author)
+    customer: Customer = Field(default_factory=Customer)
+    rating: Rating | None = None
+    tags: list[str] = Field(default_factory=list)
+    url: str | None = None
+    language: str | None = Field(default=None, description="Language hint from the source (ISO 639-1)")
+    created_at: datetime
+    received_at: datetime
+    redactions: dict[str, int] = Field(default_factory=dict, description="Placeholders inserted, by kind")
+
+
+class Sentiment(_Model):
+    label: SentimentLabel
+    score: float = Field(ge=-1, le=1)
+
+
+class ThemeLabel(_Model):
+    id: str
+    name: str
+    confidence: float = Field(ge=0, le=1)
+
+
+class ModelInfo(_Model):
+    name: str
+    version: str
+
+
+class ClassifiedFeedback(RawFeedback):
+    """The item with its labels (``feedback.classified.v1``); a correction re-publishes it with ``revision`` + 1."""
+
+    revision: int = Field(ge=1)
+    sentiment: Sentiment
+    kind: Kind
+    themes: list[ThemeLabel] = Field(default_factory=list)
+    product_area: str | None = None
+    urgency: Urgency
+    language: str | None = None
+    model: ModelInfo
+    corrected_by: str | None = None
+    classified_at: datetime | None = None
+
+
+class InsightWindow(_Model):
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+
+
+class Insight(_Model):
+    """A spike, an emerging theme, a KPI drop or an urgent item (``insights.v1``)."""
+
+    insight_id: uuid.UUID
+    type: InsightType
+    title: str
+    theme: str | None = None
+    window: InsightWindow
+    metrics: dict[str, float | int | str | None] = Field(default_factory=dict)
+    severity: Severity
+    evidence: list[uuid.UUID] = Field(default_factory=list)
+    created_at: datetime

@@ -1,0 +1,65 @@
+"""The one registry of topics: names, keys, event types and payload models.
+
+Every producer and consumer takes its topic from here, so a name or a schema lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from feedbackloop.contracts.events import ClassifiedFeedback, Insight, RawFeedback
+
+__all__ = ["Topic", "FEEDBACK_RAW", "FEEDBACK_CLASSIFIED", "INSIGHTS", "TOPICS", "topic_named", "dlq_name"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    key_field: str
+    model: type[BaseModel]
+    description: str
+
+    @property
+    def event_type(self) -> str:
+        """CloudEvents ``type`` of the topic's events: the topic name, prefixed ``feedbackloop.``."""
+        return f"feedbackloop.{self.name}"
+
+    @property
+    def dlq(self) -> str:
+        return dlq_name(self.name)
+
+
+FEEDBACK_RAW = Topic(
+    name="feedback.raw.v1",
+    key_field="feedback_id",
+    model=RawFeedback,
+    description="A normalized, redacted feedback item as received by ingest.",
+)
+FEEDBACK_CLASSIFIED = Topic(
+    name="feedback.classified.v1",
+    key_field="feedback_id",
+    model=ClassifiedFeedback,
+    description="The item with its labels; a human correction re-publishes it with revision + 1.",
+)
+INSIGHTS = Topic(
+    name="insights.v1",
+    key_field="insight_id",
+    model=Insight,
+    description="A spike, an emerging theme, a sentiment or KPI drop, or an urgent item.",
+)
+
+TOPICS: tuple[Topic, ...] = (FEEDBACK_RAW, FEEDBACK_CLASSIFIED, INSIGHTS)
+
+
+def dlq_name(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def topic_named(name: str) -> Topic:
+    """The registered topic called ``name``; ``KeyError`` names the known ones otherwise."""
+    for topic in TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(f"unknown topic {name!r}; known: {', '.join(t.name for t in TOPICS)}")

@@ -1,0 +1,22 @@
+"""A service's own store: engines, the unit of work, runtime tables and migrations."""
+
+from feedbackloop.db.engine import create_engine, insert_ignoring_duplicates, is_sqlite, reader, session_factory
+from feedbackloop.db.migrate import SchemaBehind, check_current, run_env, upgrade
+from feedbackloop.db.tables import RuntimeTables, add_runtime_tables
+from feedbackloop.db.uow import UnitOfWork, UnitOfWorkFactory
+
+__all__ = [
+    "RuntimeTables",
+    "SchemaBehind",
+    "UnitOfWork",
+    "UnitOfWorkFactory",
+    "add_runtime_tables",
+    "check_current",
+    "create_engine",
+    "insert_ignoring_duplicates",
+    "is_sqlite",
+    "reader",
+    "run_env",
+    "session_factory",
+    "upgrade",
+]

@@ -1,0 +1,125 @@
+"""The unit of work: the one owner of a transaction.
+
+A use case opens a unit of work, lets repositories read and write through ``uow.session``, raises
+events with :meth:`UnitOfWork.publish`, and commits. The events become outbox rows in the same
+transaction as the results, so a result and its event are stored together or not at all; the
+outbox relay publishes them afterwards. Repositories never commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from feedbackloop.contracts.envelope import CONTENT_TYPE, Envelope, encode, new_envelope
+from feedbackloop.contracts.topics import Topic
+from feedbackloop.db.engine import insert_ignoring_duplicates
+from feedbackloop.db.tables import RuntimeTables
+from feedbackloop.tracing import child_traceparent, current_traceparent
+
+__all__ = ["UnitOfWork", "UnitOfWorkFactory"]
+
+
+class UnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], tables: RuntimeTables, source: str,
+                 on_commit: asyncio.Event | None = None) -> None:
+        self._sessions = sessions
+        self._tables = tables
+        self._source = source
+        self._on_commit = on_commit
+        self._pending: list[tuple[Topic, Envelope[Any], str]] = []
+        self._had_events = False
+        self.session: AsyncSession
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        await self.session.begin()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self.session.in_transaction():
+            await self.session.rollback()
+        await self.session.close()
+
+    def publish(self, topic: Topic, data: BaseModel, *, event_id: str | None = None) -> Envelope[Any]:
+        """Raise an event; it is written to the outbox when the unit of work commits.
+
+        Give a deterministic ``event_id`` when the same input must always yield the same event, so
+        that reprocessing after a crash publishes nothing new downstream.
+        """
+        envelope = new_envelope(topic, data, source=self._source, event_id=event_id)
+        self._pending.append((topic, envelope, child_traceparent(current_traceparent())))
+        return envelope
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: on error, its writes *and* the events raised inside it are undone."""
+        mark = len(self._pending)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self._pending[mark:]
+            raise
+
+    async def already_processed(self, event_ids: Iterable[str]) -> set[str]:
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        table = self._tables.processed_events
+        rows = await self.session.execute(select(table.c.event_id).where(table.c.event_id.in_(ids)))
+        return {r[0] for r in rows}
+
+    async def mark_processed(self, event_id: str, topic: str) -> None:
+        await self.session.execute(
+            insert(self._tables.processed_events).values(event_id=event_id, topic=topic, processed_at=datetime.now(UTC))
+        )
+
+    async def commit(self) -> None:
+        await self._flush_outbox()
+        await self.session.commit()
+        if self._on_commit is not None and self._had_events:
+            self._on_commit.set()
+
+    async def _flush_outbox(self) -> None:
+        self._had_events = bool(self._pending)
+        if not self._pending:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "event_id": env.id,
+                "topic": topic.name,
+                "key": env.subject,
+                "value": encode(env),
+                "headers": {"content-type": CONTENT_TYPE, "traceparent": traceparent},
+                "created_at": now,
+                "sent_at": None,
+            }
+            for topic, env, traceparent in self._pending
+        ]
+        # The same event id is the same event: a concurrent copy that queued it already wins.
+        await self.session.execute(insert_ignoring_duplicates(self.session, self._tables.outbox), rows)
+        self._pending.clear()
+
+
+class UnitOfWorkFactory:
+    """Makes units of work for one service's store; ``outbox_ready`` wakes the relay after a commit."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], tables: RuntimeTables, source: str) -> None:
+        self.sessions = sessions
+        self.tables = tables
+        self.source = source
+        self.outbox_ready = asyncio.Event()
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.tables, self.source, self.outbox_ready)

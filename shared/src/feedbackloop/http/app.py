@@ -1,0 +1,126 @@
+"""The FastAPI app every service is built on: problems, auth key store, body limit, health and metrics.
+
+``/healthz`` answers while the process lives; ``/readyz`` checks the store, the broker and the
+consumers of ``app.state.runtime`` and answers 503 naming what is not ready; ``/metrics`` is the
+Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from feedbackloop import metrics
+from feedbackloop.http.problems import install_problem_handlers, problem_response
+from feedbackloop.keys import KeyStore
+from feedbackloop.settings import ServiceSettings
+
+__all__ = ["build_app", "BodyLimit"]
+
+
+def build_app(*, service: str, title: str, description: str, version: str, settings: ServiceSettings,
+              lifespan: Any, routers: Sequence[APIRouter], max_body_bytes: int = 1 << 20) -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.keys = KeyStore(settings.common.keys_file)
+    install_problem_handlers(app)
+    app.add_middleware(_Metrics, service=service)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    for router in routers:
+        app.include_router(router)
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @ops.get("/readyz", summary="Store, broker and consumers are ready", responses={503: {"description": "Not ready"}})
+    async def readyz(request: Request) -> Response:
+        runtime = getattr(request.app.state, "runtime", None)
+        checks = await runtime.checks() if runtime else {"runtime": "starting"}
+        if all(v == "ok" for v in checks.values()):
+            return JSONResponse({"status": "ready", "service": service, "checks": checks})
+        failing = ", ".join(k for k, v in checks.items() if v != "ok")
+        return problem_response(503, "Not ready", f"Not ready: {failing}.", checks=checks)
+
+    @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(ops)
+    return app
+
+
+class BodyLimit:
+    """Refuses bodies over ``max_bytes`` with 413, by Content-Length or while streaming, before any is stored."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(413, "Content too large",
+                                    f"The request body exceeds {self.max_bytes} bytes; split it into smaller requests.",
+                                    instance=scope.get("path"))
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Metrics:
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics.HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - started)

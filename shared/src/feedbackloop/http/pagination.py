@@ -1,0 +1,31 @@
+"""Opaque cursors for list endpoints: ``{"items": [...], "next_cursor": "…" | null}``.
+
+A cursor is base64url JSON of the last row's sort key, so pages stay stable while rows are added.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from feedbackloop.http.problems import BadRequest
+
+__all__ = ["encode_cursor", "decode_cursor"]
+
+
+def encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, length: int) -> list[Any]:
+    """The sort key in ``cursor``; a malformed cursor is a 400 naming the ``cursor`` parameter."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
+                         errors=[{"field": "cursor", "message": "malformed cursor"}]) from exc
+    if not isinstance(key, list) or len(key) != length:
+        raise BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
+                         errors=[{"field": "cursor", "message": "malformed cursor"}])
+    return key

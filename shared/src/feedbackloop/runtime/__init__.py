@@ -1,0 +1,27 @@
+"""Running a service: Kafka clients, the consumer runtime, the outbox relay and the DLQ."""
+
+from feedbackloop.runtime.consumer import DLQ_HEADERS, Consumer, ConsumerStalled, EventHandler, Subscription
+from feedbackloop.runtime.errors import PoisonMessage, TransientError, is_transient
+from feedbackloop.runtime.kafka import all_topic_names, ensure_topics, make_consumer, make_producer
+from feedbackloop.runtime.relay import OutboxRelay, replay_outbox
+from feedbackloop.runtime.service import ServiceRuntime, Worker, start_runtime
+
+__all__ = [
+    "Consumer",
+    "ConsumerStalled",
+    "DLQ_HEADERS",
+    "EventHandler",
+    "OutboxRelay",
+    "PoisonMessage",
+    "ServiceRuntime",
+    "Subscription",
+    "TransientError",
+    "Worker",
+    "all_topic_names",
+    "ensure_topics",
+    "is_transient",
+    "make_consumer",
+    "make_producer",
+    "replay_outbox",
+    "start_runtime",
+]

@@ -1,0 +1,307 @@
+"""The consumer runtime: fetch a batch → decode → handle in one transaction → dead-letter → commit offsets.
+
+Each step's contract:
+
+* **fetch** (``getmany``) blocks at most ``poll_timeout``; offsets are never auto-committed.
+* **decode** validates each record against its topic's schema; a record that fails is poison.
+* **handle** runs every new event of the batch in one unit of work: each event in a savepoint, its
+  id recorded in ``processed_events`` with its results and outbox rows. An event id seen before is
+  skipped (transport is at least once; effects are exactly once). A transient error (store locked
+  or away) rolls the batch back and retries it with backoff, forever, skipping nothing. Any other
+  error is retried ``max_attempts`` times for that event, then the event is dead-lettered.
+* **dead-letter** sends poison records to ``<topic>.dlq`` with the error in headers, after the
+  transaction commits and before the offsets move, so a crash in between dead-letters again
+  rather than losing the record. More than ``max_dead_in_row`` dead letters in a row stall the
+  consumer instead: a bad deploy should stop a stream, not empty it into the DLQ.
+* **commit** moves each partition's offset past the batch only once every record before it is
+  handled or safely in the DLQ. A commit refused by a rebalance is harmless: the new owner
+  re-reads and skips what is already processed.
+
+``stop()`` lets the batch in hand finish and commit, then leaves the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+import structlog
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from feedbackloop import metrics
+from feedbackloop.contracts.envelope import DecodeError, Envelope, decode
+from feedbackloop.contracts.topics import Topic
+from feedbackloop.db.uow import UnitOfWork, UnitOfWorkFactory
+from feedbackloop.logs import bind_event, get_logger
+from feedbackloop.runtime.errors import PoisonMessage, is_transient
+from feedbackloop.runtime.kafka import headers_dict, make_consumer
+from feedbackloop.settings import KafkaSettings
+from feedbackloop.tracing import reset_traceparent, use_traceparent
+
+__all__ = ["EventHandler", "Subscription", "Consumer", "ConsumerStalled", "DLQ_HEADERS"]
+
+log = get_logger(__name__)
+
+EventHandler = Callable[[UnitOfWork, Envelope[Any]], Awaitable[None]]
+
+#: Headers a dead-lettered record carries besides its original ones.
+DLQ_HEADERS = ("dlq.error", "dlq.error_type", "dlq.stack", "dlq.attempts", "dlq.origin.topic",
+               "dlq.origin.partition", "dlq.origin.offset", "dlq.consumer_group", "dlq.failed_at")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topic: Topic
+    handler: EventHandler
+
+
+@dataclass
+class _Dead:
+    record: ConsumerRecord[bytes, bytes]
+    error: BaseException
+    attempts: int
+
+
+class ConsumerStalled(RuntimeError):
+    """Too many dead letters in a row: the consumer stops so that a human can look."""
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        group_id: str,
+        subscriptions: Sequence[Subscription],
+        uow: UnitOfWorkFactory,
+        kafka: KafkaSettings,
+        producer: AIOKafkaProducer,
+        batch_size: int = 200,
+        max_attempts: int = 3,
+        max_dead_in_row: int = 50,
+        poll_timeout: float = 0.5,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.service = service
+        self.group_id = group_id
+        self._subs = {s.topic.name: s for s in subscriptions}
+        self._uow = uow
+        self._kafka = kafka
+        self._producer = producer
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._max_dead_in_row = max_dead_in_row
+        self._poll_timeout = poll_timeout
+        self._max_backoff = max_backoff
+        self._stopping = asyncio.Event()
+        self._dead_in_row = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self.state = "starting"
+        self.last_error: str | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def ready(self) -> bool:
+        return self.state in ("running", "retrying")
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; a stall or an unexpected error ends the loop with ``state`` saying why."""
+        consumer = await self._connect()
+        if consumer is None:
+            return
+        try:
+            self.state = "running"
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=int(self._poll_timeout * 1000), max_records=self._batch_size)
+                records = sorted((r for rs in batch.values() for r in rs), key=lambda r: (r.topic, r.partition, r.offset))
+                if not records:
+                    continue
+                if not await self._process(records):
+                    break  # stopping while the batch was retried: leave its offsets for the next owner
+                await self._commit(consumer, records)
+                await self._record_lag(consumer, batch.keys())
+        except ConsumerStalled as exc:
+            self.state, self.last_error = "stalled", str(exc)
+            log.error("consumer stalled", group=self.group_id, reason=str(exc))
+        except Exception as exc:
+            self.state, self.last_error = "failed", repr(exc)
+            log.exception("consumer failed", group=self.group_id)
+            raise
+        finally:
+            if self.state in ("running", "retrying"):
+                self.state = "stopped"
+            await consumer.stop()
+
+    async def _connect(self) -> AIOKafkaConsumer | None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            consumer = make_consumer(self._kafka, list(self._subs), self.group_id, f"{self.service}-consumer",
+                                     self._batch_size)
+            try:
+                await consumer.start()
+                self._consumer = consumer
+                log.info("consumer started", group=self.group_id, topics=list(self._subs))
+                return consumer
+            except KafkaError as exc:
+                self.last_error = repr(exc)
+                log.warning("broker unreachable, retrying", error=repr(exc), retry_in=delay)
+                await consumer.stop()
+                await self._sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+        return None
+
+    async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        started = time.perf_counter()
+        dead: list[_Dead] = []
+        events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]] = []
+        for record in records:
+            sub = self._subs[record.topic]
+            try:
+                events.append((record, sub, decode(sub.topic, record.value, headers_dict(record.headers))))
+            except DecodeError as exc:
+                dead.append(_Dead(record, exc, 1))
+        delay = 0.2
+        while True:
+            try:
+                dead.extend(await self._handle(events))
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.state, self.last_error = "retrying", repr(exc)
+                log.warning("transient failure, retrying batch", error=repr(exc), retry_in=delay, size=len(events))
+                if await self._sleep(delay):
+                    return False
+                delay = min(delay * 2, self._max_backoff)
+        self.state = "running"
+        self._check_dead_run(records, {id(d.record) for d in dead})
+        for item in sorted(dead, key=lambda d: (d.record.topic, d.record.partition, d.record.offset)):
+            if not await self._dead_letter(item):
+                return False
+        metrics.EVENT_PROCESSING.labels(self.service).observe(time.perf_counter() - started)
+        return True
+
+    async def _handle(self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]) -> list[_Dead]:
+        dead: list[_Dead] = []
+        async with self._uow() as uow:
+            seen = await uow.already_processed(e.id for _, _, e in events)
+            for record, sub, event in events:
+                if event.id in seen:
+                    metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "duplicate").inc()
+                    continue
+                seen.add(event.id)
+                failure = await self._handle_one(uow, sub, event)
+                if failure is None:
+                    metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "handled").inc()
+                else:
+                    dead.append(_Dead(record, *failure))
+            await uow.commit()
+        return dead
+
+    async def _handle_one(self, uow: UnitOfWork, sub: Subscription, event: Envelope[Any]) -> tuple[BaseException, int] | None:
+        """Handle one event in a savepoint; returns the error and attempts if it must be dead-lettered."""
+        log_tokens = bind_event(event.id, event.traceparent)
+        trace_token = use_traceparent(event.traceparent)
+        try:
+            for attempt in range(1, self._max_attempts + 1):
+                try:
+                    async with uow.savepoint():
+                        await sub.handler(uow, event)
+                        await uow.mark_processed(event.id, sub.topic.name)
+                    return None
+                except PoisonMessage as exc:
+                    log.warning("event rejected", error=str(exc))
+                    return exc, attempt
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.warning("event failed", error=repr(exc), attempt=attempt)
+                    if attempt == self._max_attempts:
+                        return exc, attempt
+                    await asyncio.sleep(0.05 * 2**attempt)
+            return None
+        finally:
+            structlog.contextvars.reset_contextvars(**log_tokens)
+            reset_traceparent(trace_token)
+
+    def _check_dead_run(self, records: list[ConsumerRecord[bytes, bytes]], dead_ids: set[int]) -> None:
+        for record in records:
+            if id(record) in dead_ids:
+                self._dead_in_row += 1
+                if self._dead_in_row > self._max_dead_in_row:
+                    raise ConsumerStalled(
+                        f"more than {self._max_dead_in_row} events in a row failed (last at {record.topic}"
+                        f"[{record.partition}]@{record.offset}); fix the cause and restart"
+                    )
+            else:
+                self._dead_in_row = 0
+
+    async def _dead_letter(self, dead: _Dead) -> bool:
+        record = dead.record
+        topic = self._subs[record.topic].topic.dlq
+        stack = "".join(traceback.format_exception(dead.error, limit=-6))[-2000:]
+        headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq.")] + [
+            (k, str(v).encode()) for k, v in {
+                "dlq.error": str(dead.error)[:1000] or type(dead.error).__name__,
+                "dlq.error_type": type(dead.error).__name__,
+                "dlq.stack": stack,
+                "dlq.attempts": dead.attempts,
+                "dlq.origin.topic": record.topic,
+                "dlq.origin.partition": record.partition,
+                "dlq.origin.offset": record.offset,
+                "dlq.consumer_group": self.group_id,
+                "dlq.failed_at": datetime.now(UTC).isoformat(),
+            }.items()
+        ]
+        delay = 0.5
+        while True:
+            try:
+                await self._producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
+                break
+            except KafkaError as exc:
+                log.warning("dead-letter topic unreachable, retrying", topic=topic, error=repr(exc))
+                if await self._sleep(delay):
+                    return False
+                delay = min(delay * 2, self._max_backoff)
+        metrics.EVENTS_DEAD_LETTERED.labels(self.service, record.topic).inc()
+        metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
+        log.error("event dead-lettered", topic=record.topic, partition=record.partition, offset=record.offset,
+                  dlq=topic, error=str(dead.error)[:300], attempts=dead.attempts)
+        return True
+
+    async def _commit(self, consumer: AIOKafkaConsumer, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("offset commit refused; records will be redelivered and skipped", error=repr(exc))
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer, partitions: Any) -> None:
+        for tp in partitions:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except KafkaError:
+                continue  # partition moved away in a rebalance
+            metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped first; True when stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+            return True
+        except TimeoutError:
+            return False

@@ -1,0 +1,39 @@
+"""How a failure in the consumer path is treated.
+
+    Exception
+    ├── TransientError      retried with backoff, never skipped (store locked or away, broker away)
+    └── PoisonMessage       dead-lettered at once: the message can never succeed as it is
+        └── DecodeError     (feedbackloop.contracts) not JSON, not an envelope, schema violation
+
+Any other exception raised by a handler is retried a few times for the one event, then the event is
+dead-lettered with the error: a bug that fails one payload must not stall the stream, but it must
+not vanish either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+__all__ = ["TransientError", "PoisonMessage", "is_transient"]
+
+
+class TransientError(Exception):
+    """A failure that will pass: retry the whole batch later, skip nothing."""
+
+
+class PoisonMessage(Exception):
+    """The payload is rejected by the domain; dead-letter it and move on."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (TransientError, OperationalError, DisconnectionError, PoolTimeout, ConnectionError,
+                        asyncio.TimeoutError, TimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OSError):
+        return True
+    return False

@@ -1,0 +1,147 @@
+"""One service's running parts, started and stopped in the same order by all four services.
+
+Start: engine → schema (migrate, or check and refuse) → the HTTP server may answer. In the
+background: producer → topics → outbox relay → consumers → extra workers, each retried until the
+broker answers, so that a broker outage delays publishing but never stops ingest from accepting.
+Stop (SIGTERM): consumers finish their batch and commit → workers → relay → producer → engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from feedbackloop.db.engine import create_engine, reader, session_factory
+from feedbackloop.db.migrate import check_current, upgrade
+from feedbackloop.db.tables import RuntimeTables
+from feedbackloop.db.uow import UnitOfWorkFactory
+from feedbackloop.logs import get_logger
+from feedbackloop.runtime.consumer import Consumer, Subscription
+from feedbackloop.runtime.kafka import ensure_topics, make_producer
+from feedbackloop.runtime.relay import OutboxRelay
+from feedbackloop.settings import ServiceSettings
+
+__all__ = ["Worker", "ServiceRuntime", "start_runtime"]
+
+log = get_logger(__name__)
+
+
+class Worker(Protocol):
+    """A background loop owned by the runtime: ``run`` returns after ``stop`` is called."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class ServiceRuntime:
+    name: str
+    settings: ServiceSettings
+    engine: AsyncEngine
+    tables: RuntimeTables
+    uow: UnitOfWorkFactory
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    consumers: list[Consumer] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+    broker_connected: bool = False
+
+    @property
+    def read_engine(self) -> AsyncEngine:
+        return reader(self.engine)
+
+    async def checks(self) -> dict[str, str]:
+        """Readiness of each part: ``ok`` or what is wrong."""
+        result: dict[str, str] = {}
+        try:
+            async with self.read_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            result["store"] = "ok"
+        except Exception as exc:  # readiness reports, never raises
+            result["store"] = f"unavailable: {exc.__class__.__name__}"
+        result["broker"] = "ok" if self.broker_connected and self.relay.connected else (
+            f"unreachable: {self.relay.last_error or 'connecting'}")
+        for consumer in self.consumers:
+            result[f"consumer:{consumer.group_id}"] = "ok" if consumer.ready else (
+                f"{consumer.state}: {consumer.last_error or ''}".strip())
+        return result
+
+
+@asynccontextmanager
+async def start_runtime(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    tables: RuntimeTables,
+    migrations: Path,
+    subscriptions: Sequence[Subscription] = (),
+    workers: Sequence[Worker] = (),
+    metadata: MetaData | None = None,
+) -> AsyncIterator[ServiceRuntime]:
+    engine = create_engine(settings.database_url)
+    if settings.auto_migrate:
+        await upgrade(engine, migrations)
+    else:
+        await check_current(engine, migrations, name)
+    uow = UnitOfWorkFactory(session_factory(engine), tables, source=f"/feedbackloop/{name}")
+    producer = make_producer(settings.kafka, client_id=f"{name}-producer")
+    relay = OutboxRelay(service=name, engine=engine, tables=tables, producer=producer, wake=uow.outbox_ready,
+                        retention=timedelta(days=settings.common.outbox_retention_days))
+    consumers = [
+        Consumer(service=name, group_id=name, subscriptions=subscriptions, uow=uow, kafka=settings.kafka,
+                 producer=producer, batch_size=settings.consumer_batch_size,
+                 max_attempts=settings.consumer_max_attempts,
+                 max_dead_in_row=settings.consumer_max_dead_letters_in_row)
+    ] if subscriptions else []
+    runtime = ServiceRuntime(name=name, settings=settings, engine=engine, tables=tables, uow=uow, producer=producer,
+                             relay=relay, consumers=consumers, workers=list(workers))
+    stopping = asyncio.Event()
+    tasks: dict[int, asyncio.Task[None]] = {}  # id(part) -> its task
+
+    async def connect_and_run() -> None:
+        delay = 0.5
+        while not stopping.is_set():
+            try:
+                await producer.start()
+                await ensure_topics(settings.kafka)
+                runtime.broker_connected = True
+                break
+            except (KafkaError, OSError) as exc:
+                relay.last_error = repr(exc)
+                log.warning("broker unreachable, retrying", bootstrap=settings.kafka.bootstrap_servers,
+                            error=repr(exc), retry_in=delay)
+                try:
+                    await asyncio.wait_for(stopping.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 10.0)
+        if stopping.is_set():
+            return
+        for part in (relay, *consumers, *workers):
+            tasks[id(part)] = asyncio.create_task(part.run(), name=f"{name}:{type(part).__name__}")
+
+    starter = asyncio.create_task(connect_and_run(), name=f"{name}:connect")
+    try:
+        yield runtime
+    finally:
+        stopping.set()
+        await starter
+        for group in (consumers, workers, [relay]):
+            for part in group:
+                part.stop()
+            await asyncio.gather(*(tasks[id(p)] for p in group if id(p) in tasks), return_exceptions=True)
+        await producer.stop()
+        await engine.dispose()
+        log.info("stopped", service=name)
+

@@ -1,0 +1,66 @@
+"""Settings every service shares. Each service adds one small class of its own with its prefix.
+
+Environment variables (all optional; the defaults run ``make run`` on one machine):
+
+    KAFKA_BOOTSTRAP_SERVERS         broker addresses                       127.0.0.1:9092
+    KAFKA_TOPIC_PARTITIONS          partitions of each topic it creates    6
+    KAFKA_REPLICATION_FACTOR        replicas of each topic it creates      1
+    FEEDBACKLOOP_PROFILE            embedded | production                  embedded
+    FEEDBACKLOOP_KEYS_FILE          hashed API keys with their scopes      var/keys.json
+    FEEDBACKLOOP_LOG_FORMAT         json | console                         json
+    FEEDBACKLOOP_LOG_LEVEL          DEBUG | INFO | WARNING | ERROR         INFO
+    FEEDBACKLOOP_OUTBOX_RETENTION_DAYS  how long published events are kept for replay   30
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["KafkaSettings", "CommonSettings", "ServiceSettings", "default_database_url"]
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    request_timeout_ms: int = 15_000
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEEDBACKLOOP_", extra="ignore")
+
+    profile: Literal["embedded", "production"] = "embedded"
+    keys_file: Path = Path("var/keys.json")
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    outbox_retention_days: float = Field(default=30, gt=0)
+
+
+def default_database_url(service: str) -> str:
+    return f"sqlite+aiosqlite:///var/{service}.db"
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's settings; a subclass sets ``env_prefix`` (``INGEST_`` …) and the defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0
+    auto_migrate: bool = Field(
+        default=True, description="Upgrade the store's schema at start; off in production, where `make migrate` does it"
+    )
+    consumer_batch_size: int = Field(default=200, ge=1)
+    consumer_max_attempts: int = Field(default=3, ge=1, description="Tries of a failing event before it is dead-lettered")
+    consumer_max_dead_letters_in_row: int = Field(
+        default=50, ge=1, description="A consumer stalls instead of dead-lettering more than this many events in a row"
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    common: CommonSettings = Field(default_factory=CommonSettings)
