@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-__all__ = ["broker_binary", "EmbeddedBroker", "port_open"]
+__all__ = ["EmbeddedBroker", "broker_binary", "port_open"]
 
 
 def broker_binary() -> str:
@@ -32,7 +32,9 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 class EmbeddedBroker:
     """A Tansu process on ``host:port``; :meth:`start` retries while the port is still held by a previous run."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log: IO[bytes] | int | None = subprocess.DEVNULL) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 9092, log: IO[bytes] | int | None = subprocess.DEVNULL
+    ) -> None:
         self.host = host
         self.port = port
         self._log = log
@@ -48,7 +50,10 @@ class EmbeddedBroker:
         while True:
             self.process = subprocess.Popen(
                 [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=Path.cwd(),
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=Path.cwd(),
             )
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["Scope", "ApiKey", "KeyStore", "SCOPES", "InvalidKey"]
+__all__ = ["SCOPES", "ApiKey", "InvalidKey", "KeyStore", "Scope"]
 
 Scope = str
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -73,12 +73,24 @@ class KeyStore:
         entry = self._load().get(parts[1])
         if entry is None or entry.get("revoked_at") or not hmac.compare_digest(str(entry["hash"]), _hash(parts[2])):
             raise InvalidKey("unknown or revoked API key")
-        return ApiKey(id=str(entry["id"]), name=str(entry["name"]), scopes=tuple(entry["scopes"]),  # type: ignore[arg-type]
-                      created_at=str(entry["created_at"]))
+        return ApiKey(
+            id=str(entry["id"]),
+            name=str(entry["name"]),
+            scopes=tuple(entry["scopes"]),  # type: ignore[arg-type]
+            created_at=str(entry["created_at"]),
+        )
 
     def list(self) -> list[ApiKey]:
-        return [ApiKey(id=str(e["id"]), name=str(e["name"]), scopes=tuple(e["scopes"]),  # type: ignore[arg-type]
-                       created_at=str(e["created_at"])) for e in self._load().values() if not e.get("revoked_at")]
+        return [
+            ApiKey(
+                id=str(e["id"]),
+                name=str(e["name"]),
+                scopes=tuple(e["scopes"]),  # type: ignore[arg-type]
+                created_at=str(e["created_at"]),
+            )
+            for e in self._load().values()
+            if not e.get("revoked_at")
+        ]
 
     def create(self, name: str, scopes: list[Scope]) -> tuple[ApiKey, str]:
         """Add a key; returns it and its plaintext, which is not stored anywhere."""
@@ -86,8 +98,13 @@ class KeyStore:
         if unknown or not scopes:
             raise ValueError(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(scopes) or 'none'}")
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
-        entry = {"id": key_id, "name": name, "scopes": list(scopes), "hash": _hash(secret),
-                 "created_at": datetime.now(UTC).isoformat()}
+        entry = {
+            "id": key_id,
+            "name": name,
+            "scopes": list(scopes),
+            "hash": _hash(secret),
+            "created_at": datetime.now(UTC).isoformat(),
+        }
         self._update(lambda keys: keys.append(entry))
         return ApiKey(key_id, name, tuple(scopes), str(entry["created_at"])), f"flk_{key_id}_{secret}"
 

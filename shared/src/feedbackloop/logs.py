@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "bind_event"]
+__all__ = ["bind_event", "configure_logging", "get_logger"]
 
 
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
@@ -58,6 +58,6 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 
 
 def bind_event(event_id: str, traceparent: str | None) -> Any:
-    """Bind the event and trace ids to the log context; returns tokens for ``structlog.contextvars.reset_contextvars``."""
+    """Bind the event and trace ids to the log context; returns the tokens to reset them with."""
     trace_id = traceparent.split("-")[1] if traceparent and traceparent.count("-") == 3 else None
     return structlog.contextvars.bind_contextvars(event_id=event_id, trace_id=trace_id)

@@ -9,33 +9,41 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
-    "HTTP_REQUESTS",
-    "HTTP_LATENCY",
-    "EVENTS_CONSUMED",
-    "EVENTS_PUBLISHED",
-    "EVENTS_DEAD_LETTERED",
-    "EVENT_PROCESSING",
-    "OUTBOX_BACKLOG",
     "CONSUMER_LAG",
+    "EVENTS_CONSUMED",
+    "EVENTS_DEAD_LETTERED",
+    "EVENTS_PUBLISHED",
+    "EVENT_PROCESSING",
+    "HTTP_LATENCY",
+    "HTTP_REQUESTS",
+    "OUTBOX_BACKLOG",
 ]
 
 HTTP_REQUESTS = Counter(
     "feedbackloop_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "feedbackloop_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
+    "feedbackloop_http_request_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 EVENTS_CONSUMED = Counter(
     "feedbackloop_events_consumed_total", "Events consumed, by outcome", ["service", "topic", "outcome"]
 )
-EVENTS_PUBLISHED = Counter("feedbackloop_events_published_total", "Events published by the outbox relay", ["service", "topic"])
+EVENTS_PUBLISHED = Counter(
+    "feedbackloop_events_published_total", "Events published by the outbox relay", ["service", "topic"]
+)
 EVENTS_DEAD_LETTERED = Counter(
     "feedbackloop_events_dead_lettered_total", "Events sent to a dead-letter topic", ["service", "topic"]
 )
 EVENT_PROCESSING = Histogram(
-    "feedbackloop_batch_processing_seconds", "Time to handle one consumed batch, transaction included", ["service"],
+    "feedbackloop_batch_processing_seconds",
+    "Time to handle one consumed batch, transaction included",
+    ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 OUTBOX_BACKLOG = Gauge("feedbackloop_outbox_backlog", "Outbox rows not yet published", ["service"])
-CONSUMER_LAG = Gauge("feedbackloop_consumer_lag", "Records behind the end of the partition", ["service", "topic", "partition"])
+CONSUMER_LAG = Gauge(
+    "feedbackloop_consumer_lag", "Records behind the end of the partition", ["service", "topic", "partition"]
+)

@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaSettings", "CommonSettings", "ServiceSettings", "default_database_url"]
+__all__ = ["CommonSettings", "KafkaSettings", "ServiceSettings", "default_database_url"]
 
 
 class KafkaSettings(BaseSettings):
@@ -58,7 +58,9 @@ class ServiceSettings(BaseSettings):
         default=True, description="Upgrade the store's schema at start; off in production, where `make migrate` does it"
     )
     consumer_batch_size: int = Field(default=200, ge=1)
-    consumer_max_attempts: int = Field(default=3, ge=1, description="Tries of a failing event before it is dead-lettered")
+    consumer_max_attempts: int = Field(
+        default=3, ge=1, description="Tries of a failing event before it is dead-lettered"
+    )
     consumer_max_dead_letters_in_row: int = Field(
         default=50, ge=1, description="A consumer stalls instead of dead-lettering more than this many events in a row"
     )

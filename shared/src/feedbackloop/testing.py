@@ -24,7 +24,7 @@ from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import CommonSettings, KafkaSettings
 
-__all__ = ["free_port", "serve_app", "wait_for", "kafka_settings", "common_settings"]
+__all__ = ["common_settings", "free_port", "kafka_settings", "serve_app", "wait_for"]
 
 T = TypeVar("T")
 
@@ -73,8 +73,9 @@ def read_key(keys_file: Path) -> str:
 async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     """Run ``app`` under a real uvicorn server on loopback (lifespan included); yields its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 30
     while not server.started:
@@ -91,8 +92,14 @@ async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]
         await task
 
 
-async def wait_for(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], *, timeout: float = 30,
-                   what: str = "condition", interval: float = 0.1) -> T:
+async def wait_for(
+    probe: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    *,
+    timeout: float = 30,
+    what: str = "condition",
+    interval: float = 0.1,
+) -> T:
     """Poll ``probe`` until ``until(result)``; on timeout fail with the last result seen."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -10,7 +10,7 @@ import contextvars
 import re
 import secrets
 
-__all__ = ["new_traceparent", "child_traceparent", "current_traceparent", "use_traceparent", "reset_traceparent"]
+__all__ = ["child_traceparent", "current_traceparent", "new_traceparent", "reset_traceparent", "use_traceparent"]
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent", default=None)

@@ -1,5 +1,4 @@
 from feedbackloop.serve import serve
-
 from ingest.config import IngestSettings
 from ingest.main import create_app
 

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 
 from feedbackloop.http import build_app
 from feedbackloop.runtime import start_runtime
-
 from ingest import __version__
 from ingest.api import feedback
 from ingest.config import IngestSettings
@@ -24,8 +23,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with start_runtime(name="ingest", settings=settings, tables=runtime_tables,
-                                 migrations=MIGRATIONS) as runtime:
+        async with start_runtime(
+            name="ingest", settings=settings, tables=runtime_tables, migrations=MIGRATIONS
+        ) as runtime:
             app.state.runtime = runtime
             yield
 

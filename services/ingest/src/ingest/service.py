@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from feedbackloop.contracts import FEEDBACK_RAW
 from feedbackloop.db import UnitOfWorkFactory
-
 from ingest.domain.feedback import FeedbackIn, normalize
 from ingest.store.models import FeedbackItem
 from ingest.store.repository import FeedbackRepository
@@ -21,8 +20,9 @@ def raw_event_id(feedback_id: uuid.UUID) -> str:
     return str(uuid.uuid5(feedback_id, "feedback.raw.v1"))
 
 
-async def accept_feedback(uow_factory: UnitOfWorkFactory, items: Sequence[FeedbackIn],
-                          received_at: datetime | None = None) -> list[uuid.UUID]:
+async def accept_feedback(
+    uow_factory: UnitOfWorkFactory, items: Sequence[FeedbackIn], received_at: datetime | None = None
+) -> list[uuid.UUID]:
     """Store new items and queue their events, all in one transaction; items already stored are left as they are.
 
     Returns every item's ``feedback_id`` in input order, new or not: a retried delivery gets the same answer.
@@ -37,9 +37,17 @@ async def accept_feedback(uow_factory: UnitOfWorkFactory, items: Sequence[Feedba
             if key in known:
                 continue
             known.add(key)
-            repo.add(FeedbackItem(feedback_id=key, source=raw.source, external_id=raw.external_id,
-                                  created_at=raw.created_at, received_at=raw.received_at,
-                                  item=raw.model_dump(mode="json"), raw=item.model_dump(mode="json")))
+            repo.add(
+                FeedbackItem(
+                    feedback_id=key,
+                    source=raw.source,
+                    external_id=raw.external_id,
+                    created_at=raw.created_at,
+                    received_at=raw.received_at,
+                    item=raw.model_dump(mode="json"),
+                    raw=item.model_dump(mode="json"),
+                )
+            )
             uow.publish(FEEDBACK_RAW, raw, event_id=raw_event_id(raw.feedback_id))
         await uow.commit()
     return [raw.feedback_id for _, raw in normalized]

@@ -20,11 +20,16 @@ def _settings(tmp_path: Path, kafka: KafkaSettings, common: CommonSettings) -> I
 
 
 async def _read_topic(kafka: KafkaSettings, expected: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(FEEDBACK_RAW.name, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        FEEDBACK_RAW.name,
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     values: list[bytes] = []
     try:
+
         async def more() -> int:
             batch = await consumer.getmany(timeout_ms=200)
             values.extend(r.value for rs in batch.values() for r in rs)
@@ -37,11 +42,16 @@ async def _read_topic(kafka: KafkaSettings, expected: int) -> list[bytes]:
     return values
 
 
-async def test_item_is_stored_redacted_and_published_once(tmp_path: Path, kafka_settings: KafkaSettings,
-                                                          common_settings: CommonSettings, admin_key: str) -> None:
-    body = {"source": "api", "external_id": "42",
-            "text": "Checkout crashes, write to jane.doe@example.com or call +44 20 7946 0958",
-            "author": {"email": "Jane.Doe@example.com"}, "customer": {"id": "acme", "plan": "enterprise"}}
+async def test_item_is_stored_redacted_and_published_once(
+    tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, admin_key: str
+) -> None:
+    body = {
+        "source": "api",
+        "external_id": "42",
+        "text": "Checkout crashes, write to jane.doe@example.com or call +44 20 7946 0958",
+        "author": {"email": "Jane.Doe@example.com"},
+        "customer": {"id": "acme", "plan": "enterprise"},
+    }
     async with serve_app(create_app(_settings(tmp_path, kafka_settings, common_settings))) as url:
         async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {admin_key}"}) as client:
             first = await client.post("/v1/feedback", json=body)
@@ -60,12 +70,15 @@ async def test_item_is_stored_redacted_and_published_once(tmp_path: Path, kafka_
     assert json.loads(values[0])["specversion"] == "1.0"
 
 
-async def test_bad_input_names_the_field_and_stores_nothing(tmp_path: Path, kafka_settings: KafkaSettings,
-                                                            common_settings: CommonSettings, admin_key: str) -> None:
+async def test_bad_input_names_the_field_and_stores_nothing(
+    tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, admin_key: str
+) -> None:
     good = {"source": "api", "external_id": "1", "text": "fine"}
     async with serve_app(create_app(_settings(tmp_path, kafka_settings, common_settings))) as url:
         async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {admin_key}"}) as client:
-            malformed = await client.post("/v1/feedback", content=b'{"source": ', headers={"content-type": "application/json"})
+            malformed = await client.post(
+                "/v1/feedback", content=b'{"source": ', headers={"content-type": "application/json"}
+            )
             missing = await client.post("/v1/feedback", json=[good, {"source": "api", "external_id": "2"}])
             wrong_type = await client.post("/v1/feedback", json={**good, "customer": {"mrr": "lots"}})
             too_many = await client.post("/v1/feedback", json=[good] * 1001)

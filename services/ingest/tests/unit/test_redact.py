@@ -2,8 +2,10 @@ from ingest.domain.redact import redact
 
 
 def test_redacts_each_kind_with_typed_placeholders() -> None:
-    text = ("Mail a.b+c@mail.example.org, call +1 (415) 555-2671, card 4111 1111 1111 1111, "
-            "IBAN DE89 3704 0044 0532 0130 00, from 203.0.113.7, key sk_live_abcdefghijklmnop1234")
+    text = (
+        "Mail a.b+c@mail.example.org, call +1 (415) 555-2671, card 4111 1111 1111 1111, "
+        "IBAN DE89 3704 0044 0532 0130 00, from 203.0.113.7, key sk_live_abcdefghijklmnop1234"
+    )
     result = redact(text)
     assert result.text == ("Mail [EMAIL], call [PHONE], card [CARD], IBAN [IBAN], from [IP], key [SECRET]")
     assert dict(result.counts) == {"email": 1, "phone": 1, "card": 1, "iban": 1, "ip": 1, "secret": 1}

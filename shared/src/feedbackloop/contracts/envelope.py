@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from feedbackloop.contracts.topics import Topic
 
-__all__ = ["Envelope", "DecodeError", "CONTENT_TYPE", "encode", "decode", "new_envelope"]
+__all__ = ["CONTENT_TYPE", "DecodeError", "Envelope", "decode", "encode", "new_envelope"]
 
 CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 

@@ -14,11 +14,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "FEEDBACK_NAMESPACE",
     "Author",
     "Channel",
     "ClassifiedFeedback",
     "Customer",
     "Insight",
+    "InsightType",
     "InsightWindow",
     "Kind",
     "ModelInfo",
@@ -29,8 +31,6 @@ __all__ = [
     "Severity",
     "ThemeLabel",
     "Urgency",
-    "InsightType",
-    "FEEDBACK_NAMESPACE",
     "feedback_id_for",
 ]
 

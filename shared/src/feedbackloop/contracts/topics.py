@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from feedbackloop.contracts.events import ClassifiedFeedback, Insight, RawFeedback
 
-__all__ = ["Topic", "FEEDBACK_RAW", "FEEDBACK_CLASSIFIED", "INSIGHTS", "TOPICS", "topic_named", "dlq_name"]
+__all__ = ["FEEDBACK_CLASSIFIED", "FEEDBACK_RAW", "INSIGHTS", "TOPICS", "Topic", "dlq_name", "topic_named"]
 
 
 @dataclass(frozen=True, slots=True)

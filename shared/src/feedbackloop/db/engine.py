@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["create_engine", "reader", "session_factory", "is_sqlite", "insert_ignoring_duplicates"]
+__all__ = ["create_engine", "insert_ignoring_duplicates", "is_sqlite", "reader", "session_factory"]
 
 
 def is_sqlite(url: str) -> bool:

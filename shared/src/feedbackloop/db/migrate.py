@@ -20,7 +20,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["run_env", "upgrade", "check_current", "SchemaBehind", "alembic_config"]
+__all__ = ["SchemaBehind", "alembic_config", "check_current", "run_env", "upgrade"]
 
 
 class SchemaBehind(RuntimeError):
@@ -41,8 +41,9 @@ def run_env(target_metadata: MetaData, service: str) -> None:
     from alembic import context
 
     def run(connection: Connection) -> None:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                          compare_type=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+        )
         with context.begin_transaction():
             context.run_migrations()
 
@@ -55,8 +56,11 @@ def run_env(target_metadata: MetaData, service: str) -> None:
     from feedbackloop.settings import default_database_url
 
     async def run_async() -> None:
-        url = (context.get_x_argument(as_dictionary=True).get("url")
-               or os.environ.get(f"{service.upper()}_DATABASE_URL") or default_database_url(service))
+        url = (
+            context.get_x_argument(as_dictionary=True).get("url")
+            or os.environ.get(f"{service.upper()}_DATABASE_URL")
+            or default_database_url(service)
+        )
         engine = create_engine(url)
         async with engine.connect() as conn:
             await conn.run_sync(run)

@@ -29,8 +29,13 @@ __all__ = ["UnitOfWork", "UnitOfWorkFactory"]
 
 
 class UnitOfWork:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], tables: RuntimeTables, source: str,
-                 on_commit: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: RuntimeTables,
+        source: str,
+        on_commit: asyncio.Event | None = None,
+    ) -> None:
         self._sessions = sessions
         self._tables = tables
         self._source = source
@@ -44,8 +49,9 @@ class UnitOfWork:
         await self.session.begin()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.session.in_transaction():
             await self.session.rollback()
         await self.session.close()

@@ -21,11 +21,20 @@ from feedbackloop.http.problems import install_problem_handlers, problem_respons
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import ServiceSettings
 
-__all__ = ["build_app", "BodyLimit"]
+__all__ = ["BodyLimit", "build_app"]
 
 
-def build_app(*, service: str, title: str, description: str, version: str, settings: ServiceSettings,
-              lifespan: Any, routers: Sequence[APIRouter], max_body_bytes: int = 1 << 20) -> FastAPI:
+def build_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    version: str,
+    settings: ServiceSettings,
+    lifespan: Any,
+    routers: Sequence[APIRouter],
+    max_body_bytes: int = 1 << 20,
+) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.settings = settings
     app.state.keys = KeyStore(settings.common.keys_file)
@@ -89,9 +98,12 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(413, "Content too large",
-                                    f"The request body exceeds {self.max_bytes} bytes; split it into smaller requests.",
-                                    instance=scope.get("path"))
+        response = problem_response(
+            413,
+            "Content too large",
+            f"The request body exceeds {self.max_bytes} bytes; split it into smaller requests.",
+            instance=scope.get("path"),
+        )
         await response(scope, receive, send)
 
 

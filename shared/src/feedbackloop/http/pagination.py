@@ -11,7 +11,7 @@ from typing import Any
 
 from feedbackloop.http.problems import BadRequest
 
-__all__ = ["encode_cursor", "decode_cursor"]
+__all__ = ["decode_cursor", "encode_cursor"]
 
 
 def encode_cursor(key: list[Any]) -> str:
@@ -23,9 +23,13 @@ def decode_cursor(cursor: str, length: int) -> list[Any]:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
-                         errors=[{"field": "cursor", "message": "malformed cursor"}]) from exc
+        raise BadRequest(
+            "Malformed cursor: pass back `next_cursor` exactly as it was returned.",
+            errors=[{"field": "cursor", "message": "malformed cursor"}],
+        ) from exc
     if not isinstance(key, list) or len(key) != length:
-        raise BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
-                         errors=[{"field": "cursor", "message": "malformed cursor"}])
+        raise BadRequest(
+            "Malformed cursor: pass back `next_cursor` exactly as it was returned.",
+            errors=[{"field": "cursor", "message": "malformed cursor"}],
+        )
     return key

@@ -20,8 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedbackloop.logs import get_logger
 
-__all__ = ["ProblemError", "NotFound", "Conflict", "BadRequest", "problem_response", "install_problem_handlers",
-           "PROBLEM_JSON"]
+__all__ = [
+    "PROBLEM_JSON",
+    "BadRequest",
+    "Conflict",
+    "NotFound",
+    "ProblemError",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger(__name__)
@@ -31,9 +38,16 @@ class ProblemError(Exception):
     status: int = 400
     title: str = "Bad request"
 
-    def __init__(self, detail: str, *, status: int | None = None, title: str | None = None,
-                 errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        title: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if status is not None:
@@ -57,9 +71,16 @@ class BadRequest(ProblemError):
     status, title = 400, "Bad request"
 
 
-def problem_response(status: int, title: str, detail: str, *, instance: str | None = None,
-                     errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
-                     **extra: Any) -> JSONResponse:
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
@@ -79,31 +100,58 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, instance=request.url.path, errors=exc.errors,
-                                headers=exc.headers, **exc.extra)
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            instance=request.url.path,
+            errors=exc.errors,
+            headers=exc.headers,
+            **exc.extra,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
-            return problem_response(400, "Malformed JSON", "The request body is not valid JSON.",
-                                    instance=request.url.path,
-                                    errors=[{"field": "body", "message": str(e.get("ctx", {}).get("error", e["msg"]))}
-                                            for e in errors if e.get("type") == "json_invalid"])
+            return problem_response(
+                400,
+                "Malformed JSON",
+                "The request body is not valid JSON.",
+                instance=request.url.path,
+                errors=[
+                    {"field": "body", "message": str(e.get("ctx", {}).get("error", e["msg"]))}
+                    for e in errors
+                    if e.get("type") == "json_invalid"
+                ],
+            )
         fields = [{"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]} for e in errors[:50]]
         named = ", ".join(sorted({f["field"] for f in fields})[:5])
-        return problem_response(422, "Invalid request", f"Invalid value for: {named}.", instance=request.url.path,
-                                errors=fields)
+        return problem_response(
+            422, "Invalid request", f"Invalid value for: {named}.", instance=request.url.path, errors=fields
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-                  413: "Content too large", 429: "Too many requests"}
-        return problem_response(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail),
-                                instance=request.url.path, headers=getattr(exc, "headers", None))
+        titles = {
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Content too large",
+            429: "Too many requests",
+        }
+        return problem_response(
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            str(exc.detail),
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
-        return problem_response(500, "Internal error", "The server failed to handle this request; it is logged.",
-                                instance=request.url.path)
+        return problem_response(
+            500, "Internal error", "The server failed to handle this request; it is logged.", instance=request.url.path
+        )

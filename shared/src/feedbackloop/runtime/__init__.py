@@ -7,9 +7,9 @@ from feedbackloop.runtime.relay import OutboxRelay, replay_outbox
 from feedbackloop.runtime.service import ServiceRuntime, Worker, start_runtime
 
 __all__ = [
+    "DLQ_HEADERS",
     "Consumer",
     "ConsumerStalled",
-    "DLQ_HEADERS",
     "EventHandler",
     "OutboxRelay",
     "PoisonMessage",

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from feedbackloop import metrics
@@ -39,20 +39,30 @@ from feedbackloop.contracts.envelope import DecodeError, Envelope, decode
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.uow import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.logs import bind_event, get_logger
+from feedbackloop.runtime._wait import sleep_unless
 from feedbackloop.runtime.errors import PoisonMessage, is_transient
 from feedbackloop.runtime.kafka import headers_dict, make_consumer
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.tracing import reset_traceparent, use_traceparent
 
-__all__ = ["EventHandler", "Subscription", "Consumer", "ConsumerStalled", "DLQ_HEADERS"]
+__all__ = ["DLQ_HEADERS", "Consumer", "ConsumerStalled", "EventHandler", "Subscription"]
 
 log = get_logger(__name__)
 
 EventHandler = Callable[[UnitOfWork, Envelope[Any]], Awaitable[None]]
 
 #: Headers a dead-lettered record carries besides its original ones.
-DLQ_HEADERS = ("dlq.error", "dlq.error_type", "dlq.stack", "dlq.attempts", "dlq.origin.topic",
-               "dlq.origin.partition", "dlq.origin.offset", "dlq.consumer_group", "dlq.failed_at")
+DLQ_HEADERS = (
+    "dlq.error",
+    "dlq.error_type",
+    "dlq.stack",
+    "dlq.attempts",
+    "dlq.origin.topic",
+    "dlq.origin.partition",
+    "dlq.origin.offset",
+    "dlq.consumer_group",
+    "dlq.failed_at",
+)
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,9 @@ class Consumer:
             self.state = "running"
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=int(self._poll_timeout * 1000), max_records=self._batch_size)
-                records = sorted((r for rs in batch.values() for r in rs), key=lambda r: (r.topic, r.partition, r.offset))
+                records = sorted(
+                    (r for rs in batch.values() for r in rs), key=lambda r: (r.topic, r.partition, r.offset)
+                )
                 if not records:
                     continue
                 if not await self._process(records):
@@ -143,8 +155,9 @@ class Consumer:
     async def _connect(self) -> AIOKafkaConsumer | None:
         delay = 0.5
         while not self._stopping.is_set():
-            consumer = make_consumer(self._kafka, list(self._subs), self.group_id, f"{self.service}-consumer",
-                                     self._batch_size)
+            consumer = make_consumer(
+                self._kafka, list(self._subs), self.group_id, f"{self.service}-consumer", self._batch_size
+            )
             try:
                 await consumer.start()
                 self._consumer = consumer
@@ -189,7 +202,9 @@ class Consumer:
         metrics.EVENT_PROCESSING.labels(self.service).observe(time.perf_counter() - started)
         return True
 
-    async def _handle(self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]) -> list[_Dead]:
+    async def _handle(
+        self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]
+    ) -> list[_Dead]:
         dead: list[_Dead] = []
         async with self._uow() as uow:
             seen = await uow.already_processed(e.id for _, _, e in events)
@@ -206,7 +221,9 @@ class Consumer:
             await uow.commit()
         return dead
 
-    async def _handle_one(self, uow: UnitOfWork, sub: Subscription, event: Envelope[Any]) -> tuple[BaseException, int] | None:
+    async def _handle_one(
+        self, uow: UnitOfWork, sub: Subscription, event: Envelope[Any]
+    ) -> tuple[BaseException, int] | None:
         """Handle one event in a savepoint; returns the error and attempts if it must be dead-lettered."""
         log_tokens = bind_event(event.id, event.traceparent)
         trace_token = use_traceparent(event.traceparent)
@@ -249,7 +266,8 @@ class Consumer:
         topic = self._subs[record.topic].topic.dlq
         stack = "".join(traceback.format_exception(dead.error, limit=-6))[-2000:]
         headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq.")] + [
-            (k, str(v).encode()) for k, v in {
+            (k, str(v).encode())
+            for k, v in {
                 "dlq.error": str(dead.error)[:1000] or type(dead.error).__name__,
                 "dlq.error_type": type(dead.error).__name__,
                 "dlq.stack": stack,
@@ -273,8 +291,15 @@ class Consumer:
                 delay = min(delay * 2, self._max_backoff)
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, record.topic).inc()
         metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
-        log.error("event dead-lettered", topic=record.topic, partition=record.partition, offset=record.offset,
-                  dlq=topic, error=str(dead.error)[:300], attempts=dead.attempts)
+        log.error(
+            "event dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            dlq=topic,
+            error=str(dead.error)[:300],
+            attempts=dead.attempts,
+        )
         return True
 
     async def _commit(self, consumer: AIOKafkaConsumer, records: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -300,8 +325,4 @@ class Consumer:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped first; True when stopping."""
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-            return True
-        except TimeoutError:
-            return False
+        return await sleep_unless(self._stopping, seconds)

@@ -17,7 +17,7 @@ import asyncio
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-__all__ = ["TransientError", "PoisonMessage", "is_transient"]
+__all__ = ["PoisonMessage", "TransientError", "is_transient"]
 
 
 class TransientError(Exception):
@@ -29,11 +29,19 @@ class PoisonMessage(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (TransientError, OperationalError, DisconnectionError, PoolTimeout, ConnectionError,
-                        asyncio.TimeoutError, TimeoutError)):
+    if isinstance(
+        exc,
+        (
+            TransientError,
+            OperationalError,
+            DisconnectionError,
+            PoolTimeout,
+            ConnectionError,
+            asyncio.TimeoutError,
+            TimeoutError,
+        ),
+    ):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, OSError):
-        return True
-    return False
+    return isinstance(exc, OSError)

@@ -16,7 +16,7 @@ from feedbackloop.contracts.topics import TOPICS, dlq_name
 from feedbackloop.logs import get_logger
 from feedbackloop.settings import KafkaSettings
 
-__all__ = ["make_producer", "make_consumer", "ensure_topics", "all_topic_names", "headers_dict", "headers_list"]
+__all__ = ["all_topic_names", "ensure_topics", "headers_dict", "headers_list", "make_consumer", "make_producer"]
 
 log = get_logger(__name__)
 _TOPIC_EXISTS = 36
@@ -33,8 +33,9 @@ def make_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(settings: KafkaSettings, topics: Sequence[str], group_id: str, client_id: str,
-                  max_records: int) -> AIOKafkaConsumer:
+def make_consumer(
+    settings: KafkaSettings, topics: Sequence[str], group_id: str, client_id: str, max_records: int
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.bootstrap_servers,
@@ -54,8 +55,9 @@ def all_topic_names() -> list[str]:
 async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns the names created. Safe to call from every copy."""
     wanted = list(names or all_topic_names())
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                request_timeout_ms=settings.request_timeout_ms)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

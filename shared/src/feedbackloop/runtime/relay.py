@@ -25,6 +25,7 @@ from feedbackloop import metrics
 from feedbackloop.db.engine import is_sqlite, reader
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.logs import get_logger
+from feedbackloop.runtime._wait import sleep_unless
 from feedbackloop.runtime.kafka import headers_list
 
 __all__ = ["OutboxRelay", "replay_outbox"]
@@ -33,9 +34,19 @@ log = get_logger(__name__)
 
 
 class OutboxRelay:
-    def __init__(self, *, service: str, engine: AsyncEngine, tables: RuntimeTables, producer: AIOKafkaProducer,
-                 wake: asyncio.Event, retention: timedelta, batch_size: int = 500, poll_interval: float = 1.0,
-                 max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        tables: RuntimeTables,
+        producer: AIOKafkaProducer,
+        wake: asyncio.Event,
+        retention: timedelta,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        max_backoff: float = 30.0,
+    ) -> None:
         self.service = service
         self._engine = engine
         self._tables = tables
@@ -74,25 +85,23 @@ class OutboxRelay:
                     last_prune = now
                 if sent == self._batch_size:
                     continue
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
-                except TimeoutError:
-                    pass
+                await sleep_unless(self._wake, self._poll_interval)
             except Exception as exc:  # broker or store away: keep the rows, try again later
                 self.connected = not isinstance(exc, KafkaError)
                 self.last_error = repr(exc)
                 log.warning("outbox relay failed, retrying", error=repr(exc), retry_in=delay)
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                await sleep_unless(self._stopping, delay)
                 delay = min(delay * 2, self._max_backoff)
 
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows; returns how many were sent."""
         outbox = self._tables.outbox
-        query = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
-                 .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self._batch_size))
+        query = (
+            select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(self._batch_size)
+        )
         if self._sqlite:
             async with reader(self._engine).begin() as conn:
                 rows = (await conn.execute(query)).all()
@@ -100,16 +109,18 @@ class OutboxRelay:
                 return 0
             await self._send(rows)
             async with self._engine.begin() as conn:
-                await conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
-                                   .values(sent_at=datetime.now(UTC)))
+                await conn.execute(
+                    update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
+                )
         else:
             async with self._engine.begin() as conn:
                 rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
                 if not rows:
                     return 0
                 await self._send(rows)
-                await conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
-                                   .values(sent_at=datetime.now(UTC)))
+                await conn.execute(
+                    update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
+                )
         for row in rows:
             metrics.EVENTS_PUBLISHED.labels(self.service, row.topic).inc()
         return len(rows)
@@ -117,15 +128,20 @@ class OutboxRelay:
     async def _send(self, rows: Any) -> None:
         futures = []
         for row in rows:  # send() enqueues in call order; awaiting the futures afterwards keeps that order
-            futures.append(await self._producer.send(row.topic, row.value, key=row.key.encode(),
-                                                     headers=headers_list(row.headers or {})))
+            futures.append(
+                await self._producer.send(
+                    row.topic, row.value, key=row.key.encode(), headers=headers_list(row.headers or {})
+                )
+            )
         for future in futures:
             await future
 
     async def _measure_backlog(self) -> None:
         outbox = self._tables.outbox
         async with reader(self._engine).begin() as conn:
-            count = (await conn.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))).scalar_one()
+            count = (
+                await conn.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+            ).scalar_one()
         metrics.OUTBOX_BACKLOG.labels(self.service).set(count)
 
     async def prune(self) -> None:
@@ -133,14 +149,16 @@ class OutboxRelay:
         cutoff = datetime.now(UTC) - self._retention
         async with self._engine.begin() as conn:
             sent = await conn.execute(delete(self._tables.outbox).where(self._tables.outbox.c.sent_at < cutoff))
-            seen = await conn.execute(delete(self._tables.processed_events)
-                                      .where(self._tables.processed_events.c.processed_at < cutoff))
+            seen = await conn.execute(
+                delete(self._tables.processed_events).where(self._tables.processed_events.c.processed_at < cutoff)
+            )
         if sent.rowcount or seen.rowcount:
             log.info("pruned retained events", outbox=sent.rowcount, processed=seen.rowcount)
 
 
-async def replay_outbox(engine: AsyncEngine, tables: RuntimeTables, since: datetime,
-                        topics: list[str] | None = None) -> int:
+async def replay_outbox(
+    engine: AsyncEngine, tables: RuntimeTables, since: datetime, topics: list[str] | None = None
+) -> int:
     """Mark every retained event published at or after ``since`` as unsent, so the relay publishes it again.
 
     Safe at any time: consumers skip event ids they have processed. Returns the number of events queued.

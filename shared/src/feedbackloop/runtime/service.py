@@ -26,12 +26,13 @@ from feedbackloop.db.migrate import check_current, upgrade
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.db.uow import UnitOfWorkFactory
 from feedbackloop.logs import get_logger
+from feedbackloop.runtime._wait import sleep_unless
 from feedbackloop.runtime.consumer import Consumer, Subscription
 from feedbackloop.runtime.kafka import ensure_topics, make_producer
 from feedbackloop.runtime.relay import OutboxRelay
 from feedbackloop.settings import ServiceSettings
 
-__all__ = ["Worker", "ServiceRuntime", "start_runtime"]
+__all__ = ["ServiceRuntime", "Worker", "start_runtime"]
 
 log = get_logger(__name__)
 
@@ -70,11 +71,15 @@ class ServiceRuntime:
             result["store"] = "ok"
         except Exception as exc:  # readiness reports, never raises
             result["store"] = f"unavailable: {exc.__class__.__name__}"
-        result["broker"] = "ok" if self.broker_connected and self.relay.connected else (
-            f"unreachable: {self.relay.last_error or 'connecting'}")
+        result["broker"] = (
+            "ok"
+            if self.broker_connected and self.relay.connected
+            else (f"unreachable: {self.relay.last_error or 'connecting'}")
+        )
         for consumer in self.consumers:
-            result[f"consumer:{consumer.group_id}"] = "ok" if consumer.ready else (
-                f"{consumer.state}: {consumer.last_error or ''}".strip())
+            result[f"consumer:{consumer.group_id}"] = (
+                "ok" if consumer.ready else (f"{consumer.state}: {consumer.last_error or ''}".strip())
+            )
         return result
 
 
@@ -96,16 +101,42 @@ async def start_runtime(
         await check_current(engine, migrations, name)
     uow = UnitOfWorkFactory(session_factory(engine), tables, source=f"/feedbackloop/{name}")
     producer = make_producer(settings.kafka, client_id=f"{name}-producer")
-    relay = OutboxRelay(service=name, engine=engine, tables=tables, producer=producer, wake=uow.outbox_ready,
-                        retention=timedelta(days=settings.common.outbox_retention_days))
-    consumers = [
-        Consumer(service=name, group_id=name, subscriptions=subscriptions, uow=uow, kafka=settings.kafka,
-                 producer=producer, batch_size=settings.consumer_batch_size,
-                 max_attempts=settings.consumer_max_attempts,
-                 max_dead_in_row=settings.consumer_max_dead_letters_in_row)
-    ] if subscriptions else []
-    runtime = ServiceRuntime(name=name, settings=settings, engine=engine, tables=tables, uow=uow, producer=producer,
-                             relay=relay, consumers=consumers, workers=list(workers))
+    relay = OutboxRelay(
+        service=name,
+        engine=engine,
+        tables=tables,
+        producer=producer,
+        wake=uow.outbox_ready,
+        retention=timedelta(days=settings.common.outbox_retention_days),
+    )
+    consumers = (
+        [
+            Consumer(
+                service=name,
+                group_id=name,
+                subscriptions=subscriptions,
+                uow=uow,
+                kafka=settings.kafka,
+                producer=producer,
+                batch_size=settings.consumer_batch_size,
+                max_attempts=settings.consumer_max_attempts,
+                max_dead_in_row=settings.consumer_max_dead_letters_in_row,
+            )
+        ]
+        if subscriptions
+        else []
+    )
+    runtime = ServiceRuntime(
+        name=name,
+        settings=settings,
+        engine=engine,
+        tables=tables,
+        uow=uow,
+        producer=producer,
+        relay=relay,
+        consumers=consumers,
+        workers=list(workers),
+    )
     stopping = asyncio.Event()
     tasks: dict[int, asyncio.Task[None]] = {}  # id(part) -> its task
 
@@ -119,12 +150,13 @@ async def start_runtime(
                 break
             except (KafkaError, OSError) as exc:
                 relay.last_error = repr(exc)
-                log.warning("broker unreachable, retrying", bootstrap=settings.kafka.bootstrap_servers,
-                            error=repr(exc), retry_in=delay)
-                try:
-                    await asyncio.wait_for(stopping.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                log.warning(
+                    "broker unreachable, retrying",
+                    bootstrap=settings.kafka.bootstrap_servers,
+                    error=repr(exc),
+                    retry_in=delay,
+                )
+                await sleep_unless(stopping, delay)
                 delay = min(delay * 2, 10.0)
         if stopping.is_set():
             return
@@ -144,4 +176,3 @@ async def start_runtime(
         await producer.stop()
         await engine.dispose()
         log.info("stopped", service=name)
-

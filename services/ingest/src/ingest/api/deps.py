@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from feedbackloop.db import UnitOfWorkFactory
-
 from ingest.config import IngestSettings
 
 

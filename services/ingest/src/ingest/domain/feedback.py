@@ -11,10 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from feedbackloop.contracts import Author, Customer, Rating, RawFeedback, feedback_id_for
 from feedbackloop.contracts.events import Channel
-
 from ingest.domain.redact import redact
 
-__all__ = ["FeedbackIn", "AuthorIn", "normalize", "MAX_TEXT_CHARS"]
+__all__ = ["MAX_TEXT_CHARS", "AuthorIn", "FeedbackIn", "normalize"]
 
 MAX_TEXT_CHARS = 100_000
 _WS = re.compile(r"[ \t\r\f\v]+")
@@ -46,9 +45,19 @@ class RatingIn(BaseModel):
 class FeedbackIn(BaseModel):
     """One item for ``POST /v1/feedback``: the reference schema any tool can target."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "source": "api", "external_id": "42", "text": "Checkout crashes on iOS when I pay with Apple Pay",
-        "customer": {"id": "acme", "plan": "enterprise", "mrr": 1200}}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "api",
+                    "external_id": "42",
+                    "text": "Checkout crashes on iOS when I pay with Apple Pay",
+                    "customer": {"id": "acme", "plan": "enterprise", "mrr": 1200},
+                }
+            ]
+        },
+    )
 
     source: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Where the item comes from, e.g. `api`")
     external_id: str = Field(min_length=1, max_length=256, description="The source's own id of the item")
@@ -87,8 +96,9 @@ def normalize(item: FeedbackIn, received_at: datetime) -> RawFeedback:
     author = item.author or AuthorIn()
     rating = None
     if item.rating is not None:
-        rating = Rating(kind=item.rating.kind, value=item.rating.value,
-                        scale=item.rating.scale or _DEFAULT_SCALE[item.rating.kind])
+        rating = Rating(
+            kind=item.rating.kind, value=item.rating.value, scale=item.rating.scale or _DEFAULT_SCALE[item.rating.kind]
+        )
     return RawFeedback(
         feedback_id=feedback_id_for(item.source, item.external_id),
         source=item.source,
@@ -96,8 +106,11 @@ def normalize(item: FeedbackIn, received_at: datetime) -> RawFeedback:
         channel=item.channel,
         text=text.text,
         subject=subject.text if subject else None,
-        author=Author(id=author.id, name=author.name,
-                      email_hash=hashlib.sha256(author.email.strip().lower().encode()).hexdigest() if author.email else None),
+        author=Author(
+            id=author.id,
+            name=author.name,
+            email_hash=hashlib.sha256(author.email.strip().lower().encode()).hexdigest() if author.email else None,
+        ),
         customer=item.customer or Customer(),
         rating=rating,
         tags=sorted(set(item.tags)),

@@ -18,7 +18,7 @@ import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
-__all__ = ["Redaction", "redact", "PLACEHOLDERS"]
+__all__ = ["PLACEHOLDERS", "Redaction", "redact"]
 
 PLACEHOLDERS = {
     "email": "[EMAIL]",
@@ -91,7 +91,7 @@ def _redact_phones(text: str, counts: Counter[str], region: str) -> str:
     pieces: list[str] = []
     last = 0
     for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-        pieces.append(text[last:match.start])
+        pieces.append(text[last : match.start])
         pieces.append(PLACEHOLDERS["phone"])
         counts["phone"] += 1
         last = match.end

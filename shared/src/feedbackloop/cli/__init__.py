@@ -1,0 +1,1 @@
+"""The ``feedbackloop`` operator command: ``run``, ``tail``, ``keys``, ``replay``, ``migrate``, ``schemas``, ``dlq``."""

@@ -1,0 +1,255 @@
+"""``feedbackloop``: one entry point for operators.
+
+Errors are one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from feedbackloop.cli._services import SERVICES, service_info
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Operate Feedback Loop: run it, watch its topics, manage API keys, replay events.",
+)
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (hashed in the key file every service reads).")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter topics: look at and replay failed events.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
+
+
+def _fail(message: str) -> None:
+    print(f"feedbackloop: {message}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    var_dir: Annotated[Path, typer.Option(help="Folder for the SQLite stores, key file and logs")] = Path("var"),
+    broker_port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
+    embedded_broker: Annotated[
+        bool, typer.Option(help="Start the embedded broker (off: use KAFKA_BOOTSTRAP_SERVERS)")
+    ] = True,
+) -> None:
+    """Start the embedded broker and the four services; Ctrl-C stops them (broker last)."""
+    from feedbackloop.cli.launcher import LaunchError, launch
+
+    try:
+        code = asyncio.run(launch(var_dir.resolve(), broker_port, embedded_broker))
+    except LaunchError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+def tail(
+    topic: Annotated[str, typer.Argument(help="e.g. feedback.classified.v1 (or a .dlq topic)")],
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Broker; default KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092")
+    ] = None,
+    from_beginning: Annotated[
+        bool, typer.Option(help="Start at the oldest retained event (off: only new ones)")
+    ] = True,
+    count: Annotated[int | None, typer.Option(help="Stop after this many events")] = None,
+    headers: Annotated[bool, typer.Option(help="Print each record's headers to stderr")] = False,
+) -> None:
+    """Print one CloudEvents JSON document per line, as the topic carries it."""
+    from feedbackloop.settings import KafkaSettings
+
+    servers = bootstrap or KafkaSettings().bootstrap_servers
+    try:
+        asyncio.run(_tail(topic, servers, from_beginning, count, headers))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # a broker that is not there, a topic that does not exist
+        _fail(f"cannot tail {topic} on {servers}: {exc}")
+
+
+async def _tail(topic: str, servers: str, from_beginning: bool, count: int | None, show_headers: bool) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        async for record in consumer:
+            if show_headers:
+                print(json.dumps({k: v.decode(errors="replace") for k, v in record.headers}), file=sys.stderr)
+            sys.stdout.write((record.value or b"").decode(errors="replace") + "\n")
+            sys.stdout.flush()
+            seen += 1
+            if count is not None and seen >= count:
+                break
+    finally:
+        await consumer.stop()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for")],
+    scope: Annotated[list[str], typer.Option(help="read, write or admin; repeat for several")] = ["read"],  # noqa: B006
+    keys_file: Annotated[Path | None, typer.Option(help="Default FEEDBACKLOOP_KEYS_FILE or var/keys.json")] = None,
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    from feedbackloop.keys import KeyStore
+    from feedbackloop.settings import CommonSettings
+
+    try:
+        key, plaintext = KeyStore(keys_file or CommonSettings().keys_file).create(name, scope)
+    except ValueError as exc:
+        _fail(str(exc))
+    print(plaintext)
+    print(f"created key {key.id} ({', '.join(key.scopes)}) for {name!r}; it is shown only now", file=sys.stderr)
+
+
+@keys_app.command("list")
+def keys_list(keys_file: Annotated[Path | None, typer.Option()] = None) -> None:
+    """List active keys (ids, names, scopes — never the keys)."""
+    from feedbackloop.keys import KeyStore
+    from feedbackloop.settings import CommonSettings
+
+    for key in KeyStore(keys_file or CommonSettings().keys_file).list():
+        print(f"{key.id}\t{','.join(key.scopes)}\t{key.created_at}\t{key.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, keys_file: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Revoke a key by id; every service stops accepting it at its next request."""
+    from feedbackloop.keys import KeyStore
+    from feedbackloop.settings import CommonSettings
+
+    if not KeyStore(keys_file or CommonSettings().keys_file).revoke(key_id):
+        _fail(f"no active key with id {key_id}")
+    print(f"revoked {key_id}", file=sys.stderr)
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """``2h``, ``30m``, ``7d`` ago, or an ISO-8601 time (UTC when it names no zone)."""
+    now = now or datetime.now(UTC)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return now - timedelta(**{unit: float(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--since takes a duration like 2h or 7d, or an ISO time; got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def replay(
+    service: Annotated[str, typer.Argument(help=f"One of {', '.join(SERVICES)}, or all")],
+    since: Annotated[str, typer.Option(help="2h, 7d, or an ISO time")] = "30d",
+    topic: Annotated[list[str] | None, typer.Option(help="Only these topics")] = None,
+) -> None:
+    """Re-publish the events a service published since a time (from its retained outbox).
+
+    Safe at any time: consumers skip events they have processed. Use it after the embedded broker
+    restarted (it keeps data in memory) or to re-feed a downstream store. The running service's
+    relay publishes the queued events within a second; a stopped one does at its next start.
+    """
+    try:
+        start = parse_since(since)
+        names = list(SERVICES) if service == "all" else [service]
+        for name in names:
+            count = asyncio.run(_replay(name, start, topic))
+            print(f"{name}: {count} events queued for re-publishing since {start.isoformat()}", file=sys.stderr)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+async def _replay(name: str, since: datetime, topics: list[str] | None) -> int:
+    from sqlalchemy import MetaData
+
+    from feedbackloop.db import add_runtime_tables, create_engine
+    from feedbackloop.runtime.relay import replay_outbox
+
+    info = service_info(name)
+    engine = create_engine(info.settings.database_url)
+    try:
+        return await replay_outbox(engine, add_runtime_tables(MetaData()), since, topics)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def migrate(service: Annotated[str, typer.Argument(help=f"One of {', '.join(SERVICES)}")]) -> None:
+    """Upgrade a service's store to the newest schema (its <SERVICE>_DATABASE_URL)."""
+    from feedbackloop.db import create_engine, upgrade
+
+    try:
+        info = service_info(service)
+    except ValueError as exc:
+        _fail(str(exc))
+
+    async def go() -> None:
+        engine = create_engine(info.settings.database_url)
+        try:
+            await upgrade(engine, info.migrations)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    print(f"{service}: store at the newest schema", file=sys.stderr)
+
+
+@app.command()
+def schemas(
+    write: Annotated[bool, typer.Option(help="Write the files (off: check they are current)")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder; default shared/schemas")] = None,
+) -> None:
+    """Generate the JSON Schemas of every topic's data and the AsyncAPI document, or check them."""
+    from feedbackloop.contracts.schemas import render_all, schema_dir
+
+    folder = out or schema_dir()
+    stale = []
+    for filename, text in render_all().items():
+        path = folder / filename
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        elif not path.exists() or path.read_text() != text:
+            stale.append(filename)
+    if stale:
+        _fail(f"out of date: {', '.join(stale)}; run `make schemas`")
+    print(f"schemas {'written to' if write else 'current in'} {folder}", file=sys.stderr)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: Annotated[str, typer.Argument(help="The source topic, e.g. feedback.raw.v1 (its .dlq is read)")],
+    bootstrap: Annotated[str | None, typer.Option()] = None,
+    idle_seconds: Annotated[float, typer.Option(help="Stop when nothing new arrived for this long")] = 3.0,
+) -> None:
+    """Send every dead-lettered event of a topic back to it, once; run it after fixing the cause."""
+    from feedbackloop.runtime.dlq import replay_dead_letters
+    from feedbackloop.settings import KafkaSettings
+
+    servers = bootstrap or KafkaSettings().bootstrap_servers
+    try:
+        moved = asyncio.run(replay_dead_letters(servers, topic, idle_seconds))
+    except Exception as exc:
+        _fail(f"cannot replay {topic}.dlq on {servers}: {exc}")
+    print(f"replayed {moved} events from {topic}.dlq to {topic}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,44 @@
+"""Replaying a dead-letter topic: each record goes back to its origin topic, once.
+
+The replay consumes ``<topic>.dlq`` in its own consumer group and commits after each record is
+re-published, so running it twice does not replay twice; the dead-letter headers are dropped and
+the original headers (``traceparent``…) kept. Consumers that already processed an event skip it.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from feedbackloop.contracts.topics import dlq_name
+
+__all__ = ["REPLAY_GROUP", "replay_dead_letters"]
+
+REPLAY_GROUP = "feedbackloop-dlq-replay"
+
+
+async def replay_dead_letters(bootstrap: str, topic: str, idle_seconds: float = 3.0) -> int:
+    consumer = AIOKafkaConsumer(
+        dlq_name(topic),
+        bootstrap_servers=bootstrap,
+        group_id=REPLAY_GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+    await consumer.start()
+    await producer.start()
+    moved = 0
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
+            if not batch:
+                return moved
+            for tp, records in batch.items():
+                for record in records:
+                    headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq.")]
+                    await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
+                    await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
+                    moved += 1
+    finally:
+        await producer.stop()
+        await consumer.stop()

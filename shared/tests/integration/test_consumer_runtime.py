@@ -1,0 +1,257 @@
+"""The consumer runtime and the outbox relay against a real broker and a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.exc import OperationalError
+
+from feedbackloop.contracts import FEEDBACK_RAW, Envelope, RawFeedback, encode, feedback_id_for
+from feedbackloop.contracts.envelope import new_envelope
+from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, add_runtime_tables, create_engine, session_factory
+from feedbackloop.runtime import Consumer, OutboxRelay, PoisonMessage, Subscription, ensure_topics, make_producer
+from feedbackloop.runtime.relay import replay_outbox
+from feedbackloop.settings import KafkaSettings
+from feedbackloop.testing import wait_for
+
+metadata = MetaData()
+handled = Table(
+    "handled", metadata, Column("event_id", String, primary_key=True), Column("text", String), Column("n", Integer)
+)
+tables = add_runtime_tables(metadata)
+
+
+def raw_event(n: int, text: str | None = None, event_id: str | None = None) -> Envelope[Any]:
+    now = datetime.now(UTC)
+    data = RawFeedback(
+        feedback_id=feedback_id_for("t", str(n)),
+        source="t",
+        external_id=str(n),
+        channel="api",
+        text=text or f"item {n}",
+        created_at=now,
+        received_at=now,
+    )
+    return new_envelope(FEEDBACK_RAW, data, source="/test", event_id=event_id or f"e{n}")
+
+
+async def produce(kafka: KafkaSettings, values: list[bytes], key: bytes = b"k") -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(FEEDBACK_RAW.name, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Any] = []
+    try:
+
+        async def more() -> int:
+            batch = await consumer.getmany(timeout_ms=200)
+            records.extend(r for rs in batch.values() for r in rs)
+            return len(records)
+
+        await wait_for(more, lambda n: n >= expected, timeout=timeout, what=f"{expected} records on {topic}")
+        await asyncio.sleep(0.3)  # a short grace read: anything beyond `expected` would be a duplicate
+        await more()
+    finally:
+        await consumer.stop()
+    return records
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path, kafka: KafkaSettings, handler: Callable[..., Any], **options: Any
+) -> AsyncIterator[tuple[Consumer, UnitOfWorkFactory, Any]]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/svc.db")
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await ensure_topics(kafka)
+    uow = UnitOfWorkFactory(session_factory(engine), tables, "/test")
+    producer = make_producer(kafka, "test")
+    await producer.start()
+    consumer = Consumer(
+        service="test",
+        group_id="test",
+        subscriptions=[Subscription(FEEDBACK_RAW, handler)],
+        uow=uow,
+        kafka=kafka,
+        producer=producer,
+        **options,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer, uow, engine
+    finally:
+        consumer.stop()
+        await task
+        await producer.stop()
+        await engine.dispose()
+
+
+async def count(engine: Any) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(handled))).scalar_one())
+
+
+async def record(uow: UnitOfWork, event: Envelope[Any]) -> None:
+    await uow.session.execute(insert(handled).values(event_id=event.id, text=event.data.text, n=1))
+
+
+async def test_each_event_is_handled_once_and_duplicates_are_skipped(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    events = [raw_event(n) for n in range(20)]
+    values = [encode(e) for e in events] + [encode(events[3]), encode(events[7])]  # redelivered copies
+    async with running(tmp_path, kafka_settings, record) as (_, _, engine):
+        await produce(kafka_settings, values)
+        await wait_for(lambda: count(engine), lambda n: n == 20, what="20 handled events")
+        async with engine.connect() as conn:
+            processed = (await conn.execute(select(func.count()).select_from(tables.processed_events))).scalar_one()
+    assert processed == 20
+
+
+async def test_poison_and_failing_events_go_to_the_dlq_and_the_stream_goes_on(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    attempts: dict[str, int] = {}
+
+    async def handler(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        if event.data.text == "reject me":
+            raise PoisonMessage("the domain refuses this item")
+        if event.data.text == "explode":
+            attempts[event.id] = attempts.get(event.id, 0) + 1
+            raise ZeroDivisionError("classifier bug")
+        await record(uow, event)
+
+    bad_schema = json.loads(encode(raw_event(90)))
+    bad_schema["data"]["channel"] = "fax"
+    values = [
+        encode(raw_event(1)),
+        b"{not json",
+        json.dumps(bad_schema).encode(),
+        encode(raw_event(2, "reject me")),
+        encode(raw_event(3, "explode")),
+        encode(raw_event(4)),
+    ]
+    async with running(tmp_path, kafka_settings, handler, max_attempts=3) as (consumer, _, engine):
+        await produce(kafka_settings, values)
+        dead = await read_all(kafka_settings, FEEDBACK_RAW.dlq, 4)
+        await wait_for(lambda: count(engine), lambda n: n == 2, what="the two good events")
+        assert consumer.state == "running"
+
+    assert len(dead) == 4, [r.value for r in dead]
+    by_error = {dict(r.headers)["dlq.error_type"].decode(): dict(r.headers) for r in dead}
+    assert set(by_error) == {"DecodeError", "PoisonMessage", "ZeroDivisionError"}
+    crashed = by_error["ZeroDivisionError"]
+    assert crashed["dlq.attempts"] == b"3" and attempts == {"e3": 3}
+    assert crashed["dlq.origin.topic"] == FEEDBACK_RAW.name.encode() and crashed["dlq.origin.offset"] == b"4"
+    assert b"ZeroDivisionError" in crashed["dlq.stack"]
+    assert {r.value for r in dead} >= {b"{not json"}, "the DLQ keeps the original bytes"
+
+
+async def test_transient_store_failure_is_retried_never_skipped(tmp_path: Path, kafka_settings: KafkaSettings) -> None:
+    failures = {"left": 3}
+
+    async def flaky(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        await record(uow, event)
+
+    async with running(tmp_path, kafka_settings, flaky) as (_, _, engine):
+        await produce(kafka_settings, [encode(raw_event(n)) for n in range(5)])
+        await wait_for(lambda: count(engine), lambda n: n == 5, what="all five after the store came back")
+    dead = await read_topic_now(kafka_settings, FEEDBACK_RAW.dlq)
+    assert dead == []
+
+
+async def read_topic_now(kafka: KafkaSettings, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=1000)
+        return [r for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_run_of_dead_letters_stalls_the_consumer(tmp_path: Path, kafka_settings: KafkaSettings) -> None:
+    async with running(tmp_path, kafka_settings, record, max_dead_in_row=3) as (consumer, _, _):
+        await produce(kafka_settings, [b"garbage"] * 10)
+
+        async def state() -> str:
+            return consumer.state
+
+        await wait_for(state, lambda s: s == "stalled", what="the consumer to stall")
+    assert "more than 3 events in a row failed" in (consumer.last_error or "")
+
+
+async def test_relay_publishes_outbox_in_order_and_replay_republishes(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/relay.db")
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await ensure_topics(kafka_settings)
+    uow_factory = UnitOfWorkFactory(session_factory(engine), tables, "/test")
+    async with uow_factory() as uow:
+        for n in range(30):
+            uow.publish(FEEDBACK_RAW, raw_event(0).data, event_id=f"same-key-{n:02d}")
+        await uow.commit()
+    producer = make_producer(kafka_settings, "relay-test")
+    await producer.start()
+    relay = OutboxRelay(
+        service="test",
+        engine=engine,
+        tables=tables,
+        producer=producer,
+        wake=uow_factory.outbox_ready,
+        retention=timedelta(days=30),
+        batch_size=7,
+        poll_interval=0.1,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        first = await read_all(kafka_settings, FEEDBACK_RAW.name, 30)
+        assert [json.loads(r.value)["id"] for r in first] == [f"same-key-{n:02d}" for n in range(30)]
+        assert all(dict(r.headers)["traceparent"].startswith(b"00-") for r in first)
+        queued = await replay_outbox(engine, tables, datetime.now(UTC) - timedelta(hours=1))
+        assert queued == 30
+        uow_factory.outbox_ready.set()
+        again = await read_all(kafka_settings, FEEDBACK_RAW.name, 60)
+        assert [json.loads(r.value)["id"] for r in again[30:]] == [f"same-key-{n:02d}" for n in range(30)]
+    finally:
+        relay.stop()
+        await task
+        await producer.stop()
+        await engine.dispose()
+
+
+async def test_events_raised_in_a_failed_savepoint_are_not_published(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    async def publish_then_fail(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        uow.publish(FEEDBACK_RAW, event.data, event_id=f"out-{event.id}")
+        if event.data.text == "explode":
+            raise RuntimeError("after publishing")
+
+    async with running(tmp_path, kafka_settings, publish_then_fail, max_attempts=1) as (_, _, engine):
+        await produce(kafka_settings, [encode(raw_event(1, "explode")), encode(raw_event(2))])
+        await read_all(kafka_settings, FEEDBACK_RAW.dlq, 1)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(tables.outbox.c.event_id))).scalars().all()
+    assert rows == ["out-e2"]
