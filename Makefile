@@ -16,7 +16,7 @@ $(STAMP): $(foreach p,$(PACKAGES),$(wildcard $(p)/pyproject.toml)) requirements-
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing into $(VENV) (first run takes a minute or two)…"
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(foreach p,$(PACKAGES),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e 'shared[embedded]' $(foreach p,$(filter-out shared,$(PACKAGES)),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
 	@touch $@
 
 install: $(STAMP)  ## create .venv with every service and the dev tools

@@ -251,5 +251,16 @@ def dlq_replay(
     print(f"replayed {moved} events from {topic}.dlq to {topic}", file=sys.stderr)
 
 
+@app.command()
+def receive(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 9999,
+    secret: Annotated[str | None, typer.Option(help="The rule's channel secret, to verify signatures")] = None,
+) -> None:
+    """A local webhook receiver that prints each delivery and checks its signature (for trying rules out)."""
+    from feedbackloop.cli.receiver import run_receiver
+
+    run_receiver(port, secret)
+
+
 if __name__ == "__main__":
     app()
