@@ -1,0 +1,74 @@
+"""The filters of the list endpoints, and their validation. Pure.
+
+Each model is what one list endpoint accepts as query parameters. A value outside its enum, a
+``from`` that is not before ``to``, or a ``limit`` outside 1..200 fails validation on the field that
+is wrong, so the HTTP layer answers with a problem naming that parameter. Unknown parameters are
+refused too: a typo in a filter name must not silently return everything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from aggregation.domain.items import as_utc
+from feedbackloop.contracts.events import Channel, InsightType, Kind, SentimentLabel, Severity, Urgency
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "FeedbackFilter", "InsightFilter", "ThemeFilter"]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+_Text = Field(default=None, min_length=1, max_length=256)
+
+
+class _Page(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page")
+    cursor: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page")
+
+
+class _Window(_Page):
+    from_: datetime | None = Field(default=None, alias="from", description="Created at or after (ISO 8601)")
+    to: datetime | None = Field(default=None, description="Created before (ISO 8601); must be after `from`")
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value) if value is not None else None
+
+    @field_validator("to")
+    @classmethod
+    def _after_from(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("from_")
+        if value is not None and start is not None and not start < value:
+            raise ValueError("must be after `from`")
+        return value
+
+
+class FeedbackFilter(_Window):
+    """``GET /v1/feedback``: every given filter must match; ``q`` is a case-insensitive substring of the text."""
+
+    theme: str | None = _Text
+    product_area: str | None = _Text
+    kind: Kind | None = None
+    sentiment: SentimentLabel | None = None
+    urgency: Urgency | None = None
+    source: str | None = _Text
+    channel: Channel | None = None
+    customer: str | None = Field(default=None, min_length=1, max_length=256, description="Customer id")
+    plan: str | None = Field(default=None, min_length=1, max_length=256, description="Customer plan")
+    q: str | None = Field(default=None, min_length=1, max_length=200, description="Text contains (any case)")
+
+
+class ThemeFilter(_Window):
+    """``GET /v1/themes``: theme counts over the items created in the window (all items without one)."""
+
+
+class InsightFilter(_Page):
+    """``GET /v1/insights``: newest first, optionally of one type and one severity."""
+
+    type: InsightType | None = None
+    severity: Severity | None = None

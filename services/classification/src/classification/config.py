@@ -1,0 +1,26 @@
+"""Classification settings (prefix ``CLASSIFICATION_``); see the README's configuration table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from feedbackloop.settings import ServiceSettings, default_database_url
+
+DEFAULT_TAXONOMY_FILE = Path(__file__).parent / "taxonomy" / "default.yaml"
+
+
+class ClassificationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CLASSIFICATION_", extra="ignore")
+
+    database_url: str = default_database_url("classification")
+    port: int = 8002
+    taxonomy_file: Path = Field(default=DEFAULT_TAXONOMY_FILE,
+                                description="The theme tree (YAML), read once at start; default: the shipped one")
+    high_value_mrr: float = Field(default=1000.0, ge=0,
+                                  description="A customer with at least this MRR raises an item's urgency one level")
+    priority_plans: list[str] = Field(default=["enterprise"],
+                                      description="Customer plans that raise an item's urgency one level (JSON list)")
+    max_body_bytes: int = Field(default=4 << 20, ge=1024, description="Largest request body accepted")

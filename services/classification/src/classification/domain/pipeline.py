@@ -1,0 +1,97 @@
+"""The classifier: small versioned steps composed into one pure function, :func:`classify`.
+
+    text (+ subject) ─▶ sentiment ─▶ kind ─▶ themes (taxonomy) ─▶ urgency (+ customer) ─▶ language (+ hint)
+
+Each step lives in its own module with a ``VERSION``; :data:`MODEL` names the pipeline and carries every step's
+version, and each result also names the taxonomy version it matched against, so a label can always be traced to
+the rules that produced it. :func:`classify` never raises: empty, whitespace-only, emoji-only or very long text
+(only the first :data:`MAX_TEXT_CHARS` characters are read) gets labels all the same. A text with no letter or
+digit at all (empty, blank, emoji or punctuation only) is ``other`` / ``neutral`` / ``low`` with confidence 0.1:
+there is nothing in it the rules can read, and an emoji's mood is too thin to call it praise or a complaint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from pydantic import BaseModel, Field
+
+from classification.domain import kind as kind_step
+from classification.domain import language as language_step
+from classification.domain import sentiment as sentiment_step
+from classification.domain import taxonomy as taxonomy_step
+from classification.domain import urgency as urgency_step
+from classification.domain.taxonomy import Taxonomy
+from feedbackloop.contracts import Customer, ModelInfo, Sentiment, ThemeLabel
+from feedbackloop.contracts.events import Kind, Urgency
+
+__all__ = ["MAX_TEXT_CHARS", "MODEL", "Explanation", "Labels", "classify", "model_for"]
+
+VERSION = "1"
+MAX_TEXT_CHARS = 20_000
+MODEL = ModelInfo(
+    name="feedbackloop-rules",
+    version=f"{VERSION}/sentiment-{sentiment_step.VERSION}/kind-{kind_step.VERSION}/themes-{taxonomy_step.VERSION}"
+            f"/urgency-{urgency_step.VERSION}/language-{language_step.VERSION}",
+)
+
+
+class Explanation(BaseModel):
+    """Why each label was given: the phrases and rules that fired (for previews and taxonomy tuning)."""
+
+    kind: list[str] = Field(default_factory=list, description="Phrases that decided the kind")
+    themes: dict[str, list[str]] = Field(default_factory=dict, description="Keywords found, by theme id")
+    urgency: list[str] = Field(default_factory=list, description="Urgency rules that fired")
+
+
+class Labels(BaseModel):
+    """Everything the classifier says about one text."""
+
+    sentiment: Sentiment
+    kind: Kind
+    kind_confidence: float = Field(ge=0, le=1)
+    themes: list[ThemeLabel]
+    product_area: str | None
+    urgency: Urgency
+    language: str
+    model: ModelInfo
+    explanation: Explanation
+
+
+def model_for(taxonomy: Taxonomy) -> ModelInfo:
+    """:data:`MODEL` plus the version of the taxonomy the themes were matched against."""
+    return ModelInfo.model_validate({**MODEL.model_dump(), "taxonomy": taxonomy.version})
+
+
+def classify(text: str, *, subject: str | None = None, customer: Customer | None = None,
+             language_hint: str | None = None, taxonomy: Taxonomy,
+             high_value_mrr: float = urgency_step.DEFAULT_HIGH_VALUE_MRR,
+             priority_plans: Collection[str] = urgency_step.DEFAULT_PRIORITY_PLANS) -> Labels:
+    """Label one item. ``subject`` is read together with ``text``; ``customer`` can raise the urgency."""
+    body = text[:MAX_TEXT_CHARS]
+    full = f"{subject.strip()}.\n{body}" if subject and subject.strip() else body
+    if not any(ch.isalnum() for ch in full):
+        return _unreadable(taxonomy, language_hint)
+    sentiment = sentiment_step.score_sentiment(full)
+    kind = kind_step.detect_kind(full, sentiment)
+    matches = taxonomy.match(full)
+    urgency = urgency_step.assess_urgency(full, kind=kind.kind, sentiment=sentiment, customer=customer,
+                                          high_value_mrr=high_value_mrr, priority_plans=priority_plans)
+    return Labels(
+        sentiment=sentiment.as_contract(),
+        kind=kind.kind,
+        kind_confidence=kind.confidence,
+        themes=[m.as_label() for m in matches],
+        product_area=taxonomy.root_of(matches[0].theme.id).id if matches else None,
+        urgency=urgency.level,
+        language=language_step.detect_language(full, language_hint),
+        model=model_for(taxonomy),
+        explanation=Explanation(kind=list(kind.evidence), themes={m.theme.id: list(m.keywords) for m in matches},
+                                urgency=list(urgency.reasons)),
+    )
+
+
+def _unreadable(taxonomy: Taxonomy, language_hint: str | None) -> Labels:
+    return Labels(sentiment=Sentiment(label="neutral", score=0.0), kind="other", kind_confidence=0.1, themes=[],
+                  product_area=None, urgency="low", language=language_step.normalize_hint(language_hint)
+                  or language_step.UNDETERMINED, model=model_for(taxonomy), explanation=Explanation())

@@ -1,0 +1,47 @@
+"""``create_app()``: the classification HTTP app and its lifespan, which owns the classifier, store and consumer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from classification import __version__
+from classification.api import classify, taxonomy
+from classification.config import ClassificationSettings
+from classification.consumer import subscriptions
+from classification.service import build_classifier
+from classification.store.models import runtime_tables
+from feedbackloop.http import build_app
+from feedbackloop.runtime import start_runtime
+
+MIGRATIONS = Path(__file__).parent / "store" / "migrations"
+
+
+def create_app(settings: ClassificationSettings | None = None) -> FastAPI:
+    settings = settings or ClassificationSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The taxonomy is read once, here: an invalid file stops the start with the problems it has.
+        classifier = await asyncio.to_thread(build_classifier, settings)
+        app.state.classifier = classifier
+        async with start_runtime(name="classification", settings=settings, tables=runtime_tables,
+                                 migrations=MIGRATIONS, subscriptions=subscriptions(classifier)) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    return build_app(
+        service="classification",
+        title="Feedback Loop — classification",
+        description="Labels each `feedback.raw.v1` item with sentiment, kind, themes, product area, urgency and "
+        "language, and publishes `feedback.classified.v1`. `POST /v1/classify` previews labels without storing.",
+        version=__version__,
+        settings=settings,
+        lifespan=lifespan,
+        routers=[classify.router, taxonomy.router],
+        max_body_bytes=settings.max_body_bytes,
+    )

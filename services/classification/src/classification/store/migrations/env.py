@@ -1,0 +1,4 @@
+from classification.store.models import Base
+from feedbackloop.db import run_env
+
+run_env(Base.metadata, "classification")
