@@ -43,6 +43,16 @@ class ApiKey:
         return any(_RANK[s] >= _RANK[scope] for s in self.scopes if s in _RANK)
 
 
+def _to_key(entry: dict[str, object]) -> ApiKey:
+    scopes = entry["scopes"]
+    return ApiKey(
+        id=str(entry["id"]),
+        name=str(entry["name"]),
+        scopes=tuple(scopes) if isinstance(scopes, list) else (),
+        created_at=str(entry["created_at"]),
+    )
+
+
 def _hash(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
@@ -73,24 +83,10 @@ class KeyStore:
         entry = self._load().get(parts[1])
         if entry is None or entry.get("revoked_at") or not hmac.compare_digest(str(entry["hash"]), _hash(parts[2])):
             raise InvalidKey("unknown or revoked API key")
-        return ApiKey(
-            id=str(entry["id"]),
-            name=str(entry["name"]),
-            scopes=tuple(entry["scopes"]),  # type: ignore[arg-type]
-            created_at=str(entry["created_at"]),
-        )
+        return _to_key(entry)
 
-    def list(self) -> list[ApiKey]:
-        return [
-            ApiKey(
-                id=str(e["id"]),
-                name=str(e["name"]),
-                scopes=tuple(e["scopes"]),  # type: ignore[arg-type]
-                created_at=str(e["created_at"]),
-            )
-            for e in self._load().values()
-            if not e.get("revoked_at")
-        ]
+    def active(self) -> list[ApiKey]:
+        return [_to_key(e) for e in self._load().values() if not e.get("revoked_at")]
 
     def create(self, name: str, scopes: list[Scope]) -> tuple[ApiKey, str]:
         """Add a key; returns it and its plaintext, which is not stored anywhere."""

@@ -54,7 +54,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)
 
 
 def bind_event(event_id: str, traceparent: str | None) -> Any:

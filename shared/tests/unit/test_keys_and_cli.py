@@ -29,7 +29,7 @@ def test_wrong_malformed_and_revoked_keys_are_refused(tmp_path: Path) -> None:
 
 def test_another_process_creating_a_key_is_seen_without_restart(tmp_path: Path) -> None:
     reader = KeyStore(tmp_path / "keys.json")
-    assert reader.list() == []
+    assert reader.active() == []
     _, plaintext = KeyStore(tmp_path / "keys.json").create("late", ["admin"])
     assert reader.verify(plaintext).name == "late"
 

@@ -93,7 +93,7 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
 
     key_path = var_dir / "api-key"
     store = KeyStore(Path(env["FEEDBACKLOOP_KEYS_FILE"]))
-    if not store.list() or not key_path.exists():
+    if not store.active() or not key_path.exists():
         _, plaintext = store.create("admin (created by feedbackloop run)", ["admin"])
         key_path.write_text(plaintext + "\n")
         key_path.chmod(0o600)

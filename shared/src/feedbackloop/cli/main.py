@@ -125,7 +125,7 @@ def keys_list(keys_file: Annotated[Path | None, typer.Option()] = None) -> None:
     from feedbackloop.keys import KeyStore
     from feedbackloop.settings import CommonSettings
 
-    for key in KeyStore(keys_file or CommonSettings().keys_file).list():
+    for key in KeyStore(keys_file or CommonSettings().keys_file).active():
         print(f"{key.id}\t{','.join(key.scopes)}\t{key.created_at}\t{key.name}")
 
 

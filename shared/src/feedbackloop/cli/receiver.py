@@ -26,8 +26,11 @@ def receiver_app(secret: str | None) -> FastAPI:
             except WebhookVerificationError as exc:
                 print(f"{datetime.now(UTC):%H:%M:%S} /{path} REJECTED: {exc}", file=sys.stderr, flush=True)
                 return JSONResponse({"error": str(exc)}, status_code=401)
-        print(f"{datetime.now(UTC):%H:%M:%S} /{path} webhook-id={request.headers.get('webhook-id')} {verdict}",
-              file=sys.stderr, flush=True)
+        print(
+            f"{datetime.now(UTC):%H:%M:%S} /{path} webhook-id={request.headers.get('webhook-id')} {verdict}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             print(json.dumps(json.loads(body), indent=2), flush=True)
         except ValueError:

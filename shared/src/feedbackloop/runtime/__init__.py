@@ -4,7 +4,7 @@ from feedbackloop.runtime.consumer import DLQ_HEADERS, Consumer, ConsumerStalled
 from feedbackloop.runtime.errors import PoisonMessage, TransientError, is_transient
 from feedbackloop.runtime.kafka import all_topic_names, ensure_topics, make_consumer, make_producer
 from feedbackloop.runtime.relay import OutboxRelay, replay_outbox
-from feedbackloop.runtime.service import ServiceRuntime, Worker, start_runtime
+from feedbackloop.runtime.service import ServiceRuntime, Worker, WorkerFactory, start_runtime
 
 __all__ = [
     "DLQ_HEADERS",
@@ -17,6 +17,7 @@ __all__ = [
     "Subscription",
     "TransientError",
     "Worker",
+    "WorkerFactory",
     "all_topic_names",
     "ensure_topics",
     "is_transient",

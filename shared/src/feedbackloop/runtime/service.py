@@ -1,15 +1,16 @@
 """One service's running parts, started and stopped in the same order by all four services.
 
-Start: engine → schema (migrate, or check and refuse) → the HTTP server may answer. In the
-background: producer → topics → outbox relay → consumers → extra workers, each retried until the
-broker answers, so that a broker outage delays publishing but never stops ingest from accepting.
+Start: engine → schema (migrate, or check and refuse) → workers (they need only the store) → the
+HTTP server may answer. In the background: producer → topics → outbox relay → consumers, retried
+until the broker answers, so that a broker outage delays publishing but never stops ingest from
+accepting.
 Stop (SIGTERM): consumers finish their batch and commit → workers → relay → producer → engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from feedbackloop.db.engine import create_engine, reader, session_factory
@@ -32,7 +33,7 @@ from feedbackloop.runtime.kafka import ensure_topics, make_producer
 from feedbackloop.runtime.relay import OutboxRelay
 from feedbackloop.settings import ServiceSettings
 
-__all__ = ["ServiceRuntime", "Worker", "start_runtime"]
+__all__ = ["ServiceRuntime", "Worker", "WorkerFactory", "start_runtime"]
 
 log = get_logger(__name__)
 
@@ -45,8 +46,14 @@ class Worker(Protocol):
     def stop(self) -> None: ...
 
 
+#: Builds a worker from the started runtime (its store and unit-of-work factory exist by then).
+WorkerFactory = Callable[["ServiceRuntime"], Worker]
+
+
 @dataclass
 class ServiceRuntime:
+    """A service's store, producer, relay, consumers and workers; ``checks()`` is its readiness."""
+
     name: str
     settings: ServiceSettings
     engine: AsyncEngine
@@ -91,8 +98,7 @@ async def start_runtime(
     tables: RuntimeTables,
     migrations: Path,
     subscriptions: Sequence[Subscription] = (),
-    workers: Sequence[Worker] = (),
-    metadata: MetaData | None = None,
+    workers: Sequence[WorkerFactory] = (),
 ) -> AsyncIterator[ServiceRuntime]:
     engine = create_engine(settings.database_url)
     if settings.auto_migrate:
@@ -135,8 +141,8 @@ async def start_runtime(
         producer=producer,
         relay=relay,
         consumers=consumers,
-        workers=list(workers),
     )
+    runtime.workers = [make(runtime) for make in workers]
     stopping = asyncio.Event()
     tasks: dict[int, asyncio.Task[None]] = {}  # id(part) -> its task
 
@@ -160,16 +166,20 @@ async def start_runtime(
                 delay = min(delay * 2, 10.0)
         if stopping.is_set():
             return
-        for part in (relay, *consumers, *workers):
+        parts: list[Worker] = [relay, *consumers]
+        for part in parts:
             tasks[id(part)] = asyncio.create_task(part.run(), name=f"{name}:{type(part).__name__}")
 
+    # Workers need only the store: they run while the broker is still away (queued webhooks go out).
+    for worker in runtime.workers:
+        tasks[id(worker)] = asyncio.create_task(worker.run(), name=f"{name}:{type(worker).__name__}")
     starter = asyncio.create_task(connect_and_run(), name=f"{name}:connect")
     try:
         yield runtime
     finally:
         stopping.set()
         await starter
-        for group in (consumers, workers, [relay]):
+        for group in (consumers, runtime.workers, [relay]):
             for part in group:
                 part.stop()
             await asyncio.gather(*(tasks[id(p)] for p in group if id(p) in tasks), return_exceptions=True)

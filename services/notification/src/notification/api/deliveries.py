@@ -1,0 +1,50 @@
+"""``/v1/deliveries``: what was sent where, attempt by attempt; re-queue a failed delivery."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from feedbackloop.http import AdminKey, ReadKey
+from notification.api.deps import ReadDep, UowDep
+from notification.api.schemas import (
+    DeliveryDetail,
+    DeliveryOut,
+    DeliveryPage,
+    DeliveryStatus,
+    cursor_key,
+    delivery_detail,
+    delivery_out,
+    page_cursor,
+)
+from notification.service import get_delivery, list_deliveries, retry_delivery
+
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+
+
+@router.get("", response_model=DeliveryPage, summary="List deliveries, newest first")
+async def get_deliveries(_key: ReadKey, sessions: ReadDep, status: DeliveryStatus | None = None,
+                         rule_id: uuid.UUID | None = None, event_id: str | None = None,
+                         limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None) -> DeliveryPage:
+    rows = await list_deliveries(sessions, limit + 1, cursor_key(cursor), status=status,
+                                 rule_id=str(rule_id) if rule_id else None, event_id=event_id)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return DeliveryPage(items=[delivery_out(d) for d in rows],
+                        next_cursor=page_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+@router.get("/{delivery_id}", response_model=DeliveryDetail, summary="One delivery with its attempts and payload",
+            responses={404: {"description": "No such delivery"}})
+async def get_one_delivery(delivery_id: uuid.UUID, _key: ReadKey, sessions: ReadDep) -> DeliveryDetail:
+    return delivery_detail(*await get_delivery(sessions, str(delivery_id)))
+
+
+@router.post("/{delivery_id}/retry", response_model=DeliveryOut, status_code=202,
+             summary="Re-queue a failed delivery (same webhook-id, fresh retry schedule)",
+             responses={404: {"description": "No such delivery"},
+                        409: {"description": "Not failed, or its rule was deleted"}})
+async def post_retry(delivery_id: uuid.UUID, _key: AdminKey, uow: UowDep) -> DeliveryOut:
+    return delivery_out(await retry_delivery(uow, str(delivery_id)))

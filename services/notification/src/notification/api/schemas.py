@@ -1,0 +1,165 @@
+"""Request and response bodies of the notification API, and their translation from stored rows.
+
+A secret never appears in a response: every channel is shown with ``"secret": "***"``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from feedbackloop.http import BadRequest, decode_cursor, encode_cursor
+from notification.domain.rules import MASK, OPS
+from notification.store.models import Delivery, DeliveryAttempt, Rule
+from notification.store.repository import utc
+
+_MATCH_DOC = (
+    'A match tree: {"all": [node…]}, {"any": [node…]}, {"not": node} or a condition {"field", "op", "value"}. '
+    f"`op` is one of {', '.join(OPS)}; `field` is a dotted path of feedback.classified.v1 or insights.v1 data "
+    '(e.g. `customer.plan`, `themes.id`), or `event` ("feedback" | "insight"). {"all": []} matches everything.'
+)
+_EXAMPLE: dict[str, Any] = {"name": "billing bugs", "team": "billing",
+            "match": {"all": [{"field": "kind", "op": "eq", "value": "bug"},
+                              {"field": "themes.id", "op": "contains", "value": "billing"}]},
+            "channels": [{"type": "webhook", "url": "https://hooks.example.com/billing", "secret": "whsec_…"}],
+            "enabled": True}
+
+
+class RuleIn(BaseModel):
+    """A rule to create or to replace an existing one with."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    name: str = Field(min_length=1, max_length=200)
+    team: str = Field(min_length=1, max_length=100)
+    match: dict[str, Any] = Field(description=_MATCH_DOC)
+    channels: list[dict[str, Any]] = Field(
+        min_length=1, max_length=20,
+        description='Where a match goes: [{"type": "webhook", "url": "https://…", "secret": "…"}]. The secret is '
+                    "`whsec_<base64>` (Standard Webhooks) or any string, whose UTF-8 bytes are then the key. On "
+                    "update, a secret of `***` (or none) keeps the stored secret of the channel with that URL.")
+    enabled: bool = True
+
+
+class ChannelOut(BaseModel):
+    type: str
+    url: str
+    secret: str = Field(default=MASK, description="Always masked")
+
+
+class RuleOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    team: str
+    match: dict[str, Any]
+    channels: list[ChannelOut]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class RulePage(BaseModel):
+    items: list[RuleOut]
+    next_cursor: str | None
+
+
+class RuleTestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"event": "feedback", "data": {"kind": "bug", "customer": {"plan": "enterprise"},
+                                       "themes": [{"id": "billing", "name": "Billing", "confidence": 0.9}]}}]})
+
+    event: Literal["feedback", "insight"]
+    data: dict[str, Any] = Field(description="The event's data as it would arrive (fields may be left out)")
+
+
+class RuleSummary(BaseModel):
+    id: uuid.UUID
+    name: str
+    team: str
+    channels: int
+
+
+class RuleTestOut(BaseModel):
+    event: Literal["feedback", "insight"]
+    matched: list[RuleSummary]
+    rules_evaluated: int
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID = Field(description="The `webhook-id` header the receiver sees on every attempt")
+    event_id: str
+    event_kind: Literal["feedback", "insight"]
+    rule_id: uuid.UUID
+    channel_index: int
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryDetail(DeliveryOut):
+    attempt_log: list[AttemptOut]
+    payload: dict[str, Any] = Field(description="The JSON body sent on every attempt")
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+def rule_out(rule: Rule) -> RuleOut:
+    return RuleOut(id=uuid.UUID(rule.id), name=rule.name, team=rule.team, match=rule.match,
+                   channels=[ChannelOut(type=c["type"], url=c["url"]) for c in rule.channels], enabled=rule.enabled,
+                   created_at=utc(rule.created_at), updated_at=utc(rule.updated_at))
+
+
+def delivery_out(delivery: Delivery) -> DeliveryOut:
+    return DeliveryOut(**_delivery_fields(delivery))
+
+
+def delivery_detail(delivery: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryDetail:
+    log = [AttemptOut(attempt=a.attempt, at=utc(a.at), status_code=a.status_code,
+                      error=a.error, duration_ms=a.duration_ms) for a in attempts]
+    return DeliveryDetail(**_delivery_fields(delivery), attempt_log=log, payload=delivery.payload)
+
+
+def _delivery_fields(d: Delivery) -> dict[str, Any]:
+    pending = d.status == "pending"
+    return {"id": uuid.UUID(d.id), "event_id": d.event_id, "event_kind": d.event_kind, "rule_id": uuid.UUID(d.rule_id),
+            "channel_index": d.channel_index, "url": d.url, "status": d.status, "attempts": d.attempts,
+            "next_attempt_at": utc(d.next_attempt_at) if pending else None, "last_status_code": d.last_status_code,
+            "last_error": d.last_error, "created_at": utc(d.created_at), "delivered_at": utc(d.delivered_at)}
+
+
+def page_cursor(created_at: datetime, row_id: str) -> str:
+    return encode_cursor([utc(created_at).isoformat(), row_id])  # type: ignore[union-attr]
+
+
+def cursor_key(cursor: str | None) -> tuple[datetime, str] | None:
+    """The ``(created_at, id)`` a cursor carries; 400 naming ``cursor`` when it is not one of ours."""
+    if cursor is None:
+        return None
+    created, row_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(created), str(row_id)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
+                         errors=[{"field": "cursor", "message": "malformed cursor"}]) from exc

@@ -1,0 +1,157 @@
+"""The rules API against a real server and SQLite file: CRUD, masking, previews, and 4xx naming the problem."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
+from feedbackloop.settings import CommonSettings, KafkaSettings
+from feedbackloop.testing import serve_app
+from notification.domain.targets import TargetPolicy
+from notification.main import MIGRATIONS, create_app
+from notification.service import RuleDraft, create_rule, route_event
+from notification.store.models import runtime_tables
+
+from .conftest import notification_settings
+
+SECRET = "do-not-leak-this-secret"
+RULE = {"name": "billing bugs", "team": "billing",
+        "match": {"all": [{"field": "kind", "op": "eq", "value": "bug"},
+                          {"field": "themes.id", "op": "contains", "value": "billing"}]},
+        "channels": [{"type": "webhook", "url": "https://hooks.example.com/billing", "secret": SECRET}]}
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    return {**RULE, **changes}
+
+
+def _channel(**changes: Any) -> list[dict[str, Any]]:
+    return [{**RULE["channels"][0], **changes}]  # type: ignore[dict-item]
+
+
+def _stored_channels(db: Path, rule_id: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(db) as conn:
+        (raw,) = conn.execute("SELECT channels FROM rules WHERE id = ?", (rule_id,)).fetchone()
+    return json.loads(raw)  # type: ignore[no-any-return]
+
+
+async def test_rule_crud_masks_secrets_and_previews(tmp_path: Path, kafka_settings: KafkaSettings,
+                                                    common_settings: CommonSettings, admin_key: str,
+                                                    read_key: str) -> None:
+    settings = notification_settings(tmp_path, kafka_settings, common_settings)
+    async with serve_app(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        admin = {"authorization": f"Bearer {admin_key}"}
+        reader = {"authorization": f"Bearer {read_key}"}
+        created = await client.post("/v1/rules", json=RULE, headers=admin)
+        assert created.status_code == 201, created.text
+        rule = created.json()
+        assert rule["channels"] == [{"type": "webhook", "url": "https://hooks.example.com/billing", "secret": "***"}]
+        assert rule["enabled"] is True and rule["match"] == RULE["match"]
+        others = [(await client.post("/v1/rules", json=_with(name=f"r{i}", match={"all": []}), headers=admin)).json()
+                  for i in range(2)]
+
+        one = await client.get(f"/v1/rules/{rule['id']}", headers=reader)
+        first = await client.get("/v1/rules", params={"limit": 2}, headers=reader)
+        second = await client.get("/v1/rules", params={"limit": 2, "cursor": first.json()["next_cursor"]},
+                                  headers=reader)
+        assert one.status_code == 200 and one.json() == rule
+        assert [r["id"] for r in first.json()["items"] + second.json()["items"]] == [rule["id"]] + [
+            o["id"] for o in others]
+        assert second.json()["next_cursor"] is None
+        for response in (created, one, first, second):
+            assert SECRET not in response.text
+
+        preview = await client.post("/v1/rules/test", headers=reader, json={"event": "feedback", "data": {
+            "kind": "bug", "themes": [{"id": "billing", "name": "Billing", "confidence": 0.9}]}})
+        assert preview.status_code == 200, preview.text
+        assert {m["id"] for m in preview.json()["matched"]} == {rule["id"]} | {o["id"] for o in others}
+        assert preview.json()["rules_evaluated"] == 3
+        quiet = await client.post("/v1/rules/test", headers=reader, json={"event": "insight", "data": {}})
+        assert {m["id"] for m in quiet.json()["matched"]} == {o["id"] for o in others}
+
+        # PUT back what GET showed: the masked secret keeps the stored one.
+        put = await client.put(f"/v1/rules/{rule['id']}", headers=admin,
+                               json={**_with(name="billing bugs v2", enabled=False), "channels": rule["channels"]})
+        assert put.status_code == 200, put.text
+        assert put.json()["name"] == "billing bugs v2" and put.json()["enabled"] is False
+        assert put.json()["updated_at"] > rule["updated_at"]
+        assert _stored_channels(tmp_path / "notification.db", rule["id"])[0]["secret"] == SECRET
+        disabled = await client.post("/v1/rules/test", headers=reader, json={"event": "feedback", "data": {}})
+        assert rule["id"] not in {m["id"] for m in disabled.json()["matched"]}
+
+        assert (await client.delete(f"/v1/rules/{rule['id']}", headers=admin)).status_code == 204
+        assert (await client.get(f"/v1/rules/{rule['id']}", headers=reader)).status_code == 404
+        assert (await client.delete(f"/v1/rules/{rule['id']}", headers=admin)).status_code == 404
+        assert (await client.put(f"/v1/rules/{uuid.uuid4()}", json=RULE, headers=admin)).status_code == 404
+
+        # Scopes: reading takes `read`, changing takes `admin`.
+        assert (await client.post("/v1/rules", json=RULE, headers=reader)).status_code == 403
+        assert (await client.get("/v1/rules")).status_code == 401
+        assert (await client.get(f"/v1/deliveries/{uuid.uuid4()}", headers=reader)).status_code == 404
+        assert (await client.post(f"/v1/deliveries/{uuid.uuid4()}/retry", headers=admin)).status_code == 404
+
+
+async def test_bad_rules_are_refused_naming_the_problem(tmp_path: Path, kafka_settings: KafkaSettings,
+                                                        common_settings: CommonSettings, admin_key: str) -> None:
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        (_with(match={"all": [{"field": "customer.tier", "op": "eq", "value": "x"}]}), "match.all.0.field",
+         "unknown field 'customer.tier'"),
+        (_with(match={"any": [{"field": "kind", "op": "like", "value": "bug"}]}), "match.any.0.op",
+         "unknown operator 'like'"),
+        (_with(channels=_channel(url="ftp://hooks.example.com/x")), "channels.0.url", "https://"),
+        (_with(channels=_channel(url="not a url")), "channels.0.url", "https://"),
+        (_with(channels=[{"type": "webhook", "url": "https://hooks.example.com/x"}]), "channels.0.secret",
+         "required"),
+        (_with(channels=[{"type": "slack", "url": "https://hooks.slack.com/x"}]), "channels.0.type",
+         "supported channel types: webhook"),
+        (_with(channels=[]), "channels", "at least 1"),
+        ({k: v for k, v in RULE.items() if k != "name"}, "name", "required"),
+        (_with(match=[]), "match", "dictionary"),
+    ]
+    settings = notification_settings(tmp_path, kafka_settings, common_settings)
+    async with serve_app(create_app(settings)) as url, \
+            httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {admin_key}"}) as client:
+        for body, field, fragment in cases:
+            response = await client.post("/v1/rules", json=body)
+            assert response.status_code == 422, (field, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert field in [e["field"] for e in problem["errors"]], problem
+            messages = " ".join(e["message"] for e in problem["errors"] if e["field"] == field)
+            assert fragment.lower() in messages.lower(), problem
+            assert SECRET not in response.text
+        both = await client.post("/v1/rules", json=_with(
+            match={"all": [{"field": "nope", "op": "eq", "value": 1}]}, channels=[{"type": "email"}]))
+        assert {e["field"] for e in both.json()["errors"]} == {"match.all.0.field", "channels.0.type"}
+        assert "supported channel types: webhook" in both.json()["detail"]
+        assert (await client.get("/v1/rules")).json()["items"] == [], "nothing invalid was stored"
+
+
+async def test_route_event_queues_each_event_rule_channel_once(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/route.db")
+    await upgrade(engine, MIGRATIONS)
+    uow_factory = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/tests")
+    policy = TargetPolicy(https_only=False, allow_private=True)
+    channels = [{"type": "webhook", "url": "https://a.example.com", "secret": "s1"},
+                {"type": "webhook", "url": "https://b.example.com", "secret": "s2"}]
+    await create_rule(uow_factory, RuleDraft("all", "t", {"all": []}, channels), policy)
+    await create_rule(uow_factory, RuleDraft("none", "t", {"any": []}, channels), policy)
+    try:
+        counts = []
+        for _ in range(2):
+            async with uow_factory() as uow:
+                counts.append(await route_event(uow, "feedback", "evt-1", {"kind": "bug"}, schedule=(0.0,)))
+                await uow.commit()
+        with sqlite3.connect(tmp_path / "route.db") as conn:
+            rows = conn.execute("SELECT event_id, channel_index, status FROM deliveries ORDER BY channel_index")
+            rows = rows.fetchall()
+        assert counts == [2, 2], "both times the event matched one rule with two channels"
+        assert rows == [("evt-1", 0, "pending"), ("evt-1", 1, "pending")]
+    finally:
+        await engine.dispose()
