@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from aggregation.domain.items import as_utc, feedback_row, should_apply, theme_rows
 
-from ._items import classified
+from aggregation_testkit import classified
 
 
 def test_a_new_item_is_always_applied() -> None:

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 from aggregation.domain.urgent import urgent_insight, urgent_insight_id
 
-from ._items import classified
+from aggregation_testkit import classified
 
 NOW = datetime(2025, 3, 2, tzinfo=UTC)
 

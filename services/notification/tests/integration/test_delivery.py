@@ -15,7 +15,7 @@ from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop.testing import serve_app, wait_for
 from notification.main import create_app
 
-from .conftest import (
+from notification_testkit import (
     Receiver,
     classified,
     feedback_record,

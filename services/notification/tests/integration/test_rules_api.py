@@ -18,7 +18,7 @@ from notification.main import MIGRATIONS, create_app
 from notification.service import RuleDraft, create_rule, route_event
 from notification.store.models import runtime_tables
 
-from .conftest import notification_settings
+from notification_testkit import notification_settings
 
 SECRET = "do-not-leak-this-secret"
 RULE = {"name": "billing bugs", "team": "billing",

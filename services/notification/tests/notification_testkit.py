@@ -1,4 +1,4 @@
-"""Shared parts of the notification integration tests: settings, event builders, a real webhook receiver."""
+"""Builders of example events and a real webhook receiver, shared by the notification tests."""
 
 from __future__ import annotations
 

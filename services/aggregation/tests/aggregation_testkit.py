@@ -1,4 +1,4 @@
-"""Builders of example events for the unit tests."""
+"""Builders of example events for the aggregation tests."""
 
 from __future__ import annotations
 
