@@ -63,7 +63,8 @@ class System:
         pending = set(SERVICES)
         while pending:
             if self.process.poll() is not None:
-                raise AssertionError(f"launcher exited early ({self.process.returncode}):\n" + "".join(self.output[-80:]))
+                log = "".join(self.output[-80:])
+                raise AssertionError(f"launcher exited early ({self.process.returncode}):\n{log}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"not ready: {pending}\n" + "".join(self.output[-80:]))
             for service in list(pending):
@@ -91,7 +92,8 @@ class System:
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-            raise AssertionError("the launcher did not stop within 60 s after SIGTERM:\n" + "".join(self.output[-60:]))
+            log = "".join(self.output[-60:])
+            raise AssertionError(f"the launcher did not stop within 60 s after SIGTERM:\n{log}") from exc

@@ -7,8 +7,8 @@ SQLite files; each is killed with SIGKILL while it works through a stream, then 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, FEEDBACK_RAW, RawFeedback, encode, feedback_id_for
@@ -57,8 +58,10 @@ class Service:
         """Events this process handled (not duplicates), from its own /metrics."""
         async with httpx.AsyncClient(timeout=2) as client:
             text = (await client.get(f"http://127.0.0.1:{self.port}/metrics")).text
-        pattern = rf'feedbackloop_events_consumed_total\{{[^}}]*outcome="handled"[^}}]*topic="{re.escape(topic)}"[^}}]*\}} (\S+)'
-        return sum(int(float(m)) for m in re.findall(pattern, text))
+        return sum(int(sample.value) for family in text_string_to_metric_families(text)
+                   for sample in family.samples
+                   if sample.name == "feedbackloop_events_consumed_total"
+                   and sample.labels.get("outcome") == "handled" and sample.labels.get("topic") == topic)
 
 
 @pytest.fixture
@@ -121,8 +124,6 @@ async def distinct_classified(kafka: KafkaSettings) -> tuple[int, int]:
             batch = await consumer.getmany(timeout_ms=1500)
             if not batch:
                 break
-            import json
-
             ids += [json.loads(r.value)["id"] for rs in batch.values() for r in rs]
     finally:
         await consumer.stop()

@@ -1,8 +1,8 @@
 from datetime import UTC, datetime, timedelta, timezone
 
-from aggregation.domain.items import as_utc, feedback_row, should_apply, theme_rows
-
 from aggregation_testkit import classified
+
+from aggregation.domain.items import as_utc, feedback_row, should_apply, theme_rows
 
 
 def test_a_new_item_is_always_applied() -> None:

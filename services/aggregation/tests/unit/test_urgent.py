@@ -1,9 +1,9 @@
 import uuid
 from datetime import UTC, datetime
 
-from aggregation.domain.urgent import urgent_insight, urgent_insight_id
-
 from aggregation_testkit import classified
+
+from aggregation.domain.urgent import urgent_insight, urgent_insight_id
 
 NOW = datetime(2025, 3, 2, tzinfo=UTC)
 

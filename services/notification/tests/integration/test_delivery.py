@@ -7,14 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client import REGISTRY
-
-from feedbackloop.contracts import FEEDBACK_CLASSIFIED
-from feedbackloop.runtime import ensure_topics
-from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
-from notification.main import create_app
-
 from notification_testkit import (
     Receiver,
     classified,
@@ -24,6 +16,13 @@ from notification_testkit import (
     notification_settings,
     produce,
 )
+from prometheus_client import REGISTRY
+
+from feedbackloop.contracts import FEEDBACK_CLASSIFIED
+from feedbackloop.runtime import ensure_topics
+from feedbackloop.settings import CommonSettings, KafkaSettings
+from feedbackloop.testing import serve_app, wait_for
+from notification.main import create_app
 
 WHSEC = "whsec_" + base64.b64encode(b"flaky-receiver-key-0123").decode()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from notification_testkit import notification_settings
 
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.settings import CommonSettings, KafkaSettings
@@ -17,8 +18,6 @@ from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS, create_app
 from notification.service import RuleDraft, create_rule, route_event
 from notification.store.models import runtime_tables
-
-from notification_testkit import notification_settings
 
 SECRET = "do-not-leak-this-secret"
 RULE = {"name": "billing bugs", "team": "billing",

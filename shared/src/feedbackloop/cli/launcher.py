@@ -22,6 +22,7 @@ import httpx
 from feedbackloop.broker import EmbeddedBroker, port_open
 from feedbackloop.cli._services import SERVICES, service_info
 from feedbackloop.keys import KeyStore
+from feedbackloop.logs import configure_logging
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
 
@@ -55,6 +56,7 @@ def _say(name: str, line: str, out: IO[str] = sys.stdout) -> None:
 
 
 async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
+    configure_logging("run", level="WARNING", fmt="console")
     var_dir.mkdir(parents=True, exist_ok=True)
     lock = open(var_dir / "run.lock", "a+")  # noqa: SIM115 - held for the whole run
     try:
@@ -91,7 +93,7 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
                 f"{'--broker-port' if name == 'broker' else name.upper() + '_PORT'} to another port"
             )
 
-    key_path = var_dir / "api-key"
+    key_path = _shown(var_dir / "api-key")
     store = KeyStore(Path(env["FEEDBACKLOOP_KEYS_FILE"]))
     if not store.active() or not key_path.exists():
         _, plaintext = store.create("admin (created by feedbackloop run)", ["admin"])
@@ -114,7 +116,9 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
             broker = EmbeddedBroker(port=broker_port, log=broker_log)
             await asyncio.to_thread(broker.start)
             _say(
-                "broker", f"embedded Kafka-protocol broker (Tansu) on 127.0.0.1:{broker_port}; log in {broker_log.name}"
+                "broker",
+                f"embedded Kafka-protocol broker (Tansu) on 127.0.0.1:{broker_port}; "
+                f"log in {_shown(Path(broker_log.name))}",
             )
         await ensure_topics(KafkaSettings())
         for info in infos:
@@ -152,6 +156,14 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
             _say("broker", "stopped")
         _say("run", "all stopped")
     return exit_code
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working folder when it is inside it, as the README writes it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 async def _pump(child: _Child) -> None:

@@ -73,22 +73,29 @@ def tail(
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # a broker that is not there, a topic that does not exist
-        _fail(f"cannot tail {topic} on {servers}: {exc}")
+        _fail(f"cannot tail {topic} on {servers}: {exc or type(exc).__name__}")
 
 
 async def _tail(topic: str, servers: str, from_beginning: bool, count: int | None, show_headers: bool) -> None:
+    import logging
+
     from aiokafka import AIOKafkaConsumer
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection retries are not the reader's business
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        request_timeout_ms=10_000,
     )
-    await consumer.start()
     seen = 0
     try:
+        await consumer.start()
+        known = await consumer.topics()
+        if topic not in known:  # asked before subscribing: the embedded broker creates topics on first mention
+            raise ValueError(f"no such topic; the broker has: {', '.join(sorted(known)) or 'none'}")
+        consumer.subscribe([topic])
         async for record in consumer:
             if show_headers:
                 print(json.dumps({k: v.decode(errors="replace") for k, v in record.headers}), file=sys.stderr)
