@@ -29,6 +29,20 @@ __all__ = ["common_settings", "free_port", "kafka_settings", "serve_app", "wait_
 T = TypeVar("T")
 
 
+def handed_data(relative: str) -> Path:
+    """A file of the data handed to the project (``../shared/`` beside the checkout: datasets, vendor fixtures).
+
+    ``FEEDBACKLOOP_HANDED_DIR`` points elsewhere. A missing file fails the test: data tests are never skipped.
+    """
+    import os
+
+    root = Path(os.environ.get("FEEDBACKLOOP_HANDED_DIR") or Path(__file__).resolve().parents[3].parent / "shared")
+    path = root / relative
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the handed data (../shared/) must sit beside the checkout")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

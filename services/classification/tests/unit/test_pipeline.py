@@ -4,7 +4,6 @@ import json
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,9 @@ from classification.domain.pipeline import MODEL, Labels, classify
 from classification.domain.taxonomy import Taxonomy
 from classification.service import load_taxonomy
 from feedbackloop.contracts import Customer
+from feedbackloop.testing import handed_data
 
-REVIEWS = Path("/work/shared/datasets/app-reviews-urr/reviews.jsonl")
+REVIEWS = handed_data("datasets/app-reviews-urr/reviews.jsonl")
 
 
 @pytest.fixture(scope="module")
