@@ -59,6 +59,19 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture
+def database_url(tmp_path: Path) -> Callable[[str], str]:
+    """Makes a fresh, empty store URL for a service name: a SQLite file in this test's folder.
+
+    Use it for every store a test opens, so that the suite can run on PostgreSQL too.
+    """
+
+    def make(name: str) -> str:
+        return f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
+
+    return make
+
+
+@pytest.fixture
 def kafka_settings(broker: EmbeddedBroker) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=broker.bootstrap, topic_partitions=3)
 

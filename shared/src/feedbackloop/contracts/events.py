@@ -18,6 +18,7 @@ __all__ = [
     "Author",
     "Channel",
     "ClassifiedFeedback",
+    "Cluster",
     "Customer",
     "Insight",
     "InsightType",
@@ -26,6 +27,7 @@ __all__ = [
     "ModelInfo",
     "Rating",
     "RawFeedback",
+    "Release",
     "Sentiment",
     "SentimentLabel",
     "Severity",
@@ -94,6 +96,9 @@ class RawFeedback(_Model):
     created_at: datetime
     received_at: datetime
     redactions: dict[str, int] = Field(default_factory=dict, description="Placeholders inserted, by kind")
+    duplicate_of: uuid.UUID | None = Field(
+        default=None, description="An earlier item with the same text from the same author (a near-duplicate)"
+    )
 
 
 class Sentiment(_Model):
@@ -112,6 +117,14 @@ class ModelInfo(_Model):
     version: str
 
 
+class Cluster(_Model):
+    """Where an item that fits no theme lands among similar ones: the seed of an emerging theme."""
+
+    id: str
+    terms: list[str] = Field(default_factory=list, description="The cluster's most telling terms")
+    size: int | None = Field(default=None, ge=1, description="Items in the cluster when this one joined")
+
+
 class ClassifiedFeedback(RawFeedback):
     """The item with its labels (``feedback.classified.v1``); a correction re-publishes it with ``revision`` + 1."""
 
@@ -125,6 +138,19 @@ class ClassifiedFeedback(RawFeedback):
     model: ModelInfo
     corrected_by: str | None = None
     classified_at: datetime | None = None
+    cluster: Cluster | None = Field(default=None, description="Set when the item fits no theme")
+
+
+class Release(_Model):
+    """A release or incident marker (``releases.v1``), produced by any CI pipeline or ``POST /v1/releases``."""
+
+    release_id: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=200)
+    kind: Literal["release", "incident"] = "release"
+    service: str | None = None
+    released_at: datetime
+    link: str | None = None
+    description: str | None = None
 
 
 class InsightWindow(_Model):

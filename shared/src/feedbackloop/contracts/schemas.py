@@ -52,7 +52,12 @@ def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    producers = {"feedback.raw.v1": "ingest", "feedback.classified.v1": "classification", "insights.v1": "aggregation"}
+    producers = {
+        "feedback.raw.v1": "ingest",
+        "feedback.classified.v1": "classification",
+        "insights.v1": "aggregation",
+        "releases.v1": "CI pipelines and aggregation's POST /v1/releases",
+    }
     for topic in TOPICS:
         message_id = topic.name.replace(".", "_")
         messages[message_id] = {

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from feedbackloop.contracts.events import ClassifiedFeedback, Insight, RawFeedback
+from feedbackloop.contracts.events import ClassifiedFeedback, Insight, RawFeedback, Release
 
-__all__ = ["FEEDBACK_CLASSIFIED", "FEEDBACK_RAW", "INSIGHTS", "TOPICS", "Topic", "dlq_name", "topic_named"]
+__all__ = ["FEEDBACK_CLASSIFIED", "FEEDBACK_RAW", "INSIGHTS", "RELEASES", "TOPICS", "Topic", "dlq_name", "topic_named"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,14 @@ INSIGHTS = Topic(
     description="A spike, an emerging theme, a sentiment or KPI drop, or an urgent item.",
 )
 
-TOPICS: tuple[Topic, ...] = (FEEDBACK_RAW, FEEDBACK_CLASSIFIED, INSIGHTS)
+RELEASES = Topic(
+    name="releases.v1",
+    key_field="release_id",
+    model=Release,
+    description="A release or incident marker, produced by any CI pipeline (or POST /v1/releases on aggregation).",
+)
+
+TOPICS: tuple[Topic, ...] = (FEEDBACK_RAW, FEEDBACK_CLASSIFIED, INSIGHTS, RELEASES)
 
 
 def dlq_name(topic: str) -> str:
