@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "BROKER_LOSS_RECOVERIES",
     "CONSUMER_LAG",
     "EVENTS_CONSUMED",
     "EVENTS_DEAD_LETTERED",
@@ -46,4 +47,9 @@ EVENT_PROCESSING = Histogram(
 OUTBOX_BACKLOG = Gauge("feedbackloop_outbox_backlog", "Outbox rows not yet published", ["service"])
 CONSUMER_LAG = Gauge(
     "feedbackloop_consumer_lag", "Records behind the end of the partition", ["service", "topic", "partition"]
+)
+BROKER_LOSS_RECOVERIES = Counter(
+    "feedbackloop_broker_loss_recoveries_total",
+    "Times the relay found the broker had lost published events and re-published the retained outbox",
+    ["service"],
 )

@@ -138,7 +138,10 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
         await _wait_ready(children, stopping)
         if not stopping.is_set():
             _banner(children, broker, key_path, time.monotonic() - started)
+        keeper = asyncio.create_task(_keep_broker(broker, stopping)) if broker is not None else None
         exit_code = await _supervise(children, stopping)
+        if keeper is not None:
+            keeper.cancel()
     finally:
         for child in children:
             if child.process.returncode is None:
@@ -211,6 +214,20 @@ def _banner(children: list[_Child], broker: EmbeddedBroker | None, key_path: Pat
     lines.append("  Ctrl-C stops everything.")
     for line in lines:
         _say("run", line)
+
+
+async def _keep_broker(broker: EmbeddedBroker, stopping: asyncio.Event) -> None:
+    """Restart the embedded broker if it dies. It comes back empty; every service notices and re-publishes
+    its retained outbox (see feedbackloop.runtime.relay), so the loop converges with nothing lost."""
+    while not stopping.is_set():
+        assert broker.process is not None
+        code = await asyncio.to_thread(broker.process.wait)
+        if stopping.is_set():
+            return
+        _say("broker", f"exited with code {code}; restarting it (it kept data in memory: the services re-publish)")
+        await asyncio.to_thread(broker.start)
+        await ensure_topics(KafkaSettings())
+        _say("broker", "back; topics re-created")
 
 
 async def _supervise(children: list[_Child], stopping: asyncio.Event) -> int:

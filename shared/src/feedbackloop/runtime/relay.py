@@ -7,16 +7,25 @@ On SQLite (one process per store) rows are read, published, then marked in a sec
 transaction, so the write lock is never held while the broker is slow. On PostgreSQL the rows are
 claimed with ``FOR UPDATE SKIP LOCKED`` so that several copies of a service share one outbox.
 Sent rows are kept ``retention`` for replay, then pruned together with old processed-event ids.
+
+Recovery from a broker that lost its data (the embedded broker keeps everything in memory): the
+relay remembers the last record it had acknowledged on each partition and checks, at start and
+every ``loss_check_interval``, that the broker still holds it — and, after a restart of the
+service itself, that a topic it has published to is not empty. If either fails, it queues every
+retained event of that topic again; consumers skip what they already processed, so the loop
+converges with nothing lost and nothing doubled. (End offsets are no proof on the embedded broker:
+it reports a batch's base offset + 1 there, so the check reads the remembered record itself.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,9 +35,10 @@ from feedbackloop.db.engine import is_sqlite, reader
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.logs import get_logger
 from feedbackloop.runtime._wait import sleep_unless
-from feedbackloop.runtime.kafka import headers_list
+from feedbackloop.runtime.kafka import ensure_topics, headers_list
+from feedbackloop.settings import KafkaSettings
 
-__all__ = ["OutboxRelay", "replay_outbox"]
+__all__ = ["OutboxRelay", "lost_topics", "replay_outbox"]
 
 log = get_logger(__name__)
 
@@ -46,6 +56,8 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         max_backoff: float = 30.0,
+        kafka: KafkaSettings | None = None,
+        loss_check_interval: float = 15.0,
     ) -> None:
         self.service = service
         self._engine = engine
@@ -58,6 +70,10 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._stopping = asyncio.Event()
         self._sqlite = is_sqlite(str(engine.url))
+        self._kafka = kafka
+        self._loss_check_interval = loss_check_interval
+        # (topic, partition) -> (offset, event id) of the last record the broker acknowledged there
+        self._last_acked: dict[tuple[str, int], tuple[int, str]] = {}
         self.connected = False
         self.last_error: str | None = None
 
@@ -70,9 +86,13 @@ class OutboxRelay:
         delay = 0.5
         last_prune = 0.0
         last_backlog = 0.0
+        last_loss_check = 0.0
         while not self._stopping.is_set():
             try:
                 self._wake.clear()
+                if self._kafka is not None and time.monotonic() - last_loss_check > self._loss_check_interval:
+                    await self.recover_if_broker_lost()
+                    last_loss_check = time.monotonic()
                 sent = await self.publish_pending()
                 self.connected = True
                 delay = 0.5
@@ -89,6 +109,7 @@ class OutboxRelay:
             except Exception as exc:  # broker or store away: keep the rows, try again later
                 self.connected = not isinstance(exc, KafkaError)
                 self.last_error = repr(exc)
+                last_loss_check = 0.0  # after an outage, look at the broker's state first
                 log.warning("outbox relay failed, retrying", error=repr(exc), retry_in=delay)
                 await sleep_unless(self._stopping, delay)
                 delay = min(delay * 2, self._max_backoff)
@@ -97,7 +118,7 @@ class OutboxRelay:
         """Publish one batch of unsent rows; returns how many were sent."""
         outbox = self._tables.outbox
         query = (
-            select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+            select(outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
             .where(outbox.c.sent_at.is_(None))
             .order_by(outbox.c.id)
             .limit(self._batch_size)
@@ -133,8 +154,32 @@ class OutboxRelay:
                     row.topic, row.value, key=row.key.encode(), headers=headers_list(row.headers or {})
                 )
             )
-        for future in futures:
-            await future
+        for row, future in zip(rows, futures, strict=True):
+            sent = await future
+            self._last_acked[(sent.topic, sent.partition)] = (sent.offset, row.event_id)
+
+    async def recover_if_broker_lost(self) -> int:
+        """Queue every retained event of a topic again if the broker lost records of it; returns how many."""
+        if self._kafka is None:
+            return 0
+        outbox = self._tables.outbox
+        async with reader(self._engine).begin() as conn:
+            rows = await conn.execute(select(outbox.c.topic).where(outbox.c.sent_at.is_not(None)).distinct())
+            published = [topic for (topic,) in rows.all()]
+        if not published:
+            return 0
+        lost = set(await lost_topics(self._kafka, published, dict(self._last_acked)))
+        if not lost:
+            return 0
+        log.warning(
+            "the broker lost events this service published; re-publishing its retained outbox", topics=sorted(lost)
+        )
+        self._last_acked = {k: v for k, v in self._last_acked.items() if k[0] not in lost}
+        await ensure_topics(self._kafka)
+        queued = await replay_outbox(self._engine, self._tables, datetime(1970, 1, 1, tzinfo=UTC), sorted(lost))
+        metrics.BROKER_LOSS_RECOVERIES.labels(self.service).inc()
+        self._wake.set()
+        return queued
 
     async def _measure_backlog(self) -> None:
         outbox = self._tables.outbox
@@ -154,6 +199,42 @@ class OutboxRelay:
             )
         if sent.rowcount or seen.rowcount:
             log.info("pruned retained events", outbox=sent.rowcount, processed=seen.rowcount)
+
+
+async def lost_topics(
+    kafka: KafkaSettings, published: list[str], last_acked: dict[tuple[str, int], tuple[int, str]]
+) -> list[str]:
+    """Topics of ``published`` the broker lost records of: missing, empty, or no longer holding a remembered record."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=kafka.request_timeout_ms, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        existing = await consumer.topics()
+        lost = {t for t in published if t not in existing}
+        partitions = [
+            TopicPartition(t, p) for t in published if t in existing for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        for topic in set(published) - lost:
+            if not any(end > 0 for tp, end in ends.items() if tp.topic == topic):
+                lost.add(topic)
+        remembered = {TopicPartition(t, p): v for (t, p), v in last_acked.items() if t not in lost and t in existing}
+        if remembered:
+            consumer.assign(list(remembered))
+            for tp, (offset, _) in remembered.items():
+                consumer.seek(tp, offset)
+            found: dict[TopicPartition, str | None] = {}
+            batch = await consumer.getmany(*remembered, timeout_ms=2000)
+            for tp, records in batch.items():
+                first = next((r for r in records if r.offset == remembered[tp][0]), None)
+                found[tp] = json.loads(first.value).get("id") if first is not None and first.value else None
+            for tp, (_, event_id) in remembered.items():
+                if tp in found and found[tp] != event_id:
+                    lost.add(tp.topic)
+    finally:
+        await consumer.stop()
+    return sorted(lost)
 
 
 async def replay_outbox(

@@ -114,6 +114,8 @@ async def start_runtime(
         producer=producer,
         wake=uow.outbox_ready,
         retention=timedelta(days=settings.common.outbox_retention_days),
+        kafka=settings.kafka,
+        loss_check_interval=settings.common.broker_check_seconds,
     )
     consumers = (
         [
