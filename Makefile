@@ -7,7 +7,7 @@ PACKAGES := shared services/ingest services/classification services/aggregation 
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-unit lint schemas migrate clean help
+.PHONY: install run test test-postgres test-unit test-faults bench lint schemas migrate clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,8 +27,18 @@ run: $(STAMP)  ## start the broker and the four services; Ctrl-C stops them
 test: $(STAMP)  ## the whole test suite: unit, integration and end to end
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
+test-postgres: $(STAMP)  ## the whole suite on a throwaway PostgreSQL (started and removed by the tests)
+	@FEEDBACKLOOP_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_ARGS)
+
 test-unit: $(STAMP)  ## only the tests that need no broker or server
 	@$(BIN)/pytest -m "not e2e" -k "unit" $(PYTEST_ARGS)
+
+test-faults: $(STAMP)  ## fault injection (kill -9, SIGTERM, broker restart, locked stores, poison, receiver down, two copies); table in var/faults/latest.json
+	@$(BIN)/pytest -m faults tests/faults -p no:cacheprovider $(PYTEST_ARGS)
+
+BENCH_SECONDS ?= 60
+bench: $(STAMP)  ## throughput, latency and memory of the running loop; `make bench BENCH_SECONDS=20` for a short run
+	@BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python bench/run.py
 
 lint: $(STAMP)  ## ruff and mypy
 	@$(BIN)/ruff check .
@@ -39,6 +49,12 @@ schemas: $(STAMP)  ## regenerate the JSON Schemas and the AsyncAPI document from
 
 migrate: $(STAMP)  ## bring every service's store to the newest schema
 	@for s in ingest classification aggregation notification; do $(BIN)/feedbackloop migrate $$s || exit 1; done
+
+eval-redaction: $(STAMP)  ## ingest's redaction recall and precision per kind on a generated set (var/bench/redaction.json)
+	@$(BIN)/python services/ingest/bench/redaction_eval.py
+
+bench-notification: $(STAMP)  ## webhook deliveries per second to a local receiver (JSON in var/bench/)
+	@FEEDBACKLOOP_LOG_LEVEL=WARNING $(BIN)/python services/notification/bench/deliveries.py
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var

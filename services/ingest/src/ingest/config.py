@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from feedbackloop.settings import ServiceSettings, default_database_url
+from ingest.domain.connectors import ConnectorOptions
 
 
 class IngestSettings(ServiceSettings):
@@ -15,3 +18,41 @@ class IngestSettings(ServiceSettings):
     port: int = 8001
     max_batch_items: int = Field(default=1000, ge=1, description="Items one POST /v1/feedback may carry")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body accepted")
+
+    # One signing secret per webhook source: INGEST_<SOURCE>_SECRET. A source without one rejects its webhooks.
+    zendesk_secret: SecretStr | None = None
+    intercom_secret: SecretStr | None = None
+    freshdesk_secret: SecretStr | None = None
+    helpscout_secret: SecretStr | None = None
+    github_secret: SecretStr | None = None
+    typeform_secret: SecretStr | None = None
+    delighted_secret: SecretStr | None = None
+    canny_secret: SecretStr | None = None
+    slack_secret: SecretStr | None = None
+    standard_secret: SecretStr | None = None
+
+    github_repositories: str = Field(default="", description="Comma-separated owner/repo allow-list; empty: all")
+    slack_channels: str = Field(default="", description="Comma-separated Slack channel ids to take; empty: all")
+    webhook_tolerance_seconds: int = Field(default=300, ge=1, description="Replay window of signed timestamps")
+    duplicate_window_hours: float = Field(default=24, ge=0, description="Same author + text within it: near-duplicate")
+    source_rate_per_minute: int = Field(default=3000, ge=1, description="Webhook deliveries per source per minute")
+    key_rate_per_minute: int = Field(
+        default=3000, ge=1, description="POST /v1/feedback requests per API key per minute"
+    )
+
+    def secret_for(self, source: str) -> str | None:
+        """The configured secret of ``source``, or None (also for an empty string)."""
+        value = getattr(self, f"{source}_secret", None)
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else None
+        return secret or None
+
+    @property
+    def duplicate_window(self) -> timedelta:
+        return timedelta(hours=self.duplicate_window_hours)
+
+    def connector_options(self) -> ConnectorOptions:
+        return ConnectorOptions(
+            tolerance=timedelta(seconds=self.webhook_tolerance_seconds),
+            github_repositories=frozenset(r.strip() for r in self.github_repositories.split(",") if r.strip()),
+            slack_channels=frozenset(c.strip() for c in self.slack_channels.split(",") if c.strip()),
+        )

@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from feedbackloop.http import build_app
 from feedbackloop.runtime import start_runtime
 from ingest import __version__
-from ingest.api import feedback
+from ingest.api import feedback, webhooks
 from ingest.config import IngestSettings
+from ingest.domain.sources import SourceStats
+from ingest.ratelimit import RateLimits
 from ingest.store.models import runtime_tables
 
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
@@ -29,7 +31,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             app.state.runtime = runtime
             yield
 
-    return build_app(
+    app = build_app(
         service="ingest",
         title="Feedback Loop — ingest",
         description="Takes feedback from support tools and the API, redacts personal data, stores it and "
@@ -37,6 +39,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         version=__version__,
         settings=settings,
         lifespan=lifespan,
-        routers=[feedback.router],
+        routers=[feedback.router, webhooks.router],
         max_body_bytes=settings.max_body_bytes,
     )
+    app.state.source_stats = SourceStats()
+    app.state.rate_limits = RateLimits(settings.source_rate_per_minute, settings.key_rate_per_minute)
+    return app

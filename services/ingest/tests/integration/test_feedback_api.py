@@ -10,13 +10,13 @@ from aiokafka import AIOKafkaConsumer
 
 from feedbackloop.contracts import FEEDBACK_RAW, decode, feedback_id_for
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop.testing import serve_app, store_url, wait_for
 from ingest.config import IngestSettings
 from ingest.main import create_app
 
 
 def _settings(tmp_path: Path, kafka: KafkaSettings, common: CommonSettings) -> IngestSettings:
-    return IngestSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ingest.db", kafka=kafka, common=common)
+    return IngestSettings(database_url=store_url(tmp_path, "ingest"), kafka=kafka, common=common)
 
 
 async def _read_topic(kafka: KafkaSettings, expected: int) -> list[bytes]:

@@ -20,3 +20,14 @@ def test_leaves_numbers_that_fail_their_checks() -> None:
 def test_never_raises_on_odd_input() -> None:
     for sample in ["", "   ", "😀" * 50, "\x00\x01", "+" * 1000, "1" * 5000]:
         redact(sample)
+
+
+def test_new_kinds_and_shapes() -> None:
+    text = (
+        "Ship to 221B Baker Street or Hauptstraße 5, IBAN GB82 WEST 1234 5698 7654 32 THANKS, "
+        "server 10.0.0.7. Key sk-proj-abcdefghijklmnopqrstuvwxyz123"
+    )
+    result = redact(text)
+    assert result.text == "Ship to [ADDRESS] or [ADDRESS], IBAN [IBAN] THANKS, server [IP]. Key [SECRET]"
+    assert dict(result.counts) == {"address": 2, "iban": 1, "ip": 1, "secret": 1}
+    assert redact("Street Fighter 2 is great, version 2.1.3").counts == {}

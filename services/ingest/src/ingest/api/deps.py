@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 
 from feedbackloop.db import UnitOfWorkFactory
 from ingest.config import IngestSettings
+from ingest.domain.sources import SourceStats
+from ingest.ratelimit import RateLimits
 
 
 def _uow(request: Request) -> UnitOfWorkFactory:
@@ -18,5 +20,15 @@ def _settings(request: Request) -> IngestSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+def _stats(request: Request) -> SourceStats:
+    return request.app.state.source_stats  # type: ignore[no-any-return]
+
+
+def _limits(request: Request) -> RateLimits:
+    return request.app.state.rate_limits  # type: ignore[no-any-return]
+
+
 UowDep = Annotated[UnitOfWorkFactory, Depends(_uow)]
 SettingsDep = Annotated[IngestSettings, Depends(_settings)]
+StatsDep = Annotated[SourceStats, Depends(_stats)]
+LimitsDep = Annotated[RateLimits, Depends(_limits)]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from feedbackloop.http import ProblemError, WriteKey
-from ingest.api.deps import SettingsDep, UowDep
+from ingest.api.deps import LimitsDep, SettingsDep, UowDep
 from ingest.domain.feedback import FeedbackIn
 from ingest.service import accept_feedback
 
@@ -48,11 +48,15 @@ class Accepted(BaseModel):
         400: {"description": "Malformed JSON"},
         413: {"description": "Body or batch too large"},
         422: {"description": "A field is missing or invalid; `errors` names it"},
+        429: {"description": "Too many requests with this API key; see Retry-After"},
     },
 )
-async def post_feedback(request: Request, _key: WriteKey, uow: UowDep, settings: SettingsDep) -> Accepted:
+async def post_feedback(
+    request: Request, key: WriteKey, uow: UowDep, settings: SettingsDep, limits: LimitsDep
+) -> Accepted:
+    limits.check_key(key.id)
     items = _parse(await request.body(), settings.max_batch_items)
-    return Accepted(feedback_ids=await accept_feedback(uow, items))
+    return Accepted(feedback_ids=await accept_feedback(uow, items, duplicate_window=settings.duplicate_window))
 
 
 def _parse(body: bytes, max_items: int) -> list[FeedbackIn]:

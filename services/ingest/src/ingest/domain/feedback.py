@@ -82,7 +82,9 @@ class FeedbackIn(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
-        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+        if v is None:
+            return None
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
 
 _DEFAULT_SCALE = {"nps": 10, "csat": 5, "stars": 5}

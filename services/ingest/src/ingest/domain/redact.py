@@ -3,8 +3,10 @@ secrets in free text with typed placeholders, and count what was replaced.
 
 Pure: no I/O. Validation keeps precision up: a card number must pass the Luhn check, an IBAN its
 mod-97 check (python-stdnum), a phone number Google's libphonenumber rules (phonenumbers).
+Street addresses are found by shape (a number and a street-type word, in English, German, Dutch,
+Nordic, French, Spanish and Italian forms), which is a heuristic: see the evaluation in bench/.
 Order matters: secrets and emails first (they contain digits that look like phone numbers), then
-cards and IBANs, then IPs, then phones.
+IBANs (before cards: their digits can pass Luhn), cards and addresses, then IPs, then phones.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ PLACEHOLDERS = {
     "iban": "[IBAN]",
     "ip": "[IP]",
     "secret": "[SECRET]",
+    "address": "[ADDRESS]",
 }
 
 _SECRET = re.compile(
@@ -36,12 +39,37 @@ _SECRET = re.compile(
     r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key id
     r"|\bAIza[0-9A-Za-z_-]{35}\b"  # Google API key
     r"|\beyJ[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]{10,}\b"  # JWT
+    r"|\bsk-(?:proj-|ant-)?[0-9A-Za-z_-]{20,}\b"  # OpenAI / Anthropic
+    r"|\bglpat-[0-9A-Za-z_-]{20,}\b"  # GitLab
+    r"|\bnpm_[0-9A-Za-z]{36}\b"  # npm
+    r"|\bxapp-[0-9A-Za-z-]{20,}\b"  # Slack app token
+    r"|\bSG\.[0-9A-Za-z_-]{16,}\.[0-9A-Za-z_-]{16,}\b"  # SendGrid
+    r"|\bgithub_pat_[0-9A-Za-z_]{40,}\b"  # GitHub fine-grained
+    r"|\b(?:AC|SK)[0-9a-f]{32}\b"  # Twilio
+    r"|\bwhsec_[0-9A-Za-z+/=]{20,}"  # webhook secrets
+    r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----"
+    r"|\bBearer\s+[0-9A-Za-z._~+/-]{20,}=*"
     r"|\b(?:api[_-]?key|token|secret|password)\s*[:=]\s*['\"]?[^\s'\"]{8,}"
 )
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){11,30}\b")
+_STREET_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Terrace|Way|Square|Sq"
+    r"|Parkway|Pkwy|Highway|Hwy|Close|Crescent|Gardens)\.?"
+)
+_ADDRESS = re.compile(
+    # "221B Baker Street", "1600 Pennsylvania Ave NW, Suite 300"
+    r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,3}" + _STREET_SUFFIX + r"(?:\s+(?:N|S|E|W|NE|NW|SE|SW)\b)?"
+    r"(?:,?\s+(?:Apt|Suite|Unit|Flat)\.?\s*#?\w+)?"
+    # "Hauptstraße 5", "Rue de Rivoli 12" is rarer; German/Dutch/Scandinavian street then number
+    r"|\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gatan|vej)\s+\d{1,4}[a-z]?\b"
+    # French / Spanish / Italian: number, type, name
+    r"|\b\d{1,4},?\s+(?:rue|avenue|boulevard|calle|via|viale|avenida|place)\s+(?:(?:de|del|la|le|des|du|di)\s+)?"
+    r"[A-ZÀ-Ý][\w'-]+(?:\s+[A-ZÀ-Ý][\w'-]+)?",
+    re.UNICODE,
+)
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
 _IPV6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
 
 
@@ -66,12 +94,28 @@ def redact(text: str, *, default_region: str = "US") -> Redaction:
 
     out = sub(_SECRET, "secret", text)
     out = sub(_EMAIL, "email", out)
+    out = _redact_ibans(out, counts)
     out = sub(_CARD, "card", out, _is_card)
-    out = sub(_IBAN, "iban", out, lambda s: stdnum_iban.is_valid(s.replace(" ", "")))
+    out = sub(_ADDRESS, "address", out)
     out = sub(_IPV4, "ip", out, _is_ip)
     out = sub(_IPV6, "ip", out, _is_ip)
     out = _redact_phones(out, counts, default_region)
     return Redaction(out, counts)
+
+
+def _redact_ibans(text: str, counts: Counter[str]) -> str:
+    """IBANs, checked by mod 97; a candidate that swallowed trailing words is shortened until it checks."""
+
+    def repl(m: re.Match[str]) -> str:
+        candidate = m.group(0)
+        while len(re.sub(r"[ -]", "", candidate)) >= 15:
+            if stdnum_iban.is_valid(re.sub(r"[ -]", "", candidate)):
+                counts["iban"] += 1
+                return PLACEHOLDERS["iban"] + m.group(0)[len(candidate) :]
+            candidate = candidate[:-1].rstrip(" -")
+        return m.group(0)
+
+    return _IBAN.sub(repl, text)
 
 
 def _is_card(candidate: str) -> bool:

@@ -25,8 +25,24 @@ class FeedbackItem(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     item: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the redacted feedback.raw.v1 data")
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the request as received (personal data included)")
+    content_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, comment="hash of author + normalized text: finds near-duplicates"
+    )
 
-    __table_args__ = (Index("ix_feedback_items_source_external", "source", "external_id", unique=True),)
+    __table_args__ = (
+        Index("ix_feedback_items_source_external", "source", "external_id", unique=True),
+        Index("ix_feedback_items_content_key", "content_key", "created_at"),
+    )
+
+
+class WebhookNonce(Base):
+    """Single-use nonces of vendors that send one (Canny): a second delivery with the same nonce is a replay."""
+
+    __tablename__ = "webhook_nonces"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(256), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 runtime_tables = add_runtime_tables(Base.metadata)

@@ -1,0 +1,146 @@
+"""``POST /v1/webhooks/{source}``: a vendor's own webhook, verified the vendor's way; ``GET /v1/sources``.
+
+Order of checks: known source (404) → rate limit (429) → secret configured (401, names the variable) →
+signature / timestamp / token / nonce (401, names the check, never the secret) → JSON (400) → mapping
+(202 ``ignored`` with the reason when the payload is not feedback) → durable store (202 with the ids).
+Vendor handshakes (Slack ``url_verification``, Intercom and GitHub ``ping``, Help Scout test) answer 200.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from feedbackloop.http import NotFound, ProblemError, ReadKey
+from feedbackloop.logs import get_logger
+from ingest.api.deps import LimitsDep, SettingsDep, StatsDep, UowDep
+from ingest.domain.connectors import CONNECTORS, Delivery, VerificationFailed, secret_variable
+from ingest.metrics import ITEMS_STORED, WEBHOOK_DELIVERIES
+from ingest.service import NonceReplayed, accept_feedback
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+log = get_logger(__name__)
+
+
+@router.post(
+    "/webhooks/{source}",
+    status_code=202,
+    summary="Receive a vendor's webhook",
+    description="Sources: " + ", ".join(f"`{s}`" for s in CONNECTORS) + ". Each verifies the vendor's own "
+    "signature with `INGEST_<SOURCE>_SECRET`.",
+    responses={
+        200: {"description": "A vendor handshake (Slack url_verification, ping) answered"},
+        202: {"description": '`{"feedback_ids": [...]}` once stored, or `{"ignored": true, "reason": …}`'},
+        400: {"description": "Malformed JSON"},
+        401: {"description": "Not configured, or a check failed; `check` names it"},
+        404: {"description": "Unknown source"},
+        413: {"description": "Body too large"},
+        429: {"description": "Too many deliveries for this source; see Retry-After"},
+    },
+)
+async def receive_webhook(
+    source: str, request: Request, uow: UowDep, settings: SettingsDep, stats: StatsDep, limits: LimitsDep
+) -> JSONResponse:
+    connector = CONNECTORS.get(source)
+    if connector is None:
+        raise NotFound(f"No webhook source `{source}`; supported: {', '.join(CONNECTORS)}.")
+    now = datetime.now(UTC)
+    try:
+        limits.check_source(source)
+    except ProblemError:
+        _rejected(stats, source, now, "rate_limited")
+        raise
+    secret = settings.secret_for(source)
+    if secret is None:
+        _rejected(stats, source, now, "not_configured")
+        raise ProblemError(
+            f"Webhooks from `{source}` are not accepted until `{secret_variable(source)}` is set.",
+            status=401,
+            title="Webhook source not configured",
+            check="configured",
+            variable=secret_variable(source),
+        )
+    body = await request.body()
+    delivery = Delivery(
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        query=dict(request.query_params),
+        received_at=now,
+    )
+    options = settings.connector_options()
+    try:
+        verified = connector.verify(delivery, secret, options)
+    except VerificationFailed as exc:
+        _rejected(stats, source, now, exc.check)
+        raise _unauthorized(exc.check, exc.detail) from None
+    try:
+        payload: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _rejected(stats, source, now, "malformed_json")
+        raise ProblemError(
+            "The request body is not valid JSON.",
+            status=400,
+            title="Malformed JSON",
+            errors=[{"field": "body", "message": str(exc)}],
+        ) from exc
+    outcome = connector.map(payload, delivery, options)
+    ids: list[str] = []
+    if outcome.items or verified.nonce:
+        try:
+            stored = await accept_feedback(
+                uow,
+                outcome.items,
+                now,
+                duplicate_window=settings.duplicate_window,
+                nonce=(source, verified.nonce) if verified.nonce else None,
+            )
+        except NonceReplayed:
+            _rejected(stats, source, now, "nonce")
+            raise _unauthorized("nonce", "This nonce was already used: the delivery is a replay.") from None
+        ids = [str(i) for i in stored]
+    if outcome.reply is not None:
+        stats.record_ignored(source, now)
+        WEBHOOK_DELIVERIES.labels(source, "handshake", "").inc()
+        return JSONResponse(outcome.reply, status_code=200)
+    if outcome.ignored is not None or not ids:
+        reason = outcome.ignored or "nothing to store"
+        stats.record_ignored(source, now)
+        WEBHOOK_DELIVERIES.labels(source, "ignored", "").inc()
+        log.info("webhook ignored", source=source, reason=reason)
+        return JSONResponse({"ignored": True, "reason": reason, "feedback_ids": []}, status_code=202)
+    stats.record_accepted(source, now, len(ids))
+    WEBHOOK_DELIVERIES.labels(source, "accepted", "").inc()
+    ITEMS_STORED.labels(source).inc(len(ids))
+    return JSONResponse({"feedback_ids": ids}, status_code=202)
+
+
+@router.get("/sources", summary="Each webhook source: configured, last delivery, deliveries and rejections in 24 h")
+async def list_sources(_key: ReadKey, settings: SettingsDep, stats: StatsDep) -> dict[str, list[dict[str, Any]]]:
+    now = datetime.now(UTC)
+    items = []
+    for name, connector in CONNECTORS.items():
+        summary = stats.summary(name, now, configured=settings.secret_for(name) is not None)
+        items.append(
+            {"source": name, "channel": connector.channel, "secret_variable": secret_variable(name), **summary}
+        )
+    return {"items": items}
+
+
+def _rejected(stats: Any, source: str, now: datetime, reason: str) -> None:
+    stats.record_rejected(source, now, reason)
+    WEBHOOK_DELIVERIES.labels(source, "rejected", reason).inc()
+    log.warning("webhook rejected", source=source, check=reason)
+
+
+def _unauthorized(check: str, detail: str) -> ProblemError:
+    return ProblemError(
+        detail,
+        status=401,
+        title="Webhook verification failed",
+        check=check,
+        errors=[{"field": check, "message": detail}],
+    )

@@ -1,0 +1,72 @@
+"""Standard Webhooks (https://www.standardwebhooks.com/): ``webhook-signature: v1,<base64 HMAC-SHA256 of
+"{webhook-id}.{webhook-timestamp}.{body}">`` (space-separated list; any match passes), key = base64 of a
+``whsec_`` secret, timestamp within the window. The body is what ``POST /v1/feedback`` takes (one item or a list):
+the generic, signed way for any tool to send feedback."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from feedbackloop.contracts.events import Channel
+from ingest.domain.connectors.base import (
+    ConnectorOptions,
+    Delivery,
+    Outcome,
+    VerificationFailed,
+    Verified,
+    b64,
+    hmac_digest,
+    require_fresh,
+    same,
+    unix_header,
+)
+from ingest.domain.feedback import FeedbackIn
+
+_items = TypeAdapter(list[FeedbackIn])
+
+
+def standard_key(secret: str) -> bytes:
+    """A ``whsec_`` secret is base64 as the spec says; any other string is used as the key's bytes."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"))
+        except binascii.Error:
+            pass
+    return secret.encode()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    return "v1," + b64(hmac_digest(standard_key(secret), f"{msg_id}.{timestamp}.".encode() + body))
+
+
+class StandardWebhooks:
+    source: str = "standard"
+    channel: Channel = "api"
+
+    def verify(self, delivery: Delivery, secret: str, options: ConnectorOptions) -> Verified:
+        msg_id = delivery.header("webhook-id")
+        if not msg_id:
+            raise VerificationFailed("signature", "The `webhook-id` header is missing.")
+        stamp = delivery.header("webhook-timestamp") or ""
+        sent_at = unix_header(stamp, "webhook-timestamp")
+        expected = standard_signature(secret, msg_id, stamp, delivery.body)
+        given = (delivery.header("webhook-signature") or "").split()
+        if not given:
+            raise VerificationFailed("signature", "The `webhook-signature` header is missing.")
+        if not any(same(expected, candidate) for candidate in given):
+            raise VerificationFailed("signature", "No `webhook-signature` entry matches the body.")
+        require_fresh(sent_at, delivery.received_at, options.tolerance, "webhook-timestamp")
+        return Verified()
+
+    def map(self, payload: Any, delivery: Delivery, options: ConnectorOptions) -> Outcome:
+        entries = payload if isinstance(payload, list) else [payload]
+        try:
+            return Outcome(_items.validate_python(entries))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return Outcome.ignore(f"not a feedback item: {where}: {first['msg']}")

@@ -1,0 +1,16 @@
+"""Ingest's own Prometheus metrics, labelled by source (defined once per process, at import)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+__all__ = ["ITEMS_STORED", "WEBHOOK_DELIVERIES"]
+
+WEBHOOK_DELIVERIES = Counter(
+    "feedbackloop_ingest_webhook_deliveries_total",
+    "Webhook deliveries by source and outcome (accepted, ignored, rejected) and rejection reason",
+    ["source", "outcome", "reason"],
+)
+ITEMS_STORED = Counter(
+    "feedbackloop_ingest_items_total", "Feedback items accepted (new or already known), by source", ["source"]
+)
