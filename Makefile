@@ -40,6 +40,13 @@ BENCH_SECONDS ?= 60
 bench: $(STAMP)  ## throughput, latency and memory of the running loop; `make bench BENCH_SECONDS=20` for a short run
 	@BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python bench/run.py
 
+demo: $(STAMP)  ## with `make run` going: push a month of realistic feedback with a planted incident, then open :8003
+	@$(BIN)/python services/aggregation/demo/push_month.py
+
+BENCH_ITEMS ?= 1000000
+bench-aggregation: $(STAMP)  ## p95 latency of GET /v1/themes with 1M items stored; table + var/bench/aggregation-themes.json
+	@BENCH_ITEMS=$(BENCH_ITEMS) $(BIN)/python services/aggregation/bench/themes_latency.py
+
 lint: $(STAMP)  ## ruff and mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy shared/src services/*/src

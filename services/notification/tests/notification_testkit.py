@@ -15,12 +15,13 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, INSIGHTS, ClassifiedFeedback, Insight, encode, new_envelope
 from feedbackloop.settings import CommonSettings, KafkaSettings
+from feedbackloop.testing import store_url
 from notification.config import NotificationSettings
 
 
 def notification_settings(tmp_path: Path, kafka: KafkaSettings, common: CommonSettings,
                           **overrides: Any) -> NotificationSettings:
-    return NotificationSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/notification.db", kafka=kafka,
+    return NotificationSettings(database_url=store_url(tmp_path, "notification"), kafka=kafka,
                                 common=common, **overrides)
 
 
@@ -102,6 +103,40 @@ class Receiver:
                 payload, verified = None, False
             self.received.append(Received(name, headers, body, verified, payload))
             status = self.script[name].pop(0) if self.script[name] else 200
-            return Response(status_code=status if verified else 401)
+            headers = {"retry-after": "1"} if status == 429 else {}
+            return Response(status_code=status if verified else 401, headers=headers)
 
         return app
+
+
+@dataclass
+class SlackReceiver:
+    """A stand-in for Slack's incoming-webhook endpoint: records each JSON body and answers ``ok`` (or a script)."""
+
+    received: list[dict[str, Any]] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/services/{team}/{channel}/{token}")
+        async def hook(team: str, channel: str, token: str, request: Request) -> Response:
+            self.received.append(await request.json())
+            status = self.script.pop(0) if self.script else 200
+            return Response("ok" if status == 200 else "no_service", status_code=status, media_type="text/plain")
+
+        return app
+
+
+@dataclass
+class MailSink:
+    """An aiosmtpd handler that keeps every message it accepts, parsed."""
+
+    messages: list[Any] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+        from email import policy
+
+        self.messages.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"

@@ -9,11 +9,24 @@
     NOTIFICATION_DELIVERY_CONCURRENCY    POSTs in flight at once          16
     NOTIFICATION_DELIVERY_POLL_INTERVAL  seconds between queue looks      0.25
     NOTIFICATION_MAX_BODY_BYTES          largest request body             262144
+    NOTIFICATION_DASHBOARD_URL           link in Slack and email messages http://127.0.0.1:8003/
+    NOTIFICATION_SMTP_HOST / _PORT       the SMTP server for email        127.0.0.1 / 25
+    NOTIFICATION_SMTP_FROM               the From: of every email         feedbackloop@localhost
+    NOTIFICATION_SMTP_USERNAME / _PASSWORD  SMTP AUTH when both are set    unset
+    NOTIFICATION_SMTP_STARTTLS           upgrade with STARTTLS            false
+    NOTIFICATION_SMTP_TLS                implicit TLS (port 465 style)    false
+    NOTIFICATION_SMTP_TIMEOUT            seconds one SMTP send may take   10
+    NOTIFICATION_PAUSE_AFTER_FAILURES    failed deliveries in a row that pause a channel (0: never)   5
+    NOTIFICATION_EPISODE_GAP_S           insights of one type+theme this close are one episode    3600
+    NOTIFICATION_DIGEST_GRACE_S          a digest goes out this long after its window ends   1
+    NOTIFICATION_RULES_FILE              YAML teams and rules upserted by name at start   unset
 """
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from feedbackloop.settings import ServiceSettings, default_database_url
@@ -37,6 +50,21 @@ class NotificationSettings(ServiceSettings):
     delivery_concurrency: int = Field(default=16, ge=1, description="Webhook POSTs in flight at once")
     delivery_poll_interval: float = Field(default=0.25, gt=0, description="Seconds between looks for due deliveries")
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest request body accepted")
+    dashboard_url: str = Field(default="http://127.0.0.1:8003/", description="The link in Slack and email messages")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "feedbackloop@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS (required)")
+    smtp_tls: bool = Field(default=False, description="Connect with implicit TLS (SMTPS, usually port 465)")
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    pause_after_failures: int = Field(default=5, ge=0,
+                                      description="Failed deliveries in a row that pause a channel; 0 never pauses")
+    episode_gap_s: float = Field(default=3600.0, ge=0, description="Insights of one type+theme this close together "
+                                                                   "are one episode, sent once")
+    digest_grace_s: float = Field(default=1.0, ge=0, description="A digest goes out this long after its window ends")
+    rules_file: Path | None = Field(default=None, description="YAML teams and rules, upserted by name at start")
 
     @field_validator("retry_schedule")
     @classmethod

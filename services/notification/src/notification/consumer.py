@@ -15,7 +15,7 @@ from feedbackloop.db import UnitOfWork
 from feedbackloop.runtime import Subscription
 from notification.config import NotificationSettings
 from notification.domain.fields import EventKind
-from notification.service import route_event
+from notification.service import NoiseSettings, route_event
 
 __all__ = ["subscriptions"]
 
@@ -23,10 +23,13 @@ __all__ = ["subscriptions"]
 def subscriptions(settings: NotificationSettings, wake: Callable[[], None] = lambda: None) -> list[Subscription]:
     """The two subscriptions of the notification consumer; ``wake`` is called after deliveries were queued."""
 
+    noise = NoiseSettings(episode_gap_s=settings.episode_gap_s, digest_grace_s=settings.digest_grace_s)
+
     def handler(kind: EventKind) -> Callable[[UnitOfWork, Envelope[Any]], Any]:
         async def handle(uow: UnitOfWork, event: Envelope[Any]) -> None:
             data = event.data.model_dump(mode="json", by_alias=True)
-            if await route_event(uow, kind, event.id, data, schedule=settings.schedule, jitter=settings.retry_jitter):
+            if await route_event(uow, kind, event.id, data, schedule=settings.schedule, jitter=settings.retry_jitter,
+                                 noise=noise):
                 wake()
 
         handle.__name__ = f"handle_{kind}"

@@ -5,13 +5,23 @@ Contract (a :class:`feedbackloop.runtime.Worker`; ``run`` returns after ``stop``
 * **claim**: a short write transaction leases up to the free sending slots' worth of due ``pending``
   deliveries (``next_attempt_at`` moved past the send timeout; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so
   several copies share the queue). No transaction is open while a request is in flight.
-* **send**: ``POST`` the stored payload to the channel's *current* URL, signed per Standard Webhooks with the
-  channel's *current* secret: ``webhook-id`` (the delivery id, the same on every attempt), ``webhook-timestamp``
-  (Unix seconds of this attempt) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of id.timestamp.body>``).
-  Redirects are not followed. At most ``delivery_timeout`` seconds.
-* **record**: a second short transaction stores the attempt and moves the delivery on: 2xx → ``succeeded``;
-  a network error, 5xx, 408 or 429 → due again per the retry schedule (``Retry-After`` honoured), or
-  ``failed`` once the schedule is spent; any other status → ``failed`` at once.
+* **send**, by the channel's *current* settings (read from its rule at claim time):
+
+  - ``webhook``: ``POST`` the stored payload, signed per Standard Webhooks with the channel's secret:
+    ``webhook-id`` (the delivery id, the same on every attempt), ``webhook-timestamp`` (Unix seconds of this
+    attempt) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of id.timestamp.body>``);
+  - ``slack``: ``POST`` a Block Kit message (:mod:`notification.domain.messages`) to the incoming-webhook URL;
+  - ``email``: an HTML + text email over SMTP (STARTTLS, implicit TLS and AUTH per settings), whose
+    ``Message-ID`` is the delivery id, so a mail client shows a re-sent attempt once.
+
+  Redirects are not followed; with private targets not allowed, each connection is re-checked after DNS
+  resolution (:mod:`notification.egress`). At most ``delivery_timeout`` (``smtp_timeout``) seconds.
+* **record**: a second short transaction stores the attempt and moves the delivery on: success → ``succeeded``;
+  a network error, HTTP 5xx, 408 or 429, or an SMTP 4xx → due again per the retry schedule (``Retry-After``
+  honoured), or ``failed`` once the schedule is spent; any other status, or a refused target → ``failed`` at once.
+* **pause**: ``pause_after_failures`` failed deliveries in a row on one (rule, channel) pause it: its pending
+  deliveries become ``paused`` (and so do new ones) until ``POST /v1/rules/{id}/channels/{index}/resume``, and an
+  ``insights.v1`` event says so, through the outbox, in the same transaction.
 
 Delivery is at least once: a crash between send and record sends again when the lease runs out, with the same
 ``webhook-id``, which is how a receiver drops the duplicate. Secrets: ``whsec_<base64>`` is decoded as the
@@ -23,24 +33,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
 
+import aiosmtplib
 import httpx
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
-from feedbackloop.db import UnitOfWorkFactory, is_sqlite
+from feedbackloop.contracts import INSIGHTS, Insight
+from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, is_sqlite
 from feedbackloop.logs import get_logger
 from notification import __version__
 from notification.config import NotificationSettings
 from notification.domain.backoff import is_retryable, next_delay, parse_retry_after
+from notification.domain.channels import channel_from_json
+from notification.domain.messages import email_parts, slack_body, summarize
 from notification.domain.payload import encode_body
-from notification.store.models import DeliveryAttempt
-from notification.store.repository import Claim, DeliveryRepository
+from notification.egress import Resolver, TargetRefused, guarded_client, system_resolver
+from notification.store.models import ChannelHealth, DeliveryAttempt
+from notification.store.repository import Claim, DeliveryRepository, NoiseRepository
 
-__all__ = ["DeliveryWorker", "signature_headers", "signer_for"]
+__all__ = ["CHANNELS_PAUSED", "PAUSE_NAMESPACE", "DeliveryWorker", "Outcome", "signature_headers", "signer_for"]
 
 log = get_logger(__name__)
 
@@ -48,6 +68,10 @@ ATTEMPTS = Counter("notification_delivery_attempts_total", "Webhook attempts, by
 ATTEMPT_SECONDS = Histogram("notification_delivery_attempt_seconds", "Duration of one webhook attempt",
                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
+CHANNELS_PAUSED = Counter("notification_channels_paused_total", "Channels paused after failing deliveries in a row",
+                          ["type"])
+#: Namespace of the ids of "channel paused" insights: one pause of one channel is always the same event.
+PAUSE_NAMESPACE = uuid.UUID("7c2e9b14-6a3f-5d82-b0e4-1f5a8c3d9e27")
 _LEASE_MARGIN = timedelta(seconds=30)
 _ERROR_CHARS = 500
 
@@ -71,7 +95,11 @@ class DeliveryWorker:
     """Sends due deliveries until :meth:`stop`; ``wake`` is set when the consumer queued new ones."""
 
     def __init__(self, settings: NotificationSettings, uow: UnitOfWorkFactory,
-                 read_sessions: async_sessionmaker[AsyncSession], wake: asyncio.Event) -> None:
+                 read_sessions: async_sessionmaker[AsyncSession], wake: asyncio.Event, *,
+                 resolver: Resolver = system_resolver) -> None:
+        self._settings = settings
+        self._resolver = resolver
+        self._allow_private = settings.target_policy.allow_private
         self._schedule = settings.schedule
         self._jitter = settings.retry_jitter
         self._timeout = settings.delivery_timeout
@@ -97,8 +125,8 @@ class DeliveryWorker:
         """Claim and send until :meth:`stop`; requests in flight then finish and are recorded before returning."""
         uow = self._uow
         delay = 0.5
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False,
-                                     headers={"user-agent": f"feedbackloop-notification/{__version__}"}) as client:
+        async with guarded_client(allow_private=self._allow_private, timeout=self._timeout, resolver=self._resolver,
+                                  headers={"user-agent": f"feedbackloop-notification/{__version__}"}) as client:
             try:
                 while not self._stopping.is_set():
                     self._wake.clear()
@@ -148,21 +176,35 @@ class DeliveryWorker:
     async def _attempt(self, uow_factory: UnitOfWorkFactory, client: httpx.AsyncClient, claim: Claim) -> None:
         """Send one claimed delivery and record the outcome; never raises (an unrecorded send is re-sent later)."""
         try:
-            if claim.url is None or claim.secret is None:
-                await self._record(uow_factory, claim, None, "the rule or channel was deleted", 0.0, None,
-                                   give_up=True)
+            if claim.channel is None:
+                await self._record(uow_factory, claim, Outcome(None, "the rule or channel was deleted", None, 0.0,
+                                                               retryable=False), attempted=False)
                 return
-            status, error, retry_after, took = await self._send(client, claim, claim.url, claim.secret)
-            await self._record(uow_factory, claim, status, error, took, retry_after)
+            await self._record(uow_factory, claim, await self._send(client, claim, claim.channel))
         except Exception as exc:
             log.exception("recording a delivery attempt failed; it is retried when its lease ends",
                           delivery_id=claim.id, error=repr(exc))
 
-    async def _send(self, client: httpx.AsyncClient, claim: Claim, url: str,
-                    secret: str) -> tuple[int | None, str | None, float | None, float]:
-        body = encode_body(claim.payload)
-        headers = {"content-type": "application/json", **signature_headers(secret, claim.id, body, datetime.now(UTC))}
+    async def _send(self, client: httpx.AsyncClient, claim: Claim, channel: dict[str, Any]) -> Outcome:
         started = time.perf_counter()
+        kind = channel.get("type", "webhook")
+        if kind == "email":
+            outcome = await self._send_email(claim, channel)
+        else:
+            if kind == "slack":
+                body = json.dumps(slack_body(summarize(claim.payload, self._settings.dashboard_url)),
+                                  ensure_ascii=False)
+                headers = {"content-type": "application/json"}
+            else:
+                body = encode_body(claim.payload)
+                headers = {"content-type": "application/json",
+                           **signature_headers(channel["secret"], claim.id, body, datetime.now(UTC))}
+            outcome = await self._post(client, channel["url"], body, headers)
+        outcome.took = time.perf_counter() - started
+        ATTEMPT_SECONDS.observe(outcome.took)
+        return outcome
+
+    async def _post(self, client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str]) -> Outcome:
         status: int | None = None
         error: str | None = None
         retry_after: float | None = None
@@ -173,50 +215,155 @@ class DeliveryWorker:
                     text = await _read_some(response, 300)
                     error = f"HTTP {status}" + (f": {text}" if text else "")
                     retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+        except TargetRefused as exc:
+            return Outcome(None, str(exc), None, 0.0, retryable=False)
         except httpx.TimeoutException:
             error = f"timed out after {self._timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        took = time.perf_counter() - started
-        ATTEMPT_SECONDS.observe(took)
-        return status, error, retry_after, took
+        return Outcome(status, error, retry_after, 0.0, retryable=is_retryable(status))
 
-    async def _record(self, uow_factory: UnitOfWorkFactory, claim: Claim, status: int | None, error: str | None,
-                      took: float, retry_after: float | None, *, give_up: bool = False) -> None:
+    async def _send_email(self, claim: Claim, channel: dict[str, Any]) -> Outcome:
+        settings = self._settings
+        subject, text, html = email_parts(summarize(claim.payload, settings.dashboard_url))
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = settings.smtp_from
+        message["To"] = ", ".join(channel["to"])
+        message["Message-ID"] = f"<{claim.id}@feedbackloop>"
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        try:
+            await aiosmtplib.send(message, hostname=settings.smtp_host, port=settings.smtp_port,
+                                  username=settings.smtp_username if password else None, password=password,
+                                  use_tls=settings.smtp_tls, start_tls=settings.smtp_starttls,
+                                  timeout=settings.smtp_timeout)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            return Outcome(max(codes, default=None), f"SMTP refused every recipient: {_smtp_text(exc)}", None, 0.0,
+                           retryable=any(400 <= c < 500 for c in codes))
+        except aiosmtplib.SMTPResponseException as exc:
+            return Outcome(exc.code, f"SMTP {exc.code}: {exc.message}"[:_ERROR_CHARS], None, 0.0,
+                           retryable=400 <= exc.code < 500)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return Outcome(None, f"{type(exc).__name__}: {exc}", None, 0.0, retryable=True)
+        return Outcome(250, None, None, 0.0, retryable=False)
+
+    async def _record(self, uow_factory: UnitOfWorkFactory, claim: Claim, outcome: Outcome, *,
+                      attempted: bool = True) -> None:
         now = datetime.now(UTC)
-        succeeded = error is None and status is not None and 200 <= status < 300
+        status, error = outcome.status, outcome.error
+        succeeded = error is None and status is not None
         async with uow_factory() as uow:
             repo = DeliveryRepository(uow.session)
             delivery = await repo.get(claim.id)
             if delivery is None or delivery.status != "pending" or delivery.attempts + 1 != claim.attempt:
                 return  # deleted, or already recorded by another sender after our lease ran out
-            if not give_up:
+            if attempted:
                 await repo.record_attempt(DeliveryAttempt(delivery_id=claim.id, attempt=claim.attempt, at=now,
                                                           status_code=status,
                                                           error=error[:_ERROR_CHARS] if error else None,
-                                                          duration_ms=round(took * 1000, 1)))
+                                                          duration_ms=round(outcome.took * 1000, 1)))
                 delivery.attempts = claim.attempt
-                delivery.url = claim.url or delivery.url
+                if claim.channel is not None:
+                    delivery.url = channel_from_json(claim.channel).shown_url()
             delivery.last_status_code = status
             delivery.last_error = error[:_ERROR_CHARS] if error else None
             if succeeded:
-                outcome = "succeeded"
+                result = "succeeded"
                 delivery.status, delivery.delivered_at, delivery.next_attempt_at = "succeeded", now, None
             else:
-                wait = None if give_up or not is_retryable(status) else next_delay(
-                    self._schedule, delivery.attempts - delivery.schedule_start, retry_after=retry_after,
+                wait = None if not outcome.retryable else next_delay(
+                    self._schedule, delivery.attempts - delivery.schedule_start, retry_after=outcome.retry_after,
                     jitter=self._jitter)
                 if wait is None:
-                    outcome = "failed"
+                    result = "failed"
                     delivery.status, delivery.next_attempt_at = "failed", None
                 else:
-                    outcome = "retry"
+                    result = "retry"
                     delivery.next_attempt_at = now + timedelta(seconds=wait)
+            if result != "retry" and claim.channel is not None:
+                await self._track_health(uow, claim, succeeded, error, now)
             await uow.commit()
-        ATTEMPTS.labels(outcome).inc()
+        ATTEMPTS.labels(result).inc()
         log_method = log.info if succeeded else log.warning
-        log_method("delivery attempt", delivery_id=claim.id, attempt=claim.attempt, outcome=outcome,
+        log_method("delivery attempt", delivery_id=claim.id, attempt=claim.attempt, outcome=result,
                    status_code=status, error=error)
+
+    async def _track_health(self, uow: UnitOfWork, claim: Claim, succeeded: bool, error: str | None,
+                            now: datetime) -> None:
+        """Count failed deliveries in a row per channel; pause it, and say so in an insight, at the threshold."""
+        noise = NoiseRepository(uow.session)
+        health = await noise.health(claim.rule_id, claim.channel_index)
+        if succeeded:
+            if health is not None and health.paused_at is None:
+                health.consecutive_failures = 0
+            return
+        if health is None:
+            health = ChannelHealth(rule_id=claim.rule_id, channel_index=claim.channel_index, consecutive_failures=0)
+            await noise.add(health)
+        health.consecutive_failures = (health.consecutive_failures or 0) + 1
+        health.last_error = error[:_ERROR_CHARS] if error else None
+        threshold = self._settings.pause_after_failures
+        if not threshold or health.paused_at is not None or health.consecutive_failures < threshold:
+            return
+        health.paused_at = now
+        held = await DeliveryRepository(uow.session).pause_pending(
+            claim.rule_id, claim.channel_index, f"channel paused after {threshold} failed deliveries in a row")
+        channel = channel_from_json(claim.channel or {})
+        rule = claim.payload.get("rule") or {}
+        uow.publish(INSIGHTS, channel_paused_insight(
+            rule_id=claim.rule_id, rule_name=str(rule.get("name", "?")), team=str(rule.get("team", "?")),
+            channel_index=claim.channel_index, channel_type=channel.type, shown_url=channel.shown_url(),
+            failures=health.consecutive_failures, last_error=error, paused_at=now, held=held),
+            event_id=str(uuid.uuid5(PAUSE_NAMESPACE, f"{claim.rule_id}\x1f{claim.channel_index}\x1f"
+                                                     f"{now.isoformat()}")))
+        CHANNELS_PAUSED.labels(channel.type).inc()
+        log.warning("channel paused", rule_id=claim.rule_id, channel_index=claim.channel_index,
+                    failures=health.consecutive_failures, held=held)
+
+
+@dataclass
+class Outcome:
+    """What one attempt came to: a status (HTTP or SMTP code; ``None`` when nothing answered), an error when it
+    failed, a requested ``Retry-After``, its duration, and whether a failure is worth trying again."""
+
+    status: int | None
+    error: str | None
+    retry_after: float | None
+    took: float
+    retryable: bool
+
+
+def channel_paused_insight(*, rule_id: str, rule_name: str, team: str, channel_index: int, channel_type: str,
+                           shown_url: str, failures: int, last_error: str | None, paused_at: datetime,
+                           held: int) -> Insight:
+    """The ``insights.v1`` event that says a channel was paused.
+
+    The contract's insight types are fixed (spike, emerging_theme, sentiment_drop, kpi_drop, urgent_item); a
+    paused channel is reported as ``kpi_drop``: the KPI is the channel's delivery success rate, observed 0 over
+    the last ``failures`` deliveries against an expected 1. ``metrics.kind = "channel_paused"`` and the rule and
+    channel fields let a consumer tell it from a product KPI. ``theme`` stays empty: it is not about feedback.
+    """
+    return Insight.model_validate({
+        "insight_id": str(uuid.uuid5(PAUSE_NAMESPACE, f"insight\x1f{rule_id}\x1f{channel_index}\x1f"
+                                                      f"{paused_at.isoformat()}")),
+        "type": "kpi_drop",
+        "title": f"Notifications paused: {channel_type} channel {channel_index} of rule “{rule_name}” (team {team}) "
+                 f"failed {failures} deliveries in a row",
+        "window": {"from": paused_at, "to": paused_at},
+        "metrics": {"kind": "channel_paused", "observed": 0.0, "expected": 1.0, "consecutive_failures": failures,
+                    "held_deliveries": held, "rule_id": rule_id, "rule_name": rule_name, "team": team,
+                    "channel_index": channel_index, "channel_type": channel_type, "channel": shown_url,
+                    "last_error": (last_error or "")[:200]},
+        "severity": "warning",
+        "created_at": paused_at,
+    })
+
+
+def _smtp_text(exc: aiosmtplib.SMTPRecipientsRefused) -> str:
+    return "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)[:_ERROR_CHARS]
 
 
 async def _read_some(response: httpx.Response, limit: int) -> str:

@@ -13,10 +13,11 @@ from feedbackloop.db import session_factory
 from feedbackloop.http import build_app
 from feedbackloop.runtime import ServiceRuntime, start_runtime
 from notification import __version__
-from notification.api import deliveries, rules
+from notification.api import deliveries, rules, teams
 from notification.config import NotificationSettings
 from notification.consumer import subscriptions
 from notification.delivery import DeliveryWorker
+from notification.rules_file import load_rules_file
 from notification.store.models import runtime_tables
 
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
@@ -37,16 +38,19 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
                                  workers=[delivery_worker]) as runtime:
             app.state.runtime = runtime
             app.state.read_sessions = session_factory(runtime.read_engine)
+            if settings.rules_file is not None:  # raises RulesFileError naming file and rule: the start fails
+                await load_rules_file(settings.rules_file, runtime.uow, settings.target_policy)
             yield
 
     return build_app(
         service="notification",
         title="Feedback Loop — notification",
-        description="Rules over `feedback.classified.v1` and `insights.v1`; each match is delivered as a webhook "
-        "signed per Standard Webhooks, retried with backoff, and recorded attempt by attempt.",
+        description="Teams and rules over `feedback.classified.v1` and `insights.v1`; each match goes to Slack, "
+        "email or a webhook signed per Standard Webhooks, throttled, held in quiet hours, retried with backoff, "
+        "and recorded attempt by attempt.",
         version=__version__,
         settings=settings,
         lifespan=lifespan,
-        routers=[rules.router, deliveries.router],
+        routers=[rules.router, teams.router, deliveries.router],
         max_body_bytes=settings.max_body_bytes,
     )

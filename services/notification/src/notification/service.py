@@ -20,34 +20,59 @@ from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.http import Conflict, NotFound, ProblemError
 from feedbackloop.logs import get_logger
 from notification.domain.backoff import next_delay
+from notification.domain.channels import Channel, channel_from_json
 from notification.domain.fields import EventKind
+from notification.domain.noise import (
+    EpisodeMark,
+    QuietHours,
+    digest_id_for,
+    episode_key,
+    is_same_episode,
+    parse_quiet_hours,
+)
 from notification.domain.payload import build_payload
-from notification.domain.rules import RuleInvalid, WebhookChannel, matches, parse_channels, validate_match
+from notification.domain.rules import RuleInvalid, Throttle, matches, parse_channels, parse_throttle, validate_match
 from notification.domain.targets import TargetPolicy
-from notification.store.models import Delivery, DeliveryAttempt, Rule
-from notification.store.repository import DeliveryRepository, RuleRepository
+from notification.store.models import Delivery, DeliveryAttempt, InsightEpisode, Rule, Team
+from notification.store.repository import DeliveryRepository, NoiseRepository, RuleRepository, TeamRepository, utc
 
 __all__ = [
+    "DELIVERIES_HELD",
     "DELIVERIES_QUEUED",
+    "EPISODES_SUPPRESSED",
     "EVENTS_UNMATCHED",
+    "NoiseSettings",
     "RuleDraft",
+    "TeamDraft",
     "create_rule",
+    "create_team",
     "delete_rule",
+    "delete_team",
     "delivery_id_for",
     "get_delivery",
     "get_rule",
+    "get_team",
     "list_deliveries",
     "list_rules",
+    "list_teams",
+    "resume_channel",
     "retry_delivery",
     "route_event",
     "rules_matching",
     "update_rule",
+    "update_team",
+    "upsert_rule_by_name",
+    "upsert_team_by_name",
 ]
 
 log = get_logger(__name__)
 
 EVENTS_UNMATCHED = Counter("notification_events_unmatched_total", "Events that matched no enabled rule", ["event"])
 DELIVERIES_QUEUED = Counter("notification_deliveries_queued_total", "Deliveries queued by matching rules", ["event"])
+DELIVERIES_HELD = Counter("notification_deliveries_held_total",
+                          "Matches rolled into a digest instead of sent, or held for a paused channel", ["reason"])
+EPISODES_SUPPRESSED = Counter("notification_insight_episodes_suppressed_total",
+                              "Insights not sent again because they continue an episode a rule already sent")
 
 #: Namespace of delivery ids: the same (event, rule, channel) always gets the same webhook-id.
 DELIVERY_NAMESPACE = uuid.UUID("0b6f3a52-8d1e-5c4a-9f27-6e3d1c2b4a90")
@@ -67,15 +92,44 @@ class RuleDraft:
     match: dict[str, Any]
     channels: list[Any]
     enabled: bool = True
+    throttle: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TeamDraft:
+    """A team as a client sent it; ``quiet_hours`` is checked by the domain."""
+
+    name: str
+    quiet_hours: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NoiseSettings:
+    """How :func:`route_event` keeps noise down (from the service settings)."""
+
+    episode_gap_s: float = 3600.0
+    digest_grace_s: float = 1.0
 
 
 def _invalid(exc: RuleInvalid) -> ProblemError:
     return ProblemError(f"Invalid rule: {exc}.", status=422, title="Invalid rule", errors=exc.errors)
 
 
-def _checked(draft: RuleDraft, policy: TargetPolicy, previous: Sequence[WebhookChannel] = ()) -> list[WebhookChannel]:
+def _checked(draft: RuleDraft, policy: TargetPolicy,
+             previous: Sequence[Channel] = ()) -> tuple[list[Channel], Throttle | None]:
+    """The rule's channels and throttle, or a 422 problem naming every bad field."""
+    try:
+        return _validated(draft, policy, previous)
+    except RuleInvalid as exc:
+        raise _invalid(exc) from None
+
+
+def _validated(draft: RuleDraft, policy: TargetPolicy,
+               previous: Sequence[Channel] = ()) -> tuple[list[Channel], Throttle | None]:
+    """The rule's channels and throttle, or :class:`RuleInvalid` naming every bad field of match, channels, throttle."""
     errors: list[dict[str, str]] = []
-    channels: list[WebhookChannel] = []
+    channels: list[Channel] = []
+    throttle: Throttle | None = None
     try:
         validate_match(draft.match)
     except RuleInvalid as exc:
@@ -84,17 +138,22 @@ def _checked(draft: RuleDraft, policy: TargetPolicy, previous: Sequence[WebhookC
         channels = parse_channels(draft.channels, policy, previous)
     except RuleInvalid as exc:
         errors += exc.errors
+    try:
+        throttle = parse_throttle(draft.throttle)
+    except RuleInvalid as exc:
+        errors += exc.errors
     if errors:
-        raise _invalid(RuleInvalid(errors))
-    return channels
+        raise RuleInvalid(errors)
+    return channels, throttle
 
 
 async def create_rule(uow_factory: UnitOfWorkFactory, draft: RuleDraft, policy: TargetPolicy) -> Rule:
-    """Store a new rule; a 422 problem names every invalid field, operator, URL or secret."""
-    channels = _checked(draft, policy)
+    """Store a new rule; a 422 problem names every invalid field, operator, URL, secret or throttle key."""
+    channels, throttle = _checked(draft, policy)
     now = datetime.now(UTC)
     rule = Rule(id=str(uuid.uuid4()), name=draft.name, team=draft.team, match=draft.match,
-                channels=[c.to_json() for c in channels], enabled=draft.enabled, created_at=now, updated_at=now)
+                channels=[c.to_json() for c in channels], enabled=draft.enabled, created_at=now, updated_at=now,
+                throttle=throttle.to_json() if throttle else None)
     async with uow_factory() as uow:
         RuleRepository(uow.session).add(rule)
         await uow.commit()
@@ -103,20 +162,37 @@ async def create_rule(uow_factory: UnitOfWorkFactory, draft: RuleDraft, policy: 
 
 
 async def update_rule(uow_factory: UnitOfWorkFactory, rule_id: str, draft: RuleDraft, policy: TargetPolicy) -> Rule:
-    """Replace a rule; a channel sent with secret ``***`` (or none) keeps the stored secret of its URL."""
+    """Replace a rule; a channel sent masked keeps what is stored (see :func:`parse_channels`).
+
+    When the channels change, their throttle windows and failure counts start afresh (a fixed URL is a new start).
+    """
     async with uow_factory() as uow:
         repo = RuleRepository(uow.session)
         rule = await repo.get(rule_id)
         if rule is None:
             raise NotFound(f"No rule {rule_id}.")
-        previous = [WebhookChannel(url=c["url"], secret=c["secret"]) for c in rule.channels]
-        channels = _checked(draft, policy, previous)
-        rule.name, rule.team, rule.match, rule.enabled = draft.name, draft.team, draft.match, draft.enabled
-        rule.channels = [c.to_json() for c in channels]
-        rule.updated_at = datetime.now(UTC)
+        before = list(rule.channels)
+        _apply(rule, draft, *_checked(draft, policy, [channel_from_json(c) for c in rule.channels]))
+        if rule.channels != before:
+            await _fresh_start(uow.session, rule)
         await uow.commit()
     log.info("rule updated", rule_id=rule_id)
     return rule
+
+
+async def _fresh_start(session: AsyncSession, rule: Rule) -> None:
+    """Forget a rule's throttle windows, failure counts and episodes, and queue its paused deliveries again."""
+    await NoiseRepository(session).forget_rule(rule.id)
+    deliveries = DeliveryRepository(session)
+    for index in range(len(rule.channels)):
+        await deliveries.resume_paused(rule.id, index, datetime.now(UTC))
+
+
+def _apply(rule: Rule, draft: RuleDraft, channels: list[Channel], throttle: Throttle | None) -> None:
+    rule.name, rule.team, rule.match, rule.enabled = draft.name, draft.team, draft.match, draft.enabled
+    rule.channels = [c.to_json() for c in channels]
+    rule.throttle = throttle.to_json() if throttle else None
+    rule.updated_at = datetime.now(UTC)
 
 
 async def delete_rule(uow_factory: UnitOfWorkFactory, rule_id: str) -> None:
@@ -128,6 +204,7 @@ async def delete_rule(uow_factory: UnitOfWorkFactory, rule_id: str) -> None:
             raise NotFound(f"No rule {rule_id}.")
         await repo.delete(rule)
         await DeliveryRepository(uow.session).fail_pending_of_rule(rule_id, "rule deleted")
+        await NoiseRepository(uow.session).forget_rule(rule_id)
         await uow.commit()
     log.info("rule deleted", rule_id=rule_id)
 
@@ -163,34 +240,126 @@ def _fires(rule: Rule, event_kind: str, data: Mapping[str, Any]) -> bool:
 
 
 async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, data: Mapping[str, Any], *,
-                      schedule: Sequence[float], jitter: float = 0.1) -> int:
-    """Queue a pending delivery for each channel of each enabled rule the event matches; returns how many matched.
+                      schedule: Sequence[float], jitter: float = 0.1, noise: NoiseSettings = NoiseSettings(),
+                      now: datetime | None = None) -> int:
+    """Queue a delivery for each channel of each enabled rule the event matches; returns how many were queued.
 
     Runs in the caller's transaction and never commits. Queuing is idempotent per (event, rule, channel): an
     event seen again queues nothing new. An event that matches no rule is counted, and is not an error.
+
+    Each queued delivery is ``pending`` (sent as soon as possible), or:
+
+    * not queued at all when the event is an insight that continues an episode the rule already sent;
+    * ``paused`` when its channel is paused (sent when the channel is resumed);
+    * ``digested`` when the rule's team is in quiet hours (rolled into one digest per channel, sent when they end)
+      or when the rule's throttle already let ``limit`` messages through in the channel's open window (rolled
+      into one digest per window, sent when the window ends). The digest is itself a delivery (``event_kind``
+      ``digest``), queued here with its release time, and filled with its items at its first send.
     """
-    rules = await RuleRepository(uow.session).enabled()
-    now = datetime.now(UTC)
+    session = uow.session
+    rules = [r for r in await RuleRepository(session).enabled() if _fires(r, event_kind, data)]
+    if not rules:
+        EVENTS_UNMATCHED.labels(event_kind).inc()
+        return 0
+    now = now or datetime.now(UTC)
+    state = NoiseRepository(session)
+    quiet = {name: hours for name, raw in (await TeamRepository(session).quiet_hours_of({r.team for r in rules}))
+             .items() if (hours := _quiet_hours(name, raw)) is not None}
+    paused = await state.paused_channels({r.id for r in rules})
     first = timedelta(seconds=next_delay(schedule, 0, jitter=jitter) or 0.0)
+    grace = timedelta(seconds=noise.digest_grace_s)
     rows: list[dict[str, Any]] = []
+    digests: dict[str, dict[str, Any]] = {}
     for rule in rules:
-        if not _fires(rule, event_kind, data):
+        if event_kind == "insight" and await _continues_episode(state, rule.id, event_id, data, noise.episode_gap_s):
+            EPISODES_SUPPRESSED.inc()
+            log.info("insight continues an episode already sent; not sent again", rule_id=rule.id, event_id=event_id)
             continue
         payload = build_payload(event_kind=event_kind, rule_id=rule.id, rule_name=rule.name, team=rule.team,
                                 data=data, event_id=event_id)
-        for index, channel in enumerate(rule.channels):
-            rows.append({"id": delivery_id_for(event_id, rule.id, index), "event_id": event_id,
-                         "event_kind": event_kind, "rule_id": rule.id, "channel_index": index,
-                         "url": channel["url"], "status": "pending", "attempts": 0, "schedule_start": 0,
-                         "next_attempt_at": now + first, "last_status_code": None, "last_error": None,
-                         "created_at": now, "delivered_at": None, "payload": payload})
+        quiet_until = quiet[rule.team].until(now) if rule.team in quiet else None
+        throttle = parse_throttle(rule.throttle) if rule.throttle else None
+        for index, raw_channel in enumerate(rule.channels):
+            shown = channel_from_json(raw_channel).shown_url()
+            row = {"id": delivery_id_for(event_id, rule.id, index), "event_id": event_id, "event_kind": event_kind,
+                   "rule_id": rule.id, "channel_index": index, "url": shown, "status": "pending", "attempts": 0,
+                   "schedule_start": 0, "next_attempt_at": now + first, "last_status_code": None,
+                   "last_error": None, "created_at": now, "delivered_at": None, "payload": payload,
+                   "digest_id": None}
+            hold: tuple[str, datetime, datetime] | None = None  # reason, window start, release time
+            if (rule.id, index) in paused:
+                row.update(status="paused", next_attempt_at=None, last_error="the channel is paused")
+                DELIVERIES_HELD.labels("paused").inc()
+            elif quiet_until is not None:
+                hold = ("quiet_hours", now, quiet_until)
+            elif throttle is not None:
+                hold = await _throttle(state, rule.id, index, throttle, now)
+            if hold is not None:
+                reason, opened, release = hold
+                digest_id = digest_id_for(rule.id, index, reason, release)
+                row.update(status="digested", next_attempt_at=None, digest_id=digest_id)
+                digests.setdefault(digest_id, {
+                    "id": digest_id, "event_id": f"digest:{digest_id}", "event_kind": "digest", "rule_id": rule.id,
+                    "channel_index": index, "url": shown, "status": "pending", "attempts": 0, "schedule_start": 0,
+                    "next_attempt_at": release + grace, "last_status_code": None, "last_error": None,
+                    "created_at": now, "delivered_at": None, "digest_id": None,
+                    "payload": {"type": "digest", "reason": reason, "rule": payload["rule"],
+                                "window": {"from": opened.isoformat(), "to": release.isoformat()}}})
+                DELIVERIES_HELD.labels(reason).inc()
+            rows.append(row)
     if not rows:
-        EVENTS_UNMATCHED.labels(event_kind).inc()
         return 0
-    await DeliveryRepository(uow.session).queue(rows)
+    deliveries = DeliveryRepository(session)
+    await deliveries.queue(list(digests.values()))
+    await deliveries.queue(rows)
     DELIVERIES_QUEUED.labels(event_kind).inc(len(rows))
-    log.info("deliveries queued", event_kind=event_kind, deliveries=len(rows))
+    log.info("deliveries queued", event_kind=event_kind, deliveries=len(rows), digested=sum(
+        r["status"] == "digested" for r in rows))
     return len(rows)
+
+
+def _quiet_hours(team: str, raw: Mapping[str, Any]) -> QuietHours | None:
+    try:
+        return parse_quiet_hours(raw)
+    except RuleInvalid as exc:  # stored before a check tightened: ignore it, say so
+        log.error("team quiet hours cannot be read; ignored", team=team, error=str(exc))
+        return None
+
+
+async def _throttle(state: NoiseRepository, rule_id: str, index: int, throttle: Throttle,
+                    now: datetime) -> tuple[str, datetime, datetime] | None:
+    """Count one message against the channel's open window; ``None`` when it may go out, else the digest to join."""
+    allowed, start, end = await state.take_slot(rule_id, index, throttle.limit,
+                                                timedelta(seconds=throttle.window_s), now)
+    return None if allowed else ("throttle", start, end)
+
+
+async def _continues_episode(state: NoiseRepository, rule_id: str, event_id: str, data: Mapping[str, Any],
+                             gap_s: float) -> bool:
+    """Whether an insight continues the episode the rule last sent; otherwise it becomes the episode's mark."""
+    window = data.get("window") or {}
+    try:
+        window_from = _aware(datetime.fromisoformat(str(window.get("from"))))
+        window_to = _aware(datetime.fromisoformat(str(window.get("to"))))
+    except ValueError:
+        return False
+    severity = str(data.get("severity", "info"))
+    key = episode_key(data)[:400]
+    mark = await state.episode(rule_id, key)
+    previous = EpisodeMark(utc(mark.window_to), mark.severity) if mark else None  # type: ignore[arg-type]
+    if mark is not None and is_same_episode(previous, window_from, severity, gap_s):
+        mark.window_to = max(previous.window_to, window_to)  # type: ignore[union-attr]
+        return True
+    if mark is None:
+        await state.add(InsightEpisode(rule_id=rule_id, episode_key=key, event_id=event_id, window_to=window_to,
+                                 severity=severity))
+    else:
+        mark.event_id, mark.window_to, mark.severity = event_id, window_to, severity
+    return False
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def list_deliveries(sessions: async_sessionmaker[AsyncSession], limit: int,
@@ -231,3 +400,126 @@ async def retry_delivery(uow_factory: UnitOfWorkFactory, delivery_id: str) -> De
         await uow.commit()
     log.info("delivery re-queued", delivery_id=delivery_id)
     return delivery
+
+
+async def resume_channel(uow_factory: UnitOfWorkFactory, rule_id: str, channel_index: int) -> int:
+    """Un-pause a (rule, channel): its failure count starts afresh and its paused deliveries are queued again.
+
+    Returns how many deliveries were queued again; 404 when the rule or channel does not exist, 409 when the
+    channel is not paused.
+    """
+    async with uow_factory() as uow:
+        rule = await RuleRepository(uow.session).get(rule_id)
+        if rule is None or not 0 <= channel_index < len(rule.channels):
+            raise NotFound(f"No channel {channel_index} on rule {rule_id}.")
+        health = await NoiseRepository(uow.session).health(rule_id, channel_index)
+        if health is None or health.paused_at is None:
+            raise Conflict(f"Channel {channel_index} of rule {rule_id} is not paused.")
+        health.paused_at, health.consecutive_failures = None, 0
+        queued = await DeliveryRepository(uow.session).resume_paused(rule_id, channel_index, datetime.now(UTC))
+        await uow.commit()
+    log.info("channel resumed", rule_id=rule_id, channel_index=channel_index, requeued=queued)
+    return queued
+
+
+def _team_checked(draft: TeamDraft) -> dict[str, Any] | None:
+    try:
+        hours = parse_quiet_hours(draft.quiet_hours)
+    except RuleInvalid as exc:
+        raise ProblemError(f"Invalid team: {exc}.", status=422, title="Invalid team", errors=exc.errors) from exc
+    return hours.to_json() if hours else None
+
+
+async def create_team(uow_factory: UnitOfWorkFactory, draft: TeamDraft) -> Team:
+    """Store a team; 409 when the name is taken, 422 naming a bad quiet-hours key."""
+    hours = _team_checked(draft)
+    now = datetime.now(UTC)
+    team = Team(id=str(uuid.uuid4()), name=draft.name, quiet_hours=hours, created_at=now, updated_at=now)
+    async with uow_factory() as uow:
+        repo = TeamRepository(uow.session)
+        if await repo.by_name(draft.name) is not None:
+            raise Conflict(f"A team called {draft.name!r} exists; PUT /v1/teams/{{id}} changes it.")
+        repo.add(team)
+        await uow.commit()
+    log.info("team created", team_id=team.id, team=team.name)
+    return team
+
+
+async def update_team(uow_factory: UnitOfWorkFactory, team_id: str, draft: TeamDraft) -> Team:
+    """Replace a team's name and quiet hours; 404, 409 (name taken) or 422."""
+    hours = _team_checked(draft)
+    async with uow_factory() as uow:
+        repo = TeamRepository(uow.session)
+        team = await repo.get(team_id)
+        if team is None:
+            raise NotFound(f"No team {team_id}.")
+        other = await repo.by_name(draft.name)
+        if other is not None and other.id != team_id:
+            raise Conflict(f"A team called {draft.name!r} exists.")
+        team.name, team.quiet_hours, team.updated_at = draft.name, hours, datetime.now(UTC)
+        await uow.commit()
+    return team
+
+
+async def delete_team(uow_factory: UnitOfWorkFactory, team_id: str) -> None:
+    """Delete a team (its rules stay, and are sent without quiet hours)."""
+    async with uow_factory() as uow:
+        repo = TeamRepository(uow.session)
+        team = await repo.get(team_id)
+        if team is None:
+            raise NotFound(f"No team {team_id}.")
+        await repo.delete(team)
+        await uow.commit()
+
+
+async def get_team(sessions: async_sessionmaker[AsyncSession], team_id: str) -> Team:
+    async with sessions() as session, session.begin():
+        team = await TeamRepository(session).get(team_id)
+    if team is None:
+        raise NotFound(f"No team {team_id}.")
+    return team
+
+
+async def list_teams(sessions: async_sessionmaker[AsyncSession], limit: int,
+                     after: tuple[datetime, str] | None) -> list[Team]:
+    async with sessions() as session, session.begin():
+        return await TeamRepository(session).page(limit, after)
+
+
+async def upsert_team_by_name(uow: UnitOfWork, draft: TeamDraft) -> str:
+    """Create or replace the team called ``draft.name`` in the caller's transaction; ``created`` or ``updated``.
+
+    Raises :class:`RuleInvalid` (not a problem body): the caller (the rules file loader) names file and team.
+    """
+    hours = parse_quiet_hours(draft.quiet_hours)
+    repo = TeamRepository(uow.session)
+    team = await repo.by_name(draft.name)
+    now = datetime.now(UTC)
+    if team is None:
+        repo.add(Team(id=str(uuid.uuid4()), name=draft.name, quiet_hours=hours.to_json() if hours else None,
+                      created_at=now, updated_at=now))
+        return "created"
+    team.quiet_hours, team.updated_at = (hours.to_json() if hours else None), now
+    return "updated"
+
+
+async def upsert_rule_by_name(uow: UnitOfWork, draft: RuleDraft, policy: TargetPolicy) -> str:
+    """Create or replace the rule called ``draft.name`` in the caller's transaction; ``created`` or ``updated``.
+
+    Raises :class:`RuleInvalid` naming each bad key (the rules file loader adds the file and the rule).
+    """
+    repo = RuleRepository(uow.session)
+    rule = await repo.by_name(draft.name)
+    previous = [channel_from_json(c) for c in rule.channels] if rule else []
+    channels, throttle = _validated(draft, policy, previous)
+    if rule is None:
+        now = datetime.now(UTC)
+        repo.add(Rule(id=str(uuid.uuid4()), name=draft.name, team=draft.team, match=draft.match,
+                      channels=[c.to_json() for c in channels], enabled=draft.enabled, created_at=now,
+                      updated_at=now, throttle=throttle.to_json() if throttle else None))
+        return "created"
+    before = list(rule.channels)
+    _apply(rule, draft, channels, throttle)
+    if rule.channels != before:
+        await _fresh_start(uow.session, rule)
+    return "updated"

@@ -13,7 +13,7 @@ from notification_testkit import notification_settings
 
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app
+from feedbackloop.testing import serve_app, store_url
 from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS, create_app
 from notification.service import RuleDraft, create_rule, route_event
@@ -107,8 +107,10 @@ async def test_bad_rules_are_refused_naming_the_problem(tmp_path: Path, kafka_se
         (_with(channels=_channel(url="not a url")), "channels.0.url", "https://"),
         (_with(channels=[{"type": "webhook", "url": "https://hooks.example.com/x"}]), "channels.0.secret",
          "required"),
-        (_with(channels=[{"type": "slack", "url": "https://hooks.slack.com/x"}]), "channels.0.type",
-         "supported channel types: webhook"),
+        (_with(channels=[{"type": "sms", "url": "https://hooks.slack.com/x"}]), "channels.0.type",
+         "supported channel types: webhook, slack, email"),
+        (_with(channels=[{"type": "email", "to": ["not-an-address"]}]), "channels.0.to.0", "not an email address"),
+        (_with(throttle={"limit": -1, "window_s": 60}), "throttle.limit", "integer"),
         (_with(channels=[]), "channels", "at least 1"),
         ({k: v for k, v in RULE.items() if k != "name"}, "name", "required"),
         (_with(match=[]), "match", "dictionary"),
@@ -126,14 +128,14 @@ async def test_bad_rules_are_refused_naming_the_problem(tmp_path: Path, kafka_se
             assert fragment.lower() in messages.lower(), problem
             assert SECRET not in response.text
         both = await client.post("/v1/rules", json=_with(
-            match={"all": [{"field": "nope", "op": "eq", "value": 1}]}, channels=[{"type": "email"}]))
+            match={"all": [{"field": "nope", "op": "eq", "value": 1}]}, channels=[{"type": "pager"}]))
         assert {e["field"] for e in both.json()["errors"]} == {"match.all.0.field", "channels.0.type"}
-        assert "supported channel types: webhook" in both.json()["detail"]
+        assert "supported channel types: webhook, slack, email" in both.json()["detail"]
         assert (await client.get("/v1/rules")).json()["items"] == [], "nothing invalid was stored"
 
 
 async def test_route_event_queues_each_event_rule_channel_once(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/route.db")
+    engine = create_engine(store_url(tmp_path, "route"))
     await upgrade(engine, MIGRATIONS)
     uow_factory = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/tests")
     policy = TargetPolicy(https_only=False, allow_private=True)

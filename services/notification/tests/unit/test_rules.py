@@ -242,7 +242,7 @@ def test_webhook_channels_parse() -> None:
 
 
 @pytest.mark.parametrize(("channel", "field", "fragment"), [
-    ({"type": "slack", "url": "https://x.example.com"}, "channels.0.type", "supported channel types: webhook"),
+    ({"type": "sms", "url": "https://x.example.com"}, "channels.0.type", "supported channel types: webhook, slack"),
     ({"type": "webhook", "url": "https://x.example.com"}, "channels.0.secret", "required"),
     ({"type": "webhook", "url": "https://x.example.com", "secret": ""}, "channels.0.secret", "1 to 512"),
     ({"type": "webhook", "url": "https://x.example.com", "secret": "whsec_!!notbase64"}, "channels.0.secret",

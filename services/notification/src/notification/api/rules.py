@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from feedbackloop.http import AdminKey, ReadKey
 from notification.api.deps import ReadDep, SettingsDep, UowDep
 from notification.api.schemas import (
+    ResumeOut,
     RuleIn,
     RuleOut,
     RulePage,
@@ -26,6 +27,7 @@ from notification.service import (
     delete_rule,
     get_rule,
     list_rules,
+    resume_channel,
     rules_matching,
     update_rule,
 )
@@ -37,7 +39,8 @@ _INVALID: dict[int | str, dict[str, Any]] = {
 
 
 def _draft(body: RuleIn) -> RuleDraft:
-    return RuleDraft(name=body.name, team=body.team, match=body.match, channels=body.channels, enabled=body.enabled)
+    return RuleDraft(name=body.name, team=body.team, match=body.match, channels=body.channels, enabled=body.enabled,
+                     throttle=body.throttle)
 
 
 @router.post("", status_code=201, response_model=RuleOut, summary="Create a rule", responses=_INVALID)
@@ -79,3 +82,10 @@ async def put_rule(rule_id: uuid.UUID, body: RuleIn, _key: AdminKey, uow: UowDep
 async def remove_rule(rule_id: uuid.UUID, _key: AdminKey, uow: UowDep) -> Response:
     await delete_rule(uow, str(rule_id))
     return Response(status_code=204)
+
+
+@router.post("/{rule_id}/channels/{channel_index}/resume", response_model=ResumeOut,
+             summary="Resume a channel paused after failing; its paused deliveries are queued again",
+             responses={404: {"description": "No such rule or channel"}, 409: {"description": "Not paused"}})
+async def post_resume(rule_id: uuid.UUID, channel_index: int, _key: AdminKey, uow: UowDep) -> ResumeOut:
+    return ResumeOut(requeued=await resume_channel(uow, str(rule_id), channel_index))

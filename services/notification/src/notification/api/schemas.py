@@ -1,6 +1,7 @@
 """Request and response bodies of the notification API, and their translation from stored rows.
 
-A secret never appears in a response: every channel is shown with ``"secret": "***"``.
+A secret never appears in a response: a webhook is shown with ``"secret": "***"`` and a Slack URL (the
+credential itself) as ``<scheme>://<host>/***``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedbackloop.http import BadRequest, decode_cursor, encode_cursor
-from notification.domain.rules import MASK, OPS
-from notification.store.models import Delivery, DeliveryAttempt, Rule
+from notification.domain.channels import channel_from_json
+from notification.domain.rules import OPS
+from notification.store.models import Delivery, DeliveryAttempt, Rule, Team
 from notification.store.repository import utc
 
 _MATCH_DOC = (
@@ -38,16 +40,15 @@ class RuleIn(BaseModel):
     match: dict[str, Any] = Field(description=_MATCH_DOC)
     channels: list[dict[str, Any]] = Field(
         min_length=1, max_length=20,
-        description='Where a match goes: [{"type": "webhook", "url": "https://…", "secret": "…"}]. The secret is '
-                    "`whsec_<base64>` (Standard Webhooks) or any string, whose UTF-8 bytes are then the key. On "
-                    "update, a secret of `***` (or none) keeps the stored secret of the channel with that URL.")
+        description='Where a match goes: {"type": "webhook", "url": "https://…", "secret": "…"} (the secret is '
+                    "`whsec_<base64>` (Standard Webhooks) or any string, whose UTF-8 bytes are then the key), "
+                    '{"type": "slack", "url": "https://hooks.slack.com/services/…"} or {"type": "email", "to": '
+                    '["team@example.com"]}. On update, a webhook secret of `***` (or none) keeps the stored secret '
+                    "of the channel with that URL, and a masked Slack URL keeps the stored one.")
     enabled: bool = True
-
-
-class ChannelOut(BaseModel):
-    type: str
-    url: str
-    secret: str = Field(default=MASK, description="Always masked")
+    throttle: dict[str, Any] | None = Field(
+        default=None, description='{"limit": N, "window_s": S}: at most N messages per S seconds per channel; the '
+                                  "rest go out as one digest when the window ends")
 
 
 class RuleOut(BaseModel):
@@ -55,7 +56,8 @@ class RuleOut(BaseModel):
     name: str
     team: str
     match: dict[str, Any]
-    channels: list[ChannelOut]
+    channels: list[dict[str, Any]] = Field(description="Secrets masked")
+    throttle: dict[str, Any] | None
     enabled: bool
     created_at: datetime
     updated_at: datetime
@@ -96,13 +98,14 @@ class AttemptOut(BaseModel):
     duration_ms: float
 
 
-DeliveryStatus = Literal["pending", "succeeded", "failed"]
+DeliveryStatus = Literal["pending", "succeeded", "failed", "digested", "paused"]
 
 
 class DeliveryOut(BaseModel):
     id: uuid.UUID = Field(description="The `webhook-id` header the receiver sees on every attempt")
     event_id: str
-    event_kind: Literal["feedback", "insight"]
+    event_kind: Literal["feedback", "insight", "digest"]
+    digest_id: uuid.UUID | None = Field(default=None, description="The digest a `digested` delivery was rolled into")
     rule_id: uuid.UUID
     channel_index: int
     url: str
@@ -120,6 +123,38 @@ class DeliveryDetail(DeliveryOut):
     payload: dict[str, Any] = Field(description="The JSON body sent on every attempt")
 
 
+class TeamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "billing", "quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}}]})
+
+    name: str = Field(min_length=1, max_length=100, description="What rules name in their `team`")
+    quiet_hours: dict[str, Any] | None = Field(
+        default=None, description='{"start": "HH:MM", "end": "HH:MM", "timezone": "<IANA>"}: messages held, and '
+                                  "sent as one digest per channel when quiet hours end")
+
+
+class TeamOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    quiet_hours: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TeamPage(BaseModel):
+    items: list[TeamOut]
+    next_cursor: str | None
+
+
+class ResumeOut(BaseModel):
+    requeued: int = Field(description="Paused deliveries queued again")
+
+
+def team_out(team: Team) -> TeamOut:
+    return TeamOut(id=uuid.UUID(team.id), name=team.name, quiet_hours=team.quiet_hours,
+                   created_at=utc(team.created_at), updated_at=utc(team.updated_at))
+
+
 class DeliveryPage(BaseModel):
     items: list[DeliveryOut]
     next_cursor: str | None
@@ -127,7 +162,8 @@ class DeliveryPage(BaseModel):
 
 def rule_out(rule: Rule) -> RuleOut:
     return RuleOut(id=uuid.UUID(rule.id), name=rule.name, team=rule.team, match=rule.match,
-                   channels=[ChannelOut(type=c["type"], url=c["url"]) for c in rule.channels], enabled=rule.enabled,
+                   channels=[channel_from_json(c).masked() for c in rule.channels], throttle=rule.throttle,
+                   enabled=rule.enabled,
                    created_at=utc(rule.created_at), updated_at=utc(rule.updated_at))
 
 
@@ -144,6 +180,7 @@ def delivery_detail(delivery: Delivery, attempts: list[DeliveryAttempt]) -> Deli
 def _delivery_fields(d: Delivery) -> dict[str, Any]:
     pending = d.status == "pending"
     return {"id": uuid.UUID(d.id), "event_id": d.event_id, "event_kind": d.event_kind, "rule_id": uuid.UUID(d.rule_id),
+            "digest_id": uuid.UUID(d.digest_id) if d.digest_id else None,
             "channel_index": d.channel_index, "url": d.url, "status": d.status, "attempts": d.attempts,
             "next_attempt_at": utc(d.next_attempt_at) if pending else None, "last_status_code": d.last_status_code,
             "last_error": d.last_error, "created_at": utc(d.created_at), "delivered_at": utc(d.delivered_at)}

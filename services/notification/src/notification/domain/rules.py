@@ -23,62 +23,74 @@ same format order correctly), and never match across types or on ``null``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from notification.domain.channels import CHANNEL_TYPES, MASK, WebhookChannel, parse_channels
+from notification.domain.errors import RuleInvalid
 from notification.domain.fields import CATALOG, EVENT_FIELD, EVENT_KINDS, resolve
-from notification.domain.targets import TargetPolicy, check_webhook_url
 
 __all__ = [
     "CHANNEL_TYPES",
     "MASK",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
+    "MAX_THROTTLE_WINDOW",
     "OPS",
     "RuleInvalid",
+    "Throttle",
     "WebhookChannel",
     "matches",
     "parse_channels",
+    "parse_throttle",
     "validate_match",
 ]
 
 OPS: tuple[str, ...] = ("eq", "ne", "in", "contains", "gt", "gte", "lt", "lte")
-CHANNEL_TYPES: tuple[str, ...] = ("webhook",)
-#: What a secret looks like in every answer; on update, a channel given this secret keeps the stored one.
-MASK = "***"
 MAX_DEPTH = 10
 MAX_CONDITIONS = 200
 _ORDERED = ("gt", "gte", "lt", "lte")
 _SCALARS = (str, int, float, bool)
-
-
-@dataclass
-class RuleInvalid(ValueError):
-    """A rule the domain rejects; ``errors`` holds ``{"field": <location>, "message": …}`` entries."""
-
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
+MAX_THROTTLE_WINDOW = 7 * 86_400
 
 
 @dataclass(frozen=True)
-class WebhookChannel:
-    """A webhook target. ``secret`` starting ``whsec_`` is base64 (Standard Webhooks); otherwise its UTF-8 bytes."""
+class Throttle:
+    """At most ``limit`` messages per ``window_s`` seconds per channel; the rest go out as one digest at its end.
 
-    url: str
-    secret: str
-    type: str = "webhook"
+    A window opens with the first message after the previous one closed (not on a fixed clock grid), so a burst
+    is never split across two windows by a clock boundary: a burst shorter than ``window_s`` gives at most
+    ``limit`` messages plus one digest.
+    """
 
-    def to_json(self) -> dict[str, str]:
-        return {"type": self.type, "url": self.url, "secret": self.secret}
+    limit: int
+    window_s: float
 
-    def masked(self) -> dict[str, str]:
-        return {"type": self.type, "url": self.url, "secret": MASK}
+    def to_json(self) -> dict[str, Any]:
+        return {"limit": self.limit, "window_s": self.window_s}
+
+
+def parse_throttle(raw: Any, loc: str = "throttle") -> Throttle | None:
+    """``None`` (no throttle) or ``{"limit": N >= 0, "window_s": 1…604800}``; :class:`RuleInvalid` names the key."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise RuleInvalid([{"field": loc, "message": 'expected {"limit": N, "window_s": S} or null'}])
+    errors: list[dict[str, str]] = []
+    extra = set(raw) - {"limit", "window_s"}
+    if extra:
+        errors.append({"field": loc, "message": f"unknown key(s) {sorted(extra)}; a throttle has limit, window_s"})
+    limit, window = raw.get("limit"), raw.get("window_s")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 10_000:
+        errors.append({"field": f"{loc}.limit", "message": "an integer from 0 to 10000: messages per window"})
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 1 <= window <= MAX_THROTTLE_WINDOW:
+        errors.append({"field": f"{loc}.window_s",
+                       "message": f"a number of seconds from 1 to {MAX_THROTTLE_WINDOW}"})
+    if errors:
+        raise RuleInvalid(errors)
+    return Throttle(limit=int(limit), window_s=float(window))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -169,72 +181,6 @@ def _value_problem(op: str, value: Any) -> str | None:
             return f"`{op}` takes a number or a string"
     elif op == "contains" and not isinstance(value, _SCALARS):
         return "`contains` takes a string, number or boolean"
-    return None
-
-
-def parse_channels(raw: Any, policy: TargetPolicy, previous: Sequence[WebhookChannel] = ()) -> list[WebhookChannel]:
-    """Check the ``channels`` list and return the channels, or raise :class:`RuleInvalid` naming each problem.
-
-    A channel whose ``secret`` is omitted or :data:`MASK` keeps the secret of the ``previous`` channel with the same
-    URL (so a client may PUT back what it read); without such a channel the secret is required.
-    """
-    loc = "channels"
-    if not isinstance(raw, list) or not raw:
-        raise RuleInvalid([{"field": loc, "message": "give at least one channel"}])
-    errors: list[dict[str, str]] = []
-    channels: list[WebhookChannel] = []
-    kept = {c.url: c.secret for c in previous}
-    for i, entry in enumerate(raw):
-        here = f"{loc}.{i}"
-        if not isinstance(entry, Mapping):
-            errors.append({"field": here, "message": "expected an object"})
-            continue
-        kind = entry.get("type")
-        if kind not in CHANNEL_TYPES:
-            errors.append({"field": f"{here}.type",
-                           "message": f"unsupported channel type {kind!r}; supported channel types: "
-                                      f"{', '.join(CHANNEL_TYPES)}"})
-            continue
-        extra = set(entry) - {"type", "url", "secret"}
-        if extra:
-            errors.append({"field": here,
-                           "message": f"unknown key(s) {sorted(extra)}; a webhook has type, url, secret"})
-        url = entry.get("url")
-        if not isinstance(url, str) or not url:
-            errors.append({"field": f"{here}.url", "message": "Field required: the URL to POST to"})
-        else:
-            url_problem = check_webhook_url(url, policy)
-            if url_problem:
-                errors.append({"field": f"{here}.url", "message": url_problem})
-        secret = entry.get("secret")
-        if (secret is None or secret == MASK) and isinstance(url, str) and url in kept:
-            secret = kept[url]
-        secret_problem = _secret_problem(secret)
-        if secret_problem:
-            errors.append({"field": f"{here}.secret", "message": secret_problem})
-        if isinstance(url, str) and isinstance(secret, str):
-            channels.append(WebhookChannel(url=url, secret=secret))
-    if errors:
-        raise RuleInvalid(errors)
-    return channels
-
-
-def _secret_problem(secret: Any) -> str | None:
-    if secret is None or secret == MASK:
-        return "Field required: the signing secret (whsec_<base64>, or any string: its UTF-8 bytes are the key)"
-    if not isinstance(secret, str):
-        return "the secret is a string"
-    if secret.startswith("whsec_"):
-        encoded = secret[len("whsec_"):]
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            return "a whsec_ secret is whsec_ followed by base64"
-        if not key:
-            return "the key of a whsec_ secret must not be empty"
-        return None
-    if not secret.strip() or len(secret) > 512:
-        return "the secret must be 1 to 512 characters (or whsec_<base64>)"
     return None
 
 

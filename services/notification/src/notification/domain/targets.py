@@ -11,9 +11,8 @@ Policy:
   ``2130706433`` or ``0x7f.1``, IPv6, IPv4-mapped IPv6) or as a local name (``localhost``, ``*.localhost``,
   ``*.local``, ``*.internal``, a single-label name).
 
-Not covered yet (a later issue): a public hostname whose DNS answer is a private address. That needs the
-resolved address checked at send time (and pinned for the connection); until then, ``allow_private`` off
-only stops literal and obviously local targets. Redirects are never followed by the sender.
+A public hostname whose DNS answer is a private address is caught at send time, not here: the sender resolves,
+checks and pins every connection (:mod:`notification.egress`). Redirects are never followed by the sender.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Notification's tables: rules, the deliveries they cause, and every attempt of each delivery.
+"""Notification's tables: teams, rules, the deliveries they cause, every attempt, and the noise controls' state.
 
 A delivery is one (event, rule, channel): the unique key makes queuing it twice a no-op. Its id is the
 Standard Webhooks ``webhook-id`` the receiver sees on every attempt, so a receiver can drop duplicates.
@@ -31,8 +31,58 @@ class Rule(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    throttle: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, comment="limit and window_s")
 
     __table_args__ = (Index("ix_rules_created", "created_at", "id"),)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True, comment="what rules name in their `team`")
+    quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True,
+                                                             comment="start, end (HH:MM) and timezone")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_teams_created", "created_at", "id"),)
+
+
+class ThrottleWindow(Base):
+    """The open throttle window of one (rule, channel): when it ends, how many messages it let through."""
+
+    __tablename__ = "throttle_windows"
+
+    rule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChannelHealth(Base):
+    """Consecutive failed deliveries of one (rule, channel), and whether it is paused because of them."""
+
+    __tablename__ = "channel_health"
+
+    rule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class InsightEpisode(Base):
+    """The last insight of an episode (type + theme) that a rule sent: later ones of the episode are not sent."""
+
+    __tablename__ = "insight_episodes"
+
+    rule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    episode_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    window_to: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    severity: Mapped[str] = mapped_column(String(16))
 
 
 class Delivery(Base):
@@ -44,7 +94,8 @@ class Delivery(Base):
     rule_id: Mapped[str] = mapped_column(String(36), index=True, comment="no foreign key: history outlives a rule")
     channel_index: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(Text, comment="the channel's URL, as of the last attempt")
-    status: Mapped[str] = mapped_column(String(16), comment="pending | succeeded | failed")
+    status: Mapped[str] = mapped_column(String(16),
+                                        comment="pending | succeeded | failed | digested | paused")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     schedule_start: Mapped[int] = mapped_column(Integer, default=0,
                                                 comment="attempts made before the last manual retry")
@@ -54,6 +105,8 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True,
+                                                  comment="the digest this held item was rolled into")
 
     __table_args__ = (
         UniqueConstraint("event_id", "rule_id", "channel_index", name="uq_deliveries_event_rule_channel"),

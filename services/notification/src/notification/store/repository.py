@@ -7,16 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedbackloop.db import insert_ignoring_duplicates
-from notification.store.models import Delivery, DeliveryAttempt, Rule
+from notification.domain.messages import build_digest_payload
+from notification.store.models import (
+    ChannelHealth,
+    Delivery,
+    DeliveryAttempt,
+    InsightEpisode,
+    Rule,
+    Team,
+    ThrottleWindow,
+)
 
-__all__ = ["Claim", "DeliveryRepository", "RuleRepository", "utc"]
+__all__ = ["Claim", "DeliveryRepository", "NoiseRepository", "RuleRepository", "TeamRepository", "utc"]
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -39,6 +48,11 @@ class RuleRepository:
     async def delete(self, rule: Rule) -> None:
         await self.session.delete(rule)
 
+    async def by_name(self, name: str) -> Rule | None:
+        """The oldest rule called ``name`` (names are how a rules file refers to its rules)."""
+        rows = await self.session.scalars(select(Rule).where(Rule.name == name).order_by(Rule.created_at, Rule.id))
+        return rows.first()
+
     async def enabled(self) -> Sequence[Rule]:
         """Every enabled rule, oldest first (the order deliveries are queued in)."""
         rows = await self.session.scalars(select(Rule).where(Rule.enabled.is_(True)).order_by(Rule.created_at, Rule.id))
@@ -54,15 +68,96 @@ class RuleRepository:
         return list((await self.session.scalars(query)).all())
 
 
+class TeamRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, team: Team) -> None:
+        self.session.add(team)
+
+    async def get(self, team_id: str) -> Team | None:
+        return await self.session.get(Team, team_id)
+
+    async def by_name(self, name: str) -> Team | None:
+        return await self.session.scalar(select(Team).where(Team.name == name))
+
+    async def delete(self, team: Team) -> None:
+        await self.session.delete(team)
+
+    async def quiet_hours_of(self, names: set[str]) -> dict[str, dict[str, Any]]:
+        """``{team name: quiet_hours}`` of the named teams that have quiet hours."""
+        rows = await self.session.execute(select(Team.name, Team.quiet_hours).where(Team.name.in_(names),
+                                                                                    Team.quiet_hours.is_not(None)))
+        return {name: hours for name, hours in rows.all() if hours}
+
+    async def page(self, limit: int, after: tuple[datetime, str] | None = None) -> list[Team]:
+        query = select(Team).order_by(Team.created_at, Team.id).limit(limit)
+        if after is not None:
+            query = query.where(or_(Team.created_at > after[0], and_(Team.created_at == after[0], Team.id > after[1])))
+        return list((await self.session.scalars(query)).all())
+
+
+class NoiseRepository:
+    """Throttle windows, channel health and insight episodes: the state the noise controls keep per rule."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def take_slot(self, rule_id: str, channel_index: int, limit: int, window: timedelta,
+                        now: datetime) -> tuple[bool, datetime, datetime]:
+        """Count one message against the channel's open throttle window (opening one when none is open).
+
+        Returns whether it may go out, and the window's start and end. Atomic statements (no read-modify-write),
+        so concurrent consumers (several copies, PostgreSQL) never let more than ``limit`` through.
+        """
+        key = (ThrottleWindow.rule_id == rule_id, ThrottleWindow.channel_index == channel_index)
+        fresh = {"window_start": now, "window_end": now + window, "sent": 0}
+        await self.session.execute(insert_ignoring_duplicates(self.session, ThrottleWindow.__table__),  # type: ignore[arg-type]
+                                   [{"rule_id": rule_id, "channel_index": channel_index, **fresh}])
+        await self.session.execute(update(ThrottleWindow).where(*key, ThrottleWindow.window_end <= now)
+                                   .values(**fresh).execution_options(synchronize_session=False))
+        taken = await self.session.execute(update(ThrottleWindow).where(*key, ThrottleWindow.sent < limit)
+                                           .values(sent=ThrottleWindow.sent + 1)
+                                           .execution_options(synchronize_session=False))
+        start, end = (await self.session.execute(select(ThrottleWindow.window_start, ThrottleWindow.window_end)
+                                                  .where(*key))).one()
+        return bool(taken.rowcount), utc(start), utc(end)  # type: ignore[attr-defined,return-value]
+
+    async def add(self, row: ChannelHealth | InsightEpisode) -> None:
+        """Add a row and flush it, so that the next event of the same batch finds it."""
+        self.session.add(row)
+        await self.session.flush()
+
+    async def episode(self, rule_id: str, key: str) -> InsightEpisode | None:
+        return await self.session.get(InsightEpisode, (rule_id, key))
+
+    async def health(self, rule_id: str, channel_index: int) -> ChannelHealth | None:
+        return await self.session.get(ChannelHealth, (rule_id, channel_index))
+
+    async def paused_channels(self, rule_ids: set[str]) -> set[tuple[str, int]]:
+        rows = await self.session.execute(select(ChannelHealth.rule_id, ChannelHealth.channel_index).where(
+            ChannelHealth.rule_id.in_(rule_ids), ChannelHealth.paused_at.is_not(None)))
+        return {(r, i) for r, i in rows.all()}
+
+    async def forget_rule(self, rule_id: str) -> None:
+        """Drop the noise state of a rule (deleted, or replaced: its channels may be new)."""
+        for table in (ThrottleWindow, ChannelHealth, InsightEpisode):
+            await self.session.execute(delete(table).where(table.rule_id == rule_id))
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A due delivery leased to one sender, with what it needs to send (the secret comes from the rule)."""
+    """A due delivery leased to one sender, with what it needs to send (the channel, secret included, from the rule).
+
+    ``channel`` is ``None`` when the rule or the channel was deleted since the delivery was queued.
+    """
 
     id: str
     attempt: int
     payload: dict[str, Any]
-    url: str | None
-    secret: str | None
+    rule_id: str
+    channel_index: int
+    channel: dict[str, Any] | None
 
 
 class DeliveryRepository:
@@ -124,14 +219,42 @@ class DeliveryRepository:
         for d in due:
             rule = rules.get(d.rule_id)
             channel = rule.channels[d.channel_index] if rule and d.channel_index < len(rule.channels) else None
-            claims.append(Claim(id=d.id, attempt=d.attempts + 1, payload=d.payload,
-                                url=channel["url"] if channel else None, secret=channel["secret"] if channel else None))
+            if d.event_kind == "digest" and "items" not in d.payload:
+                d.payload = await self._fill_digest(d)
+            claims.append(Claim(id=d.id, attempt=d.attempts + 1, payload=d.payload, rule_id=d.rule_id,
+                                channel_index=d.channel_index, channel=channel))
         return claims
+
+    async def _fill_digest(self, digest: Delivery) -> dict[str, Any]:
+        """Freeze a digest's body from the items rolled into it; done once, at its first claim (its window is over)."""
+        items = (await self.session.scalars(select(Delivery.payload).where(Delivery.digest_id == digest.id)
+                                            .order_by(Delivery.created_at, Delivery.id))).all()
+        stub = digest.payload
+        window = stub.get("window") or {}
+        return build_digest_payload(rule=stub.get("rule") or {}, reason=str(stub.get("reason")),
+                                    window_from=datetime.fromisoformat(window["from"]),
+                                    window_to=datetime.fromisoformat(window["to"]), items=list(items),
+                                    digest_id=digest.id)
+
+    async def pause_pending(self, rule_id: str, channel_index: int, reason: str) -> int:
+        """Hold the pending deliveries of a paused channel (status ``paused``); returns how many."""
+        result = await self.session.execute(update(Delivery).where(
+            Delivery.rule_id == rule_id, Delivery.channel_index == channel_index, Delivery.status == "pending")
+            .values(status="paused", next_attempt_at=None, last_error=reason))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def resume_paused(self, rule_id: str, channel_index: int, now: datetime) -> int:
+        """Queue a resumed channel's paused deliveries again, due now; returns how many."""
+        result = await self.session.execute(update(Delivery).where(
+            Delivery.rule_id == rule_id, Delivery.channel_index == channel_index, Delivery.status == "paused")
+            .values(status="pending", next_attempt_at=now, schedule_start=Delivery.attempts))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def record_attempt(self, attempt: DeliveryAttempt) -> None:
         self.session.add(attempt)
 
     async def fail_pending_of_rule(self, rule_id: str, reason: str) -> None:
         """Give up the pending deliveries of a deleted rule: nothing can sign them any more."""
-        await self.session.execute(update(Delivery).where(Delivery.rule_id == rule_id, Delivery.status == "pending")
+        await self.session.execute(update(Delivery).where(Delivery.rule_id == rule_id,
+                                                          Delivery.status.in_(("pending", "paused")))
                                    .values(status="failed", next_attempt_at=None, last_error=reason))
