@@ -65,3 +65,9 @@ bench-notification: $(STAMP)  ## webhook deliveries per second to a local receiv
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var
+
+eval: $(STAMP)  ## classification measured on ../shared/datasets: per-label P/R/F1, macro-F1, items/s
+	@$(BIN)/python -m classification.evaluation
+
+bench-classification: $(STAMP)  ## classification items/s with batching and RSS (var/bench/classification.json)
+	@$(BIN)/python -m classification.benchmark

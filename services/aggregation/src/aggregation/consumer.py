@@ -1,15 +1,16 @@
-"""What aggregation consumes: ``feedback.classified.v1``, each event handed to :func:`apply_classified`."""
+"""What aggregation consumes: ``feedback.classified.v1`` (:func:`apply_classified`) and ``releases.v1``
+(:func:`apply_release`), in one consumer group."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aggregation.service import apply_classified
-from feedbackloop.contracts import FEEDBACK_CLASSIFIED, Envelope
+from aggregation.service import apply_classified, apply_release
+from feedbackloop.contracts import FEEDBACK_CLASSIFIED, RELEASES, Envelope
 from feedbackloop.db import UnitOfWork
 from feedbackloop.runtime import Subscription
 
-__all__ = ["SUBSCRIPTIONS", "handle_classified"]
+__all__ = ["SUBSCRIPTIONS", "handle_classified", "handle_release"]
 
 
 async def handle_classified(uow: UnitOfWork, event: Envelope[Any]) -> None:
@@ -17,4 +18,9 @@ async def handle_classified(uow: UnitOfWork, event: Envelope[Any]) -> None:
     await apply_classified(uow, event)
 
 
-SUBSCRIPTIONS = [Subscription(FEEDBACK_CLASSIFIED, handle_classified)]
+async def handle_release(uow: UnitOfWork, event: Envelope[Any]) -> None:
+    """Store one release or incident marker; the same release id again replaces it."""
+    await apply_release(uow, event)
+
+
+SUBSCRIPTIONS = [Subscription(FEEDBACK_CLASSIFIED, handle_classified), Subscription(RELEASES, handle_release)]

@@ -9,9 +9,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from aggregation import __version__
-from aggregation.api import feedback, insights, themes
+from aggregation.api import dashboard, feedback, insights, kpis, releases, themes
 from aggregation.config import AggregationSettings
 from aggregation.consumer import SUBSCRIPTIONS
+from aggregation.detection import detection_worker
 from aggregation.store.models import runtime_tables
 from feedbackloop.http import build_app
 from feedbackloop.runtime import start_runtime
@@ -25,11 +26,12 @@ def create_app(settings: AggregationSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with start_runtime(name="aggregation", settings=settings, tables=runtime_tables,
-                                 migrations=MIGRATIONS, subscriptions=SUBSCRIPTIONS) as runtime:
+                                 migrations=MIGRATIONS, subscriptions=SUBSCRIPTIONS,
+                                 workers=[detection_worker(settings)]) as runtime:
             app.state.runtime = runtime
             yield
 
-    return build_app(
+    app = build_app(
         service="aggregation",
         title="Feedback Loop — aggregation",
         description="Keeps the latest revision of every classified item, serves the dashboard's read API and "
@@ -37,5 +39,6 @@ def create_app(settings: AggregationSettings | None = None) -> FastAPI:
         version=__version__,
         settings=settings,
         lifespan=lifespan,
-        routers=[feedback.router, themes.router, insights.router],
+        routers=[feedback.router, themes.router, kpis.router, insights.router, releases.router, dashboard.router],
     )
+    return app

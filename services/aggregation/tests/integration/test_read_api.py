@@ -29,7 +29,7 @@ from feedbackloop.contracts import (
 from feedbackloop.contracts.envelope import Envelope
 from feedbackloop.http import encode_cursor
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop.testing import serve_app, store_url, wait_for
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -68,7 +68,7 @@ def _item(ext: str, minutes: int, source: str, kind: str, sentiment: str, urgenc
 
 
 def _settings(tmp_path: Path, kafka: KafkaSettings, common: CommonSettings) -> AggregationSettings:
-    return AggregationSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/aggregation.db", kafka=kafka,
+    return AggregationSettings(database_url=store_url(tmp_path, "aggregation"), kafka=kafka,
                                common=common)
 
 
@@ -200,15 +200,18 @@ async def test_items_themes_corrections_and_urgent_insights(tmp_path: Path, kafk
             assert await _themes(client) == _theme_counts(items.values())
             theme_pages = await _all_pages(client, "/v1/themes", {"limit": 2})
             flat = [t for p in theme_pages for t in p]
-            assert [t["id"] for t in flat] == sorted(_theme_counts(items.values()),
-                                                     key=lambda k: (-_theme_counts(items.values())[k][0], k))
+            assert [t["id"] for t in flat] == [t["id"] for t in sorted(flat, key=lambda t: (-t["impact"], t["id"]))]
+            assert sorted(t["id"] for t in flat) == sorted(_theme_counts(items.values())), "each theme once"
             checkout = next(t for t in flat if t["id"] == "checkout")
-            assert checkout == {"id": "checkout", "name": "Checkout", "count": 3, "negative_count": 3,
-                                "negative_share": 1.0,
-                                "last_seen": (T0 + timedelta(minutes=60)).isoformat().replace("+00:00", "Z")}
-            window = {"from": (T0 + timedelta(minutes=10)).isoformat(), "to": (T0 + timedelta(minutes=40)).isoformat()}
+            assert {k: checkout[k] for k in ("id", "name", "count", "negative_count", "negative_share", "customers",
+                                             "affected_mrr", "trend")} == {
+                "id": "checkout", "name": "Checkout", "count": 3, "negative_count": 3, "negative_share": 1.0,
+                "customers": 2, "affected_mrr": 200.0, "trend": {"previous_count": None, "change": None}}
+            window = {"from": (T0 + timedelta(hours=1)).isoformat(), "to": (T0 + timedelta(hours=2)).isoformat()}
             assert await _themes(client, **window) == _theme_counts(
-                i for i in items.values() if T0 + timedelta(minutes=10) <= i.created_at < T0 + timedelta(minutes=40))
+                i for i in items.values() if T0 + timedelta(hours=1) <= i.created_at < T0 + timedelta(hours=2))
+            assert (await client.get("/v1/themes", params={"from": (T0 + timedelta(minutes=10)).isoformat()})
+                    ).status_code == 422, "rollups are hourly: a window must start on a whole hour"
 
             # A correction (revision 2) moves item 1 from checkout to billing and makes it critical.
             corrected = items[one].model_copy(update={
@@ -300,6 +303,12 @@ async def test_bad_requests_are_problems_naming_the_parameter(tmp_path: Path, ka
         assert await problem("/v1/feedback", {"cursor": encode_cursor(["not a time", "x"])}) == (400, {"cursor"})
         assert await problem("/v1/feedback", {"cursor": encode_cursor([1, 2])}) == (400, {"cursor"})
         assert await problem("/v1/themes", {"cursor": encode_cursor(["3", "x"])}) == (400, {"cursor"})
+        assert await problem("/v1/themes", {"window": "7 days"}) == (422, {"window"})
+        assert await problem("/v1/kpis", {"window": "0d"}) == (422, {"window"})
+        assert await problem("/v1/kpis", {"to": "2025-03-01T12:30:00Z"}) == (422, {"to"})
+        assert await problem("/v1/themes/login/timeseries", {"bucket": "minute"}) == (422, {"bucket"})
+        assert await problem("/v1/themes/login/timeseries", {"bucket": "hour", "from": "2020-01-01T00:00:00Z",
+                                                              "to": "2025-01-01T00:00:00Z"}) == (422, {"from"})
         assert await problem("/v1/insights", {"cursor": encode_cursor(["2025-01-01T00:00:00", 7])}) == (400,
                                                                                                        {"cursor"})
         for name, value in (("kind", "rant"), ("sentiment", "angry"), ("urgency", "asap"), ("channel", "fax")):

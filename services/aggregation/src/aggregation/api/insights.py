@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from aggregation.api.cursors import next_cursor, time_key
-from aggregation.api.deps import QueriesDep
+from aggregation.api.deps import QueriesDep, UowDep
 from aggregation.domain.filters import InsightFilter
+from aggregation.service import acknowledge_insight
 from feedbackloop.contracts import Insight
-from feedbackloop.http import ReadKey
+from feedbackloop.http import NotFound, ReadKey, WriteKey
 
 router = APIRouter(prefix="/v1", tags=["insights"])
 
@@ -29,3 +31,21 @@ async def list_insights(_key: ReadKey, queries: QueriesDep,
                         filters: Annotated[InsightFilter, Query()]) -> InsightPage:
     page = await queries.list_insights(filters, time_key(filters.cursor))
     return InsightPage.model_validate({"items": page.items, "next_cursor": next_cursor(page.next_key)})
+
+
+class Acknowledged(BaseModel):
+    insight_id: str
+    acknowledged: bool = True
+
+
+@router.post("/insights/{insight_id}/ack", response_model=Acknowledged, summary="Acknowledge an insight",
+             description="Marks the insight handled; `GET /v1/insights?acknowledged=false` lists the open ones. "
+             "Acknowledging twice keeps the first acknowledgement.",
+             responses={404: {"description": "No such insight"}})
+async def ack_insight(insight_id: uuid.UUID, key: WriteKey, uow: UowDep) -> Acknowledged:
+    async with uow() as unit:
+        data = await acknowledge_insight(unit, str(insight_id), key.name)
+        await unit.commit()
+    if data is None:
+        raise NotFound(f"No insight {insight_id}.")
+    return Acknowledged(insight_id=str(insight_id))

@@ -1,19 +1,35 @@
-"""``GET /v1/themes``: how many items each theme has, and how many of them are negative."""
+"""``GET /v1/themes`` (ranked by impact) and ``GET /v1/themes/{id}/timeseries``."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from aggregation.api.cursors import count_key, next_cursor
-from aggregation.api.deps import QueriesDep
-from aggregation.domain.filters import ThemeFilter
-from feedbackloop.http import ReadKey
+from aggregation.api.deps import AnalyticsDep, SettingsDep
+from aggregation.domain.filters import ThemeFilter, TimeseriesQuery
+from aggregation.domain.windows import Window, ceil_hour, parse_length
+from aggregation.reports import points_between, rank_themes, series
+from feedbackloop.http import BadRequest, ReadKey, decode_cursor, encode_cursor
+from feedbackloop.http.problems import ProblemError
 
 router = APIRouter(prefix="/v1", tags=["themes"])
+
+MAX_POINTS = 2000
+_DEFAULT_SPAN = {"hour": timedelta(hours=48), "day": timedelta(days=30), "week": timedelta(weeks=26)}
+
+
+class TopCustomer(BaseModel):
+    id: str
+    count: int
+    mrr: float = Field(description="The customer's mrr (average over its items in the window)")
+
+
+class Trend(BaseModel):
+    previous_count: int | None = Field(description="Items in the window before (null for all time)")
+    change: float | None = Field(description="(count - previous) / previous; null when previous is 0 or absent")
 
 
 class ThemeOut(BaseModel):
@@ -22,21 +38,100 @@ class ThemeOut(BaseModel):
     count: int
     negative_count: int
     negative_share: float
-    last_seen: datetime
+    sentiment_avg: float = Field(description="Mean sentiment score, -1..1")
+    urgent_count: int = Field(description="Items of urgency high or critical")
+    customers: int = Field(description="Distinct customers with items in the theme")
+    affected_mrr: float = Field(description="Sum of those customers' mrr")
+    impact: float = Field(description="(count + affected_mrr / mrr_unit) x (1 + negative_share) x (1 + urgent share)")
+    trend: Trend
+    top_customers: list[TopCustomer]
 
 
 class ThemePage(BaseModel):
     items: list[ThemeOut]
     next_cursor: str | None
 
+    model_config = {"json_schema_extra": {"examples": [{"items": [{
+        "id": "account.login", "name": "Login & authentication", "count": 42, "negative_count": 30,
+        "negative_share": 0.7143, "sentiment_avg": -0.41, "urgent_count": 12, "customers": 9, "affected_mrr": 8400.0,
+        "impact": 323.6, "trend": {"previous_count": 10, "change": 3.2},
+        "top_customers": [{"id": "acme", "count": 5, "mrr": 2400.0}]}], "next_cursor": None}]}}
 
-@router.get("/themes", response_model=ThemePage, summary="Themes by number of items",
-            description="Counts the latest revision of each item, so a corrected item counts under its new "
-            "themes only. With `from`/`to`, only items created in that window count.",
+
+def _malformed() -> BadRequest:
+    return BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
+                      errors=[{"field": "cursor", "message": "malformed cursor"}])
+
+
+def _impact_key(cursor: str | None) -> tuple[float, str] | None:
+    if cursor is None:
+        return None
+    impact, last_id = decode_cursor(cursor, 2)
+    if isinstance(impact, bool) or not isinstance(impact, int | float) or not isinstance(last_id, str):
+        raise _malformed()
+    return float(impact), last_id
+
+
+def theme_window(filters: ThemeFilter, now: datetime) -> Window | None:
+    """The window a theme query asks for; None for all time."""
+    if filters.window is not None:
+        end = filters.to or ceil_hour(now)
+        return Window(end - parse_length(filters.window), end)
+    if filters.from_ is None and filters.to is None:
+        return None
+    end = filters.to or ceil_hour(now)
+    start = filters.from_ or datetime(1970, 1, 1, tzinfo=UTC)
+    return Window(start, end)
+
+
+@router.get("/themes", response_model=ThemePage, summary="Themes ranked by impact",
+            description="Counts the latest revision of each item, so a corrected item counts under its new themes "
+            "only. Impact = (count + affected_mrr / AGGREGATION_IMPACT_MRR_UNIT) x (1 + negative_share) x "
+            "(1 + urgent share). With `window` (e.g. `7d`) or `from`/`to` (whole hours), only items created in "
+            "that window count and `trend` compares with the window before; without, all time.",
             responses={400: {"description": "Malformed cursor"},
                        422: {"description": "A parameter is invalid; `errors` names it"}})
-async def list_themes(_key: ReadKey, queries: QueriesDep, filters: Annotated[ThemeFilter, Query()]) -> ThemePage:
-    page = await queries.themes(filters, count_key(filters.cursor))
-    return ThemePage(items=[ThemeOut(id=s.id, name=s.name, count=s.count, negative_count=s.negative_count,
-                                     negative_share=s.negative_share, last_seen=s.last_seen) for s in page.items],
-                     next_cursor=next_cursor(page.next_key))
+async def list_themes(_key: ReadKey, queries: AnalyticsDep, settings: SettingsDep,
+                      filters: Annotated[ThemeFilter, Query()]) -> ThemePage:
+    after = _impact_key(filters.cursor)
+    reports = await rank_themes(queries, theme_window(filters, datetime.now(UTC)), settings.impact_mrr_unit)
+    if after is not None:
+        reports = [r for r in reports if (-r.impact, r.id) > (-after[0], after[1])]
+    page, more = reports[: filters.limit], len(reports) > filters.limit
+    return ThemePage(items=[ThemeOut.model_validate(r.as_dict()) for r in page],
+                     next_cursor=encode_cursor([page[-1].impact, page[-1].id]) if more else None)
+
+
+class Point(BaseModel):
+    start: datetime
+    count: int
+    negative: int
+    negative_share: float | None
+    sentiment_avg: float | None
+
+
+class Timeseries(BaseModel):
+    theme: str
+    bucket: str
+    items: list[Point]
+
+
+@router.get("/themes/{theme_id}/timeseries", response_model=Timeseries, summary="A theme's volume over time",
+            description="One point per bucket (hour, day or week starting Monday, UTC) from the bucket holding "
+            "`from` to `to`, empty buckets included; at most 2000 points.",
+            responses={422: {"description": "A parameter is invalid or the range holds too many points"}})
+async def theme_timeseries(theme_id: str, _key: ReadKey, queries: AnalyticsDep,
+                           params: Annotated[TimeseriesQuery, Query()]) -> Timeseries:
+    end = params.to or datetime.now(UTC)
+    start = params.from_ or end - _DEFAULT_SPAN[params.bucket]
+    if not start < end:
+        raise ProblemError("`from` must be before `to`.", status=422, title="Unprocessable content",
+                           errors=[{"field": "from", "message": "must be before `to`"}])
+    if points_between(params.bucket, start, end) > MAX_POINTS:
+        raise ProblemError(f"The range holds more than {MAX_POINTS} {params.bucket}s; use a larger bucket.",
+                           status=422, title="Unprocessable content",
+                           errors=[{"field": "from", "message": f"range exceeds {MAX_POINTS} buckets"}])
+    points = await series(queries, "theme", theme_id, params.bucket, start, end)
+    data: dict[str, Any] = {"theme": theme_id, "bucket": params.bucket,
+                            "items": [p.__dict__ for p in points]}
+    return Timeseries.model_validate(data)

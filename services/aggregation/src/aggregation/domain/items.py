@@ -53,6 +53,8 @@ class FeedbackRow:
     customer_mrr: float | None
     text: str
     data: dict[str, Any]
+    classify_seconds: float | None = None
+    cluster_id: str | None = None
 
     def values(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -90,6 +92,9 @@ def feedback_row(item: ClassifiedFeedback) -> FeedbackRow:
         customer_mrr=item.customer.mrr,
         text=item.text,
         data=item.model_dump(mode="json", by_alias=True),
+        classify_seconds=(as_utc(item.classified_at) - as_utc(item.created_at)).total_seconds()
+        if item.classified_at else None,
+        cluster_id=item.cluster.id if item.cluster is not None else None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from feedbackloop.db import add_runtime_tables
@@ -40,6 +40,8 @@ class FeedbackRecord(Base):
     customer_mrr: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text, comment="the redacted text, for search")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the feedback.classified.v1 data of this revision")
+    classify_seconds: Mapped[float | None] = mapped_column(Float, comment="classified_at - created_at")
+    cluster_id: Mapped[str | None] = mapped_column(String(256), comment="classification's cluster of an unthemed item")
 
     __table_args__ = (
         Index("ix_feedback_created", "created_at", "feedback_id"),
@@ -51,6 +53,7 @@ class FeedbackRecord(Base):
         Index("ix_feedback_channel_created", "channel", "created_at"),
         Index("ix_feedback_customer_created", "customer_id", "created_at"),
         Index("ix_feedback_plan_created", "customer_plan", "created_at"),
+        Index("ix_feedback_cluster_created", "cluster_id", "created_at"),
     )
 
 
@@ -75,12 +78,93 @@ class InsightRecord(Base):
     theme: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the insights.v1 data as published")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(256))
 
     __table_args__ = (
         Index("ix_insights_created", "created_at", "insight_id"),
         Index("ix_insights_type_created", "type", "created_at"),
         Index("ix_insights_severity_created", "severity", "created_at"),
     )
+
+
+class Rollup(Base):
+    """Sums over the items created in one bucket, per dimension value (see ``domain/rollups.py``)."""
+
+    __tablename__ = "rollups"
+
+    bucket: Mapped[str] = mapped_column(String(8), primary_key=True, comment="hour | day | week | total")
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True, comment="bucket start, epoch seconds UTC")
+    dimension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(520), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    negative: Mapped[int] = mapped_column(Integer, default=0)
+    sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    urgent: Mapped[int] = mapped_column(Integer, default=0)
+    mrr_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    nps_responses: Mapped[int] = mapped_column(Integer, default=0)
+    nps_promoters: Mapped[int] = mapped_column(Integer, default=0)
+    nps_detractors: Mapped[int] = mapped_column(Integer, default=0)
+    csat_responses: Mapped[int] = mapped_column(Integer, default=0)
+    csat_satisfied: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_rollups_dimension", "bucket", "dimension", "start"),)
+
+
+class ThemeName(Base):
+    """The newest name of each theme (by the created_at of the item that carried it)."""
+
+    __tablename__ = "theme_names"
+
+    theme_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClusterRecord(Base):
+    """A cluster of unthemed items as classification names it, and how many stored items are in it now."""
+
+    __tablename__ = "clusters"
+
+    cluster_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    terms: Mapped[list[str]] = mapped_column(JSON)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    insight_id: Mapped[str | None] = mapped_column(String(36), comment="its emerging_theme insight, once raised")
+
+
+class ReleaseRecord(Base):
+    __tablename__ = "releases"
+
+    release_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    service: Mapped[str | None] = mapped_column(String(200))
+    released_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the releases.v1 data")
+
+    __table_args__ = (Index("ix_releases_released", "released_at"),)
+
+
+class DirtyHour(Base):
+    """Hours whose rollups changed since the detectors last judged them; ``version`` guards a concurrent change."""
+
+    __tablename__ = "detect_dirty_hours"
+
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class EpisodeRecord(Base):
+    """An episode of one detector on one subject: the span of its anomalous hours and its one insight."""
+
+    __tablename__ = "detect_episodes"
+
+    detector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(520), primary_key=True)
+    first: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last: Mapped[int] = mapped_column(BigInteger)
+    insight_id: Mapped[str] = mapped_column(String(36))
 
 
 runtime_tables = add_runtime_tables(Base.metadata)

@@ -32,6 +32,13 @@ class FeedbackRepository:
             select(FeedbackRecord.revision).where(FeedbackRecord.feedback_id == feedback_id))
         return result.scalar_one_or_none()
 
+    async def stored(self, feedback_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The stored (revision, data) of the item, None if it was never stored."""
+        result = await self.session.execute(
+            select(FeedbackRecord.revision, FeedbackRecord.data).where(FeedbackRecord.feedback_id == feedback_id))
+        row = result.one_or_none()
+        return (row.revision, row.data) if row is not None else None
+
     async def replace(self, row: FeedbackRow, themes: Sequence[ThemeRow], *, exists: bool) -> None:
         """Write ``row`` over the stored item (or insert it) and make ``themes`` its only theme rows."""
         values = row.values()
@@ -59,6 +66,18 @@ class InsightRepository:
         await self.session.execute(insert(InsightRecord).values(
             insight_id=insight_id, type=type_, severity=severity, theme=theme, created_at=as_utc(created_at),
             data=data))
+
+    async def acknowledge(self, insight_id: str, at: datetime, by: str | None) -> dict[str, Any] | None:
+        """Mark the insight acknowledged (the first acknowledgement is kept); None when there is no such insight."""
+        result = await self.session.execute(select(InsightRecord.data, InsightRecord.acknowledged_at)
+                                            .where(InsightRecord.insight_id == insight_id))
+        row = result.one_or_none()
+        if row is None:
+            return None
+        if row.acknowledged_at is None:
+            await self.session.execute(update(InsightRecord).where(InsightRecord.insight_id == insight_id)
+                                       .values(acknowledged_at=as_utc(at), acknowledged_by=by))
+        return dict(row.data)
 
 
 @dataclass(frozen=True)
@@ -170,7 +189,9 @@ class ReadQueries:
     async def list_insights(self, filters: InsightFilter, after: tuple[datetime, str] | None) -> Page:
         """Insights of the given type and severity, newest first by (created_at, insight_id)."""
         i = InsightRecord
-        stmt = select(i.data, i.created_at, i.insight_id)
+        stmt = select(i.data, i.created_at, i.insight_id, i.acknowledged_at, i.acknowledged_by)
+        if filters.acknowledged is not None:
+            stmt = stmt.where(i.acknowledged_at.is_not(None) if filters.acknowledged else i.acknowledged_at.is_(None))
         if filters.type is not None:
             stmt = stmt.where(i.type == filters.type)
         if filters.severity is not None:
@@ -184,4 +205,11 @@ class ReadQueries:
         more = len(rows) > filters.limit
         rows = rows[: filters.limit]
         next_key = [as_utc(rows[-1].created_at).isoformat(), rows[-1].insight_id] if more else None
-        return Page([r.data for r in rows], next_key)
+        return Page([_with_ack(r.data, r.acknowledged_at, r.acknowledged_by) for r in rows], next_key)
+
+
+def _with_ack(data: dict[str, Any], at: datetime | None, by: str | None) -> dict[str, Any]:
+    """The insight's data, plus ``acknowledged_at``/``acknowledged_by`` once it is acknowledged."""
+    if at is None:
+        return data
+    return {**data, "acknowledged_at": as_utc(at).isoformat(), "acknowledged_by": by}

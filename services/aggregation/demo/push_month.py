@@ -1,0 +1,123 @@
+"""``make demo``: push a realistic month of feedback through ingest's ``POST /v1/feedback``, with an incident.
+
+About 3,000 items over the last 30 days (busier weekday afternoons, quiet weekends), each with a customer
+(plan and mrr), a channel and, for surveys, an NPS or CSAT rating. Two hours ago release 4.2.1 went out
+and login broke: a burst of login complaints from paying customers follows it, with poor ratings. The
+release marker is posted to aggregation's ``POST /v1/releases``. Open http://127.0.0.1:8003/ afterwards:
+the spike insight names the release.
+
+Usage: ``.venv/bin/python services/aggregation/demo/push_month.py [--ingest URL] [--aggregation URL] [--key KEY]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+TEXTS = {
+    "login": ["I can't log in, the password reset link never arrives", "SSO login keeps failing with SAML error",
+              "Locked out after two-factor code, please help", "Session expires every few minutes, logged out again"],
+    "billing": ["We were charged twice this month, need a refund", "The invoice is missing our VAT number",
+                "Why did our subscription price change without notice?", "Refund still not processed after 2 weeks"],
+    "export": ["Please add CSV export for reports", "Export to Excel times out on large reports",
+               "Would love scheduled exports to S3", "The PDF export cuts off the last column"],
+    "onboarding": ["The setup wizard was confusing for new users", "Getting started tutorial is great, thanks!",
+                   "Signup asks for too much information", "Onboarding checklist helped our team a lot"],
+    "performance": ["Dashboard is very slow to load this week", "Search takes forever on big projects",
+                    "Pages load fast now, great improvement", "The app freezes when opening large files"],
+    "mobile": ["The iOS app crashes when I open notifications", "Please add dark mode to the Android app",
+               "Mobile app is smooth and reliable", "Push notifications arrive hours late"],
+}
+PLANS = [("free", 0.0), ("pro", 99.0), ("business", 499.0), ("enterprise", 2500.0)]
+INCIDENT = ["Since the update I cannot log in at all", "Login broken after today's release, whole team locked out",
+            "SSO login fails since this morning, urgent", "Password login returns an error since the update",
+            "We cannot sign in anymore, this is blocking our work"]
+
+
+def _customers(rng: random.Random) -> list[dict[str, object]]:
+    out = []
+    for i in range(160):
+        plan, mrr = rng.choices(PLANS, weights=[50, 30, 14, 6])[0]
+        out.append({"id": f"cust-{i:03d}", "name": f"Customer {i:03d}", "plan": plan,
+                    "mrr": round(mrr * rng.uniform(0.8, 1.6), 0) if mrr else 0.0})
+    return out
+
+
+def _rating(rng: random.Random, bad: bool) -> dict[str, object] | None:
+    roll = rng.random()
+    if roll < 0.18:
+        weights = [1, 1, 1, 1, 2, 3, 4, 8, 10, 14, 14]
+        value = rng.choice([0, 2, 3, 5, 6]) if bad else rng.choices(range(11), weights=weights)[0]
+        return {"kind": "nps", "value": value, "scale": 10}
+    if roll < 0.30:
+        value = rng.choice([1, 2, 2, 3]) if bad else rng.choices([1, 2, 3, 4, 5], weights=[1, 2, 4, 10, 12])[0]
+        return {"kind": "csat", "value": value, "scale": 5}
+    return None
+
+
+def build(now: datetime, seed: int = 11) -> tuple[list[dict[str, object]], datetime]:
+    rng = random.Random(seed)
+    customers = _customers(rng)
+    items: list[dict[str, object]] = []
+    start = now - timedelta(days=30)
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    n = 0
+    while hour < now - timedelta(hours=1):
+        weekend = hour.weekday() >= 5
+        rate = 7.5 * (0.35 + 1.3 * math.exp(-((hour.hour - 14) ** 2) / 20)) * (0.5 if weekend else 1.0)
+        for _ in range(rng.randint(0, int(rate * 2))):
+            theme = rng.choice(list(TEXTS))
+            at = hour + timedelta(seconds=rng.randrange(3600))
+            if at >= now:
+                continue
+            items.append({"source": "demo", "external_id": f"demo-{n}", "text": rng.choice(TEXTS[theme]),
+                          "channel": rng.choice(["ticket", "chat", "survey", "review", "email"]),
+                          "customer": rng.choice(customers), "rating": _rating(rng, False),
+                          "created_at": at.isoformat()})
+            n += 1
+        hour += timedelta(hours=1)
+    release_at = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2) + timedelta(minutes=2)
+    paying = [c for c in customers if c["plan"] in ("business", "enterprise")]
+    for i in range(30):
+        at = release_at + timedelta(minutes=11 + i * 3)
+        items.append({"source": "demo", "external_id": f"incident-{i}", "text": rng.choice(INCIDENT),
+                      "channel": rng.choice(["ticket", "chat"]), "customer": rng.choice(paying),
+                      "rating": {"kind": "nps", "value": rng.choice([0, 1, 2, 3]), "scale": 10},
+                      "created_at": at.isoformat()})
+    items.sort(key=lambda i: str(i["created_at"]))
+    for item in items:
+        if item["rating"] is None:
+            del item["rating"]
+    return items, release_at
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ingest", default="http://127.0.0.1:8001")
+    parser.add_argument("--aggregation", default="http://127.0.0.1:8003")
+    parser.add_argument("--key", default=None, help="an API key with the write scope (default: var/api-key)")
+    args = parser.parse_args()
+    key = args.key or Path("var/api-key").read_text().strip()
+    headers = {"authorization": f"Bearer {key}"}
+    now = datetime.now(UTC)
+    items, release_at = build(now)
+    with httpx.Client(headers=headers, timeout=60) as client:
+        posted = client.post(f"{args.aggregation}/v1/releases", json={
+            "release_id": "demo-4.2.1", "version": "4.2.1", "service": "web", "released_at": release_at.isoformat(),
+            "link": "https://example.com/releases/4.2.1", "description": "New login page"})
+        posted.raise_for_status()
+        for i in range(0, len(items), 500):
+            response = client.post(f"{args.ingest}/v1/feedback", json=items[i:i + 500])
+            response.raise_for_status()
+            print(f"pushed {min(i + 500, len(items))}/{len(items)} items")
+    print(f"done: {len(items)} items over 30 days, release 4.2.1 at {release_at:%H:%M} UTC followed by a login "
+          f"incident.\nOpen {args.aggregation}/ in a browser (give the detectors ~30 s after classification).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The detectors' use case and the worker that runs it: spikes, sentiment drops, KPI drops, emerging themes.
+
+Streaming: every applied item marks the hour of its ``created_at`` dirty (``detect_dirty_hours``); the
+:class:`DetectionWorker` wakes every ``AGGREGATION_DETECT_INTERVAL_SECONDS`` (10 s), judges each dirty
+hour against the hourly rollups, raises insights through the outbox and forgets the hours it judged,
+all in one unit of work. Items that arrive late or out of order re-mark their hour, which is judged
+again; episodes (``domain/episodes.py``) keep that from raising the same insight twice. A run that
+fails (store locked) leaves the hours dirty for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aggregation.config import AggregationSettings
+from aggregation.domain.drops import csat_drop, nps_drop, sentiment_drop
+from aggregation.domain.episodes import Episode, episode_insight_id, find_episode
+from aggregation.domain.rollups import UNKNOWN, Measures
+from aggregation.domain.series import DAY, HOUR, HourlySeries
+from aggregation.domain.spike import expected_count, judge_spike
+from aggregation.store.analytics import DetectionRepository
+from aggregation.store.repository import InsightRepository
+from feedbackloop.contracts import INSIGHTS, Insight
+from feedbackloop.db import UnitOfWork
+from feedbackloop.logs import get_logger
+from feedbackloop.runtime import ServiceRuntime, Worker
+
+__all__ = ["DetectionWorker", "detection_worker", "run_detectors"]
+
+log = get_logger(__name__)
+
+
+def _at(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass
+class _Series:
+    count: HourlySeries
+    negative: HourlySeries
+
+
+def _series(cells: dict[int, Measures], begin: int, hours: int, field: str) -> HourlySeries:
+    return HourlySeries(begin, hours, {t: float(getattr(m, field)) for t, m in cells.items()})
+
+
+class _Run:
+    """One pass of the detectors over the dirty hours, inside ``uow``."""
+
+    def __init__(self, uow: UnitOfWork, settings: AggregationSettings, now: datetime) -> None:
+        self.uow = uow
+        self.settings = settings
+        self.now = now
+        self.repo = DetectionRepository(uow.session)
+        self.insights = InsightRepository(uow.session)
+        self.raised: list[Insight] = []
+        self.names: dict[str, str] = {}
+
+    async def episode(self, detector: str, subject: str, hour: int, cooldown: int,
+                      build: Callable[[str], Any]) -> None:
+        """Open an episode and raise its insight, or extend the episode ``hour`` belongs to."""
+        known = find_episode(await self.repo.episodes(detector, subject), hour, cooldown)
+        if known is not None:
+            await self.repo.extend_episode(known, hour)
+            return
+        insight_id = episode_insight_id(detector, subject, hour)
+        insight: Insight = await build(insight_id)
+        await self.repo.open_episode(Episode(detector, subject, hour, hour, insight_id))
+        await self.insights.add(insight_id, insight.type, insight.severity, insight.theme, insight.created_at,
+                                insight.model_dump(mode="json", by_alias=True))
+        self.uow.publish(INSIGHTS, insight, event_id=insight_id)
+        self.raised.append(insight)
+
+    async def release_note(self, first_item: datetime) -> tuple[str, dict[str, Any]]:
+        release = await self.repo.release_before(first_item, self.settings.release_window_hours * 3600)
+        if release is None:
+            return "", {}
+        released_at = datetime.fromisoformat(release["released_at"])
+        minutes = int((first_item - released_at).total_seconds() // 60)
+        word = "incident" if release.get("kind") == "incident" else "release"
+        return (f", {minutes} minutes after {word} {release['version']}",
+                {"release_id": release["release_id"], "release_version": release["version"],
+                 "minutes_after_release": minutes})
+
+    def label(self, dimension: str, key: str) -> str:
+        if dimension == "theme":
+            return self.names.get(key, key)
+        if dimension == "product_area":
+            return f"Product area {key}"
+        return "All feedback"
+
+    async def run(self) -> int:
+        dirty = await self.repo.dirty_hours()
+        if dirty:
+            first = await self.repo.first_hour()
+            if first is not None:
+                await self.judge(dirty, first)
+            await self.repo.clear_dirty(dirty)
+        await self.emerging()
+        return len(self.raised)
+
+    async def judge(self, dirty: dict[int, int], first: int) -> None:
+        spike, drops = self.settings.spike_config(), self.settings.drop_config()
+        lookback = max(spike.history_days, 2 * drops.kpi_window_days, drops.baseline_days + 1) * DAY
+        begin, end = min(dirty) - lookback, max(dirty) + HOUR
+        hours = (end - begin) // HOUR
+        cells = await self.repo.hourly(("all", "theme", "product_area"), begin, end)
+        self.names = await self.repo.theme_names(k for d, k in cells if d == "theme")
+        series = {dk: _Series(_series(c, begin, hours, "count"), _series(c, begin, hours, "negative"))
+                  for dk, c in cells.items()}
+        overall = series.get(("all", "*"))
+        if overall is None:
+            return
+        all_cells = cells[("all", "*")]
+        kpi = {f: _series(all_cells, begin, hours, f) for f in
+               ("nps_promoters", "nps_detractors", "nps_responses", "csat_satisfied", "csat_responses")}
+        # Most specific first, so that a parent theme or product area does not repeat its child's spike.
+        keys = sorted((dk for dk in series if dk[0] != "all" and dk[1] != UNKNOWN),
+                      key=lambda dk: (dk[0] != "theme", -dk[1].count("."), dk[1]))
+        now_epoch = int(self.now.timestamp())
+        for hour in sorted(dirty):
+            if hour < first:
+                continue
+            elapsed = (now_epoch - hour) / HOUR if hour <= now_epoch < hour + HOUR else 1.0
+            spiked: list[str] = []
+            for dimension, key in keys:
+                observed = int(series[(dimension, key)].count.at(hour))
+                if observed < spike.min_count or any(s.startswith(key + ".") or s == key for s in spiked):
+                    continue
+                expected = expected_count(series[(dimension, key)].count, overall.count, hour, first, spike,
+                                          elapsed=elapsed)
+                if expected is None:
+                    continue
+                verdict = judge_spike(observed, expected, spike)
+                if verdict.is_spike:
+                    spiked.append(key)
+                    await self.episode("spike", f"{dimension}:{key}", hour,
+                                       self.settings.spike_cooldown_hours * HOUR,
+                                       self._spike_builder(dimension, key, hour, verdict.observed, verdict.expected,
+                                                           verdict.p_value))
+            await self.judge_sentiment(hour, series, drops)
+            await self.judge_kpis(hour, kpi, drops)
+
+    def _spike_builder(self, dimension: str, key: str, hour: int, observed: int, expected: float,
+                       p_value: float) -> Callable[[str], Any]:
+        async def build(insight_id: str) -> Insight:
+            start, end = _at(hour), _at(hour + HOUR)
+            evidence = await self.repo.evidence(dimension, key, start, end)
+            first_item = await self.repo.first_created(evidence) or start
+            note, release = await self.release_note(first_item)
+            ratio = observed / expected
+            severity = "critical" if ratio >= 6 and p_value < self.settings.spike_alpha / 1000 else "warning"
+            return Insight.model_validate({
+                "insight_id": insight_id, "type": "spike",
+                "title": f"{self.label(dimension, key)}: {observed} items, ×{ratio:.1f} the usual, since "  # noqa: RUF001
+                         f"{first_item:%H:%M} UTC{note}",
+                "theme": key if dimension == "theme" else None, "window": {"from": start, "to": end},
+                "metrics": {"observed": observed, "expected": round(expected, 3), "ratio": round(ratio, 2),
+                            "p_value": float(f"{p_value:.3g}"), "dimension": dimension, "key": key, **release},
+                "severity": severity, "evidence": evidence, "created_at": self.now})
+        return build
+
+    async def judge_sentiment(self, hour: int, series: dict[tuple[str, str], _Series], drops: Any) -> None:
+        end = hour + HOUR
+        start = end - drops.window_hours * HOUR
+        base = start - drops.baseline_days * DAY
+        for (dimension, key), s in series.items():
+            if dimension == "product_area" or key == UNKNOWN:
+                continue
+            n_now = int(s.count.total(start, end))
+            if n_now < drops.min_items:
+                continue
+            verdict = sentiment_drop(int(s.negative.total(start, end)), n_now, int(s.negative.total(base, start)),
+                                     int(s.count.total(base, start)), drops)
+            if not verdict.is_drop:
+                continue
+
+            async def build(insight_id: str, dimension: str = dimension, key: str = key,
+                            verdict: Any = verdict, n_now: int = n_now) -> Insight:
+                evidence = await self.repo.evidence(dimension, key, _at(start), _at(end), limit=200)
+                negative_ids = evidence  # the window's items; the negative ones lead the dashboard's drill-down
+                first_item = await self.repo.first_created(negative_ids) or _at(start)
+                note, release = await self.release_note(first_item)
+                return Insight.model_validate({
+                    "insight_id": insight_id, "type": "sentiment_drop",
+                    "title": f"{self.label(dimension, key)}: negative share {verdict.current:.0%} in "
+                             f"{drops.window_hours} h, up from {verdict.previous:.0%}{note}",
+                    "theme": key if dimension == "theme" else None,
+                    "window": {"from": _at(start), "to": _at(end)},
+                    "metrics": {"observed": verdict.current, "expected": verdict.previous, "z": verdict.z,
+                                "items": n_now, "dimension": dimension, "key": key, **release},
+                    "severity": "critical" if verdict.current - verdict.previous >= 0.35 else "warning",
+                    "evidence": evidence[:50], "created_at": self.now})
+
+            await self.episode("sentiment_drop", f"{dimension}:{key}", hour, drops.window_hours * HOUR, build)
+
+    async def judge_kpis(self, hour: int, kpi: dict[str, HourlySeries], drops: Any) -> None:
+        end = hour + HOUR
+        start = end - drops.kpi_window_days * DAY
+        prev = start - drops.kpi_window_days * DAY
+
+        def total(field: str, a: int, b: int) -> int:
+            return int(kpi[field].total(a, b))
+
+        checks = [
+            ("NPS", nps_drop((total("nps_promoters", start, end), total("nps_detractors", start, end),
+                              total("nps_responses", start, end)),
+                             (total("nps_promoters", prev, start), total("nps_detractors", prev, start),
+                              total("nps_responses", prev, start)), drops), total("nps_responses", start, end)),
+            ("CSAT", csat_drop((total("csat_satisfied", start, end), total("csat_responses", start, end)),
+                               (total("csat_satisfied", prev, start), total("csat_responses", prev, start)), drops),
+             total("csat_responses", start, end)),
+        ]
+        for name, verdict, responses in checks:
+            if not verdict.is_drop:
+                continue
+
+            async def build(insight_id: str, name: str = name, verdict: Any = verdict,
+                            responses: int = responses) -> Insight:
+                unit = "" if name == "NPS" else "%"
+                return Insight.model_validate({
+                    "insight_id": insight_id, "type": "kpi_drop",
+                    "title": f"{name} fell to {verdict.current:g}{unit} over {drops.kpi_window_days} days, "
+                             f"from {verdict.previous:g}{unit}",
+                    "window": {"from": _at(start), "to": _at(end)},
+                    "metrics": {"kpi": name.lower(), "observed": verdict.current, "expected": verdict.previous,
+                                "z": verdict.z, "responses": responses},
+                    "severity": "critical" if verdict.previous - verdict.current >= 25 else "warning",
+                    "evidence": [], "created_at": self.now})
+
+            await self.episode("kpi_drop", name.lower(), hour, drops.kpi_window_days * DAY, build)
+
+    async def emerging(self) -> None:
+        settings = self.settings
+        since = self.now - timedelta(days=settings.emerging_window_days)
+        for cluster in await self.repo.unflagged_clusters(settings.emerging_min_items):
+            recent = await self.repo.cluster_items_since(cluster.cluster_id, since)
+            if recent < settings.emerging_min_items:
+                continue
+            insight_id = episode_insight_id("emerging_theme", cluster.cluster_id, 0)
+            evidence = await self.repo.evidence("cluster", cluster.cluster_id, since, self.now + timedelta(days=1))
+            terms = ", ".join(f"“{t}”" for t in cluster.terms[:5]) or cluster.cluster_id
+            insight = Insight.model_validate({
+                "insight_id": insight_id, "type": "emerging_theme",
+                "title": f"Emerging theme: {terms} — {recent} similar items in {settings.emerging_window_days} days "
+                         "that fit no known theme",
+                "window": {"from": since, "to": self.now},
+                "metrics": {"observed": recent, "cluster_id": cluster.cluster_id, "items": cluster.items,
+                            "terms": ", ".join(cluster.terms[:10])},
+                "severity": "warning" if recent >= 3 * settings.emerging_min_items else "info",
+                "evidence": evidence, "created_at": self.now})
+            await self.repo.flag_cluster(cluster.cluster_id, insight_id)
+            await self.insights.add(insight_id, insight.type, insight.severity, None, insight.created_at,
+                                    insight.model_dump(mode="json", by_alias=True))
+            self.uow.publish(INSIGHTS, insight, event_id=insight_id)
+            self.raised.append(insight)
+
+
+async def run_detectors(uow: UnitOfWork, settings: AggregationSettings, now: datetime) -> list[Insight]:
+    """Judge every dirty hour and every growing cluster; returns the insights raised (not yet committed)."""
+    run = _Run(uow, settings, now)
+    await run.run()
+    return run.raised
+
+
+class DetectionWorker:
+    """Runs :func:`run_detectors` every ``interval`` seconds in its own unit of work until stopped."""
+
+    def __init__(self, runtime: ServiceRuntime, settings: AggregationSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self._stopping = asyncio.Event()
+        self.runs = 0
+
+    async def run_once(self) -> list[Insight]:
+        async with self.runtime.uow() as uow:
+            raised = await run_detectors(uow, self.settings, datetime.now(UTC))
+            await uow.commit()
+        self.runs += 1
+        for insight in raised:
+            log.info("insight raised", type=insight.type, title=insight.title, insight_id=str(insight.insight_id))
+        return raised
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:  # a failed run leaves its hours dirty; the next run retries them
+                log.warning("detectors failed, retrying next interval", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.detect_interval_seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def detection_worker(settings: AggregationSettings) -> Callable[[ServiceRuntime], Worker]:
+    def make(runtime: ServiceRuntime) -> Worker:
+        return DetectionWorker(runtime, settings)
+    return make
+
