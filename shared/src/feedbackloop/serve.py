@@ -6,6 +6,7 @@ consumers (the batch in hand finishes and commits), the relay and the store, in 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import uvicorn
@@ -20,6 +21,10 @@ __all__ = ["serve"]
 def serve(service: str, create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
     configure_logging(service, level=settings.common.log_level, fmt=settings.common.log_format)
     app = create_app(settings)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler that was
+    # there before it; with this one the process then exits 0, as a finished graceful stop should.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         app,
         host=settings.host,

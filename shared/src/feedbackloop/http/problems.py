@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedbackloop.logs import get_logger
@@ -148,6 +149,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(OperationalError)
+    async def _store_away(request: Request, exc: OperationalError) -> JSONResponse:
+        # Locked or unreachable store: nothing was stored; the client should try again shortly.
+        log.warning("store unavailable", path=request.url.path, error=str(exc.orig)[:200])
+        return problem_response(503, "Store unavailable", "The service's store is busy or away; nothing was stored. "
+                                "Retry shortly.", instance=request.url.path, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

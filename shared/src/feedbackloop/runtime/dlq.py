@@ -7,6 +7,8 @@ the original headers (``traceparent``…) kept. Consumers that already processed
 
 from __future__ import annotations
 
+import time
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from feedbackloop.contracts.topics import dlq_name
@@ -17,6 +19,12 @@ REPLAY_GROUP = "feedbackloop-dlq-replay"
 
 
 async def replay_dead_letters(bootstrap: str, topic: str, idle_seconds: float = 3.0) -> int:
+    """Re-publish what ``<topic>.dlq`` held when the replay started; returns how many records moved.
+
+    Records dead-lettered after the start (their timestamp is later) are left for the next run, so a
+    record that fails again and lands back in the DLQ is not replayed again by the same run.
+    """
+    started_ms = int(time.time() * 1000)
     consumer = AIOKafkaConsumer(
         dlq_name(topic),
         bootstrap_servers=bootstrap,
@@ -32,9 +40,12 @@ async def replay_dead_letters(bootstrap: str, topic: str, idle_seconds: float = 
         while True:
             batch = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
             if not batch:
-                return moved
+                return moved  # every partition is read up to the start, or paused past it
             for tp, records in batch.items():
                 for record in records:
+                    if record.timestamp >= started_ms:
+                        consumer.pause(tp)  # the rest of this partition came after the start
+                        break
                     headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq.")]
                     await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
                     await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})

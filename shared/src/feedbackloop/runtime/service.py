@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from feedbackloop.db.engine import create_engine, reader, session_factory
-from feedbackloop.db.migrate import check_current, upgrade
+from feedbackloop.db.migrate import SchemaBehind, check_current, upgrade
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.db.uow import UnitOfWorkFactory
 from feedbackloop.logs import get_logger
@@ -101,10 +101,12 @@ async def start_runtime(
     workers: Sequence[WorkerFactory] = (),
 ) -> AsyncIterator[ServiceRuntime]:
     engine = create_engine(settings.database_url)
-    if settings.auto_migrate:
+    try:  # a read: a second copy starting beside a busy first one must not wait for the write lock
+        await check_current(reader(engine), migrations, name)
+    except SchemaBehind:
+        if not settings.auto_migrate:
+            raise
         await upgrade(engine, migrations)
-    else:
-        await check_current(engine, migrations, name)
     uow = UnitOfWorkFactory(session_factory(engine), tables, source=f"/feedbackloop/{name}")
     producer = make_producer(settings.kafka, client_id=f"{name}-producer")
     relay = OutboxRelay(

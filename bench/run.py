@@ -1,0 +1,371 @@
+"""``make bench``: how fast the loop runs on this machine, in one run, as a table and JSON.
+
+Starts the system as ``make run`` does (``feedbackloop run``: embedded broker, four services, SQLite) on free
+ports in a fresh folder under ``var/bench/``, then measures with a bounded async client (httpx) on loopback:
+
+1. ingest, single-item ``POST /v1/feedback`` at a fixed concurrency: requests/s, p50/p99;
+2. ingest, batched posts (100 items each) at a fixed concurrency: items/s, p50/p99 per request;
+3. end to end at an offered rate for ``BENCH_SECONDS``: items/s classified (read from
+   ``feedback.classified.v1`` with a consumer that stamps arrival), p50/p99 POST→classified, and
+   POST→notification sent (a local webhook receiver and a rule matching one item in five);
+4. peak RSS of each service (``VmHWM`` in ``/proc/<pid>/status``);
+5. step 3 again with a second copy of classification in the same consumer group.
+
+Writes ``var/bench/latest.json`` and ``var/bench/<timestamp>.json``. Environment: ``BENCH_SECONDS`` (60),
+``BENCH_RATE`` offered end-to-end items/s (600), ``BENCH_CONCURRENCY`` (32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI, Request, Response
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("ingest", "classification", "aggregation", "notification")
+TEXTS = (
+    "The app crashes when I export a report to PDF",
+    "Please add dark mode to the mobile app",
+    "Love the new dashboard, great work team!",
+    "How do I reset my password? The link expired",
+    "Billing charged me twice this month, unacceptable",
+    "Login is very slow since the last update",
+    "The search does not find archived tickets",
+    "Would be great to have an API for exports",
+)
+PLANS = ("free", "pro", "enterprise", "pro", "free")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class System:
+    """``feedbackloop run`` on free ports, plus optional extra copies of a service in the same consumer group."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.broker_port = free_port()
+        self.ports = {s: free_port() for s in SERVICES}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(
+            ("INGEST_", "CLASSIFICATION_", "AGGREGATION_", "NOTIFICATION_", "FEEDBACKLOOP_", "KAFKA_"))}
+        self.env.update({f"{s.upper()}_PORT": str(p) for s, p in self.ports.items()})
+        self.env.update({"FEEDBACKLOOP_LOG_LEVEL": "WARNING", "NOTIFICATION_RETRY_SCHEDULE": "0,1,2,5"})
+        self.launcher: subprocess.Popen[bytes] | None = None
+        self.extra: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def key(self) -> str:
+        return (self.folder / "api-key").read_text().strip()
+
+    async def start(self) -> None:
+        self.launcher = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
+            [sys.executable, "-m", "feedbackloop.cli.main", "run", "--var-dir", str(self.folder), "--broker-port",
+             str(self.broker_port)], env=self.env, stdout=open(self.folder / "run.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT, start_new_session=True)
+        await self.ready([self.url(s) for s in SERVICES])
+
+    async def ready(self, urls: list[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            for url in urls:
+                while True:
+                    try:
+                        if (await client.get(f"{url}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"bench: {url} not ready in {timeout:.0f}s; see {self.folder}/run.log")
+                    await asyncio.sleep(0.2)
+
+    async def add_copy(self, service: str) -> None:
+        port = free_port()
+        env = {**self.env, f"{service.upper()}_PORT": str(port), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+               "FEEDBACKLOOP_KEYS_FILE": str(self.folder / "keys.json"),
+               f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{self.folder}/{service}.db",
+               f"{service.upper()}_AUTO_MIGRATE": "false"}  # migrated by the first copy; a second would meet a lock
+        self.extra.append(subprocess.Popen([sys.executable, "-m", service], env=env,  # noqa: ASYNC220
+                                           stdout=open(self.folder / f"{service}-2.log", "ab"),  # noqa: SIM115
+                                           stderr=subprocess.STDOUT))
+        await self.ready([f"http://127.0.0.1:{port}"])
+
+    def service_pids(self) -> dict[str, list[int]]:
+        """Service name → pids, found by the ``-m <service>`` in each child's command line."""
+        out: dict[str, list[int]] = {s: [] for s in SERVICES}
+        pids = [p.pid for p in self.extra]
+        if self.launcher is not None:
+            children = Path(f"/proc/{self.launcher.pid}/task/{self.launcher.pid}/children")
+            pids += [int(p) for p in children.read_text().split()] if children.exists() else []
+        for pid in pids:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for name in SERVICES:
+                if name.encode() in argv:
+                    out[name].append(pid)
+        return out
+
+    def peak_rss(self) -> dict[str, list[float | None]]:
+        return {name: [peak_rss_mb(p) for p in pids] for name, pids in self.service_pids().items()}
+
+    def stop(self) -> None:
+        for process in self.extra:
+            process.terminate()
+            process.wait(30)
+        if self.launcher is not None and self.launcher.poll() is None:
+            self.launcher.send_signal(signal.SIGTERM)
+            self.launcher.wait(90)
+
+
+def item(run: str, n: int) -> dict[str, Any]:
+    return {"source": "bench", "external_id": f"{run}-{n}", "text": f"{TEXTS[n % len(TEXTS)]} (#{n})",
+            "customer": {"id": f"c{n % 97}", "plan": PLANS[n % len(PLANS)], "mrr": 100 * (n % 13)}}
+
+
+async def closed_loop(concurrency: int, seconds: float, call: Callable[[int], Awaitable[int]]) -> dict[str, Any]:
+    """``concurrency`` workers calling ``call(n)`` back to back for ``seconds``; counts what it returns."""
+    latencies: list[float] = []
+    counted = 0
+    errors = 0
+    next_n = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal counted, errors, next_n
+        while time.monotonic() < deadline:
+            n = next_n
+            next_n += 1
+            started = time.perf_counter()
+            try:
+                counted += await call(n)
+                latencies.append(time.perf_counter() - started)
+            except (httpx.HTTPError, AssertionError):
+                errors += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    return {"per_s": round(counted / elapsed, 1), "requests_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99), "errors": errors,
+            "concurrency": concurrency, "seconds": round(elapsed, 1)}
+
+
+async def ingest_phases(system: System, seconds: float, concurrency: int) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {system.key}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=system.url("ingest"), headers=headers, limits=limits, timeout=30) as client:
+        async def single(n: int) -> int:
+            response = await client.post("/v1/feedback", json=item("single", n))
+            assert response.status_code == 202, response.text
+            return 1
+
+        async def batched(n: int) -> int:
+            response = await client.post("/v1/feedback", json=[item("batch", n * 100 + i) for i in range(100)])
+            assert response.status_code == 202, response.text
+            return 100
+
+        return {"single": await closed_loop(concurrency, seconds, single),
+                "batched_100": await closed_loop(max(2, concurrency // 4), seconds, batched)}
+
+
+class Receiver:
+    """A webhook endpoint that stamps the arrival of each feedback id."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.arrived: dict[str, float] = {}
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            body = json.loads(await request.body())
+            self.arrived.setdefault(str(body["data"].get("feedback_id")), time.time())
+            return Response(status_code=204)
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                                                    access_log=False))
+
+
+async def drain(system: System, expected: int, timeout: float = 180) -> None:
+    """Wait until aggregation has handled ``expected`` classified events in total (from its /metrics)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            text = (await client.get(f"{system.url('aggregation')}/metrics")).text
+            handled = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                          if line.startswith("feedbackloop_events_consumed_total{")
+                          and 'topic="feedback.classified.v1"' in line and 'outcome="handled"' in line)
+            if handled >= expected:
+                return
+            await asyncio.sleep(0.5)
+
+
+async def end_to_end(system: System, run: str, seconds: float, rate: float, receiver: Receiver) -> dict[str, Any]:
+    """Offer ``rate`` items/s (batches of 50) for ``seconds``; time each item to classified and to notified."""
+    posted: dict[str, float] = {}
+    classified: dict[str, float] = {}
+    consumer = AIOKafkaConsumer("feedback.classified.v1", bootstrap_servers=system.bootstrap,
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    while not consumer.assignment():
+        await consumer.getmany(timeout_ms=200)
+    await consumer.seek_to_end()
+    stop_tail = asyncio.Event()
+
+    async def tail() -> None:
+        while not stop_tail.is_set():
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                now = time.time()
+                for r in records:
+                    classified.setdefault(json.loads(r.value)["subject"], now)
+
+    tail_task = asyncio.create_task(tail())
+    headers = {"authorization": f"Bearer {system.key}"}
+    batch = 50
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=system.url("ingest"), headers=headers, timeout=30) as client:
+        async def post(first: int) -> None:
+            body = [item(run, n) for n in range(first, first + batch)]
+            at = time.time()
+            response = await client.post("/v1/feedback", json=body)
+            if response.status_code == 202:
+                for fid in response.json()["feedback_ids"]:
+                    posted[fid] = at
+
+        tasks = []
+        n = 0
+        while time.monotonic() - started < seconds:
+            tasks.append(asyncio.create_task(post(n)))
+            n += batch
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+        await asyncio.gather(*tasks)
+    offered_s = time.monotonic() - started
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not set(posted) <= set(classified):  # noqa: ASYNC110 - a deadline poll
+        await asyncio.sleep(0.5)
+    stop_tail.set()
+    await tail_task
+    await consumer.stop()
+    enterprise = [fid for fid, at in posted.items() if fid in receiver.arrived]
+    done = [classified[f] for f in posted if f in classified]
+    first_post = min(posted.values()) if posted else 0.0
+    span = (max(done) - first_post) if done else 0.0
+    await asyncio.sleep(3)  # the last notifications' retry-free path is sub-second; this lets them land
+    to_classified = [classified[f] - posted[f] for f in posted if f in classified]
+    to_notified = [receiver.arrived[f] - posted[f] for f in enterprise]
+    return {"offered_per_s": rate, "posted": len(posted), "posting_s": round(offered_s, 1),
+            "classified": len(done), "items_per_s": round(len(done) / span, 1) if span else None,
+            "classified_p50_ms": pct(to_classified, 0.5), "classified_p99_ms": pct(to_classified, 0.99),
+            "notified": len(to_notified), "notified_p50_ms": pct(to_notified, 0.5),
+            "notified_p99_ms": pct(to_notified, 0.99)}
+
+
+def table(result: dict[str, Any]) -> str:
+    ing = result["ingest"]
+    single, batched = ing["single"], ing["batched_100"]
+    rows = [("ingest single-item req/s", single["requests_per_s"]),
+            ("ingest single-item p50 / p99 ms", f"{single['p50_ms']} / {single['p99_ms']}"),
+            ("ingest batched (100) items/s", ing["batched_100"]["per_s"]),
+            ("ingest batched p50 / p99 ms per request", f"{batched['p50_ms']} / {batched['p99_ms']}")]
+    for label, e2e in (("1 copy", result["e2e"]), ("2 classification copies", result["e2e_two_copies"])):
+        rows += [(f"e2e items/s sustained [{label}]", f"{e2e['items_per_s']} (offered {e2e['offered_per_s']})"),
+                 (f"POST→classified p50 / p99 ms [{label}]",
+                  f"{e2e['classified_p50_ms']} / {e2e['classified_p99_ms']}"),
+                 (f"POST→notified p50 / p99 ms [{label}]", f"{e2e['notified_p50_ms']} / {e2e['notified_p99_ms']}")]
+    for label, rss in (("", result["peak_rss_mb"]), (" [2 copies]", result["peak_rss_mb_two_copies"])):
+        rows += [(f"peak RSS MB {name}{label}", ", ".join(str(v) for v in values)) for name, values in rss.items()]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+async def main() -> None:
+    seconds = float(os.environ.get("BENCH_SECONDS", "60"))
+    rate = float(os.environ.get("BENCH_RATE", "600"))
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "var" / "bench"
+    folder = out / f"run-{stamp}"
+    folder.mkdir(parents=True)
+    system = System(folder)
+    receiver = Receiver()
+    server = asyncio.create_task(receiver.server.serve())
+    result: dict[str, Any] = {"at": stamp, "seconds": seconds, "cpus": os.cpu_count(),
+                              "load_avg_at_start": os.getloadavg()}
+    try:
+        await system.start()
+        async with httpx.AsyncClient(headers={"authorization": f"Bearer {system.key}"}, timeout=10) as client:
+            rule = {"name": "bench enterprise", "team": "bench",
+                    "match": {"all": [{"field": "event", "op": "eq", "value": "feedback"},
+                                      {"field": "customer.plan", "op": "eq", "value": "enterprise"}]},
+                    "channels": [{"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/hook",
+                                  "secret": "bench-secret"}]}
+            (await client.post(f"{system.url('notification')}/v1/rules", json=rule)).raise_for_status()
+        print(f"bench: system up in {folder}; ingest phases {seconds / 4:.0f}s each", file=sys.stderr)
+        result["ingest"] = await ingest_phases(system, seconds / 4, concurrency)
+        ingested = int(result["ingest"]["single"]["requests_per_s"] * result["ingest"]["single"]["seconds"]
+                       + result["ingest"]["batched_100"]["per_s"] * result["ingest"]["batched_100"]["seconds"])
+        print(f"bench: draining ~{ingested} ingested items before the end-to-end run", file=sys.stderr)
+        await drain(system, int(ingested * 0.99))
+        print(f"bench: end to end at {rate:.0f} items/s for {seconds:.0f}s", file=sys.stderr)
+        result["e2e"] = await end_to_end(system, "e2e", seconds, rate, receiver)
+        result["peak_rss_mb"] = system.peak_rss()
+        await system.add_copy("classification")
+        print("bench: end to end again with two copies of classification", file=sys.stderr)
+        result["e2e_two_copies"] = await end_to_end(system, "e2e2", seconds, rate, receiver)
+        result["peak_rss_mb_two_copies"] = system.peak_rss()
+    finally:
+        system.stop()
+        receiver.server.should_exit = True
+        await server
+    result["load_avg_at_end"] = os.getloadavg()
+    print(table(result))
+    text = json.dumps(result, indent=2) + "\n"
+    (out / "latest.json").write_text(text)
+    (out / f"{stamp}.json").write_text(text)
+    print(f"written to {out / 'latest.json'} and {out / (stamp + '.json')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

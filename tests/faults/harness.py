@@ -1,0 +1,418 @@
+"""The fault-injection harness: the four services as separate processes, a steady stream, a webhook receiver.
+
+A :class:`Stack` starts the embedded broker and each service as its own ``python -m <service>`` process (not
+under the launcher, which stops everything when one child dies), so that a test can kill, stop and restart
+any one of them. A :class:`Stream` posts items to ingest at a steady pace, retrying a batch until it is
+answered ``202`` (what a real client does), and remembers every accepted id. A :class:`Receiver` is a real
+local webhook endpoint that records each delivery's ``webhook-id`` and feedback id and can go down (its
+port closed) and come back. :func:`check` compares the end state with what was accepted and returns one
+table row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+
+from feedbackloop.broker import EmbeddedBroker
+from feedbackloop.contracts import feedback_id_for
+from feedbackloop.keys import KeyStore
+from feedbackloop.runtime.kafka import ensure_topics
+from feedbackloop.settings import KafkaSettings
+from feedbackloop.testing import free_port, serve_app, wait_for
+
+SERVICES = ("ingest", "classification", "aggregation", "notification")
+RECEIVER_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PARTITIONS = 3
+
+TEXTS = (
+    "The app crashes when I export a report",
+    "Please add dark mode to the mobile app",
+    "Love the new dashboard, great work!",
+    "How do I reset my password?",
+    "Billing charged me twice, this is unacceptable",
+    "Login is very slow since the last update",
+    "The search does not find archived tickets",
+    "Would be great to have an API for exports",
+)
+PLANS = ("free", "pro", "enterprise", "pro", "free")
+
+
+def plan_of(n: int) -> str:
+    return PLANS[n % len(PLANS)]
+
+
+class Proc:
+    """One service process; its output goes to a log file in the stack's folder."""
+
+    def __init__(self, name: str, module: str, env: dict[str, str], log: Path, port: int) -> None:
+        self.name, self.module, self.env, self.log, self.port = name, module, env, log, port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def sigterm(self, timeout: float = 40) -> int:
+        """SIGTERM and wait for the exit; a process that does not stop in time fails the scenario."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"{self.name} did not stop within {timeout}s of SIGTERM; see {self.log}") from exc
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def ready(self, client: httpx.AsyncClient) -> bool:
+        try:
+            return (await client.get(f"{self.url}/readyz", timeout=2)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class Receiver:
+    """A local webhook endpoint that records each delivery; :meth:`down` closes its port, :meth:`up` reopens it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.deliveries: list[tuple[str, str]] = []  # (webhook-id, feedback_id) per attempt received
+        self._server: contextlib.AbstractAsyncContextManager[str] | None = None
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            body = json.loads(await request.body())
+            feedback_id = body["data"].get("feedback_id", body["data"].get("insight_id", "?"))
+            self.deliveries.append((request.headers["webhook-id"], str(feedback_id)))
+            return Response(status_code=204)
+
+        self.app = app
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def up(self) -> None:
+        self._server = serve_app(self.app, self.port)
+        await self._server.__aenter__()
+
+    async def down(self) -> None:
+        if self._server is not None:
+            await self._server.__aexit__(None, None, None)
+            self._server = None
+
+    def notified(self) -> Counter[str]:
+        """Distinct webhook-ids per feedback id (a retry of one delivery keeps its webhook-id)."""
+        return Counter(feedback_id for _, feedback_id in set(self.deliveries))
+
+
+class Stack:
+    """Broker + the four services as separate processes, each with its own SQLite store in ``folder``."""
+
+    def __init__(self, folder: Path, copies: dict[str, int] | None = None, env: dict[str, str] | None = None) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.broker = EmbeddedBroker(port=free_port(), log=open(folder / "broker.log", "ab"))  # noqa: SIM115
+        keys = folder / "keys.json"
+        self.key = KeyStore(keys).create("faults", ["admin"])[1]
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("INGEST_", "CLASSIFICATION_", "AGGREGATION_", "NOTIFICATION_", "FEEDBACKLOOP_",
+                                     "KAFKA_"))}
+        base.update({"KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap, "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
+                     "FEEDBACKLOOP_KEYS_FILE": str(keys), "FEEDBACKLOOP_LOG_LEVEL": "WARNING",
+                     "NOTIFICATION_RETRY_SCHEDULE": "0,0.5,1,2,4,8,8,8,8,8,8,8,8,8,8",
+                     "NOTIFICATION_RETRY_JITTER": "0", "PYTHONUNBUFFERED": "1"})
+        for name in SERVICES:
+            base[f"{name.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{folder}/{name}.db"
+        base.update(env or {})
+        self.env = base
+        self.procs: dict[str, list[Proc]] = {}
+        for name in SERVICES:
+            self.procs[name] = []
+            for copy in range((copies or {}).get(name, 1)):
+                port = free_port()
+                env_copy = {**base, f"{name.upper()}_PORT": str(port)}
+                if copy:  # the first copy migrated the store; a second migrating beside a busy writer meets a lock
+                    env_copy[f"{name.upper()}_AUTO_MIGRATE"] = "false"
+                self.procs[name].append(Proc(f"{name}#{copy}", name, env_copy, folder / f"{name}-{copy}.log", port))
+        self.receiver = Receiver()
+        self.headers = {"authorization": f"Bearer {self.key}"}
+
+    def __getitem__(self, name: str) -> Proc:
+        return self.procs[name][0]
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=self.broker.bootstrap, topic_partitions=PARTITIONS)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.broker.start)
+        await ensure_topics(self.kafka)
+        await self.receiver.up()
+        for procs in self.procs.values():
+            procs[0].start()
+        await self.wait_ready([procs[0] for procs in self.procs.values()])
+        extra = [proc for procs in self.procs.values() for proc in procs[1:]]
+        for proc in extra:
+            proc.start()
+        if extra:
+            await self.wait_ready(extra)
+        await self.add_rule()
+
+    async def wait_ready(self, procs: list[Proc] | None = None, timeout: float = 90) -> float:
+        """Wait until every given process (default: all) answers /readyz 200; returns the seconds it took."""
+        started = time.monotonic()
+        wanted = procs or [p for ps in self.procs.values() for p in ps]
+        async with httpx.AsyncClient() as client:
+            for proc in wanted:
+                try:
+                    await wait_for(lambda p=proc: p.ready(client), bool, timeout=timeout, interval=0.2,  # type: ignore[misc]
+                                   what=f"{proc.name} /readyz")
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}\n--- {proc.log}:\n{proc.tail()}") from None
+        return time.monotonic() - started
+
+    async def add_rule(self) -> None:
+        rule = {"name": "enterprise feedback", "team": "faults",
+                "match": {"all": [{"field": "event", "op": "eq", "value": "feedback"},
+                                  {"field": "customer.plan", "op": "eq", "value": "enterprise"}]},
+                "channels": [{"type": "webhook", "url": self.receiver.url, "secret": RECEIVER_SECRET}]}
+        async with httpx.AsyncClient(headers=self.headers, timeout=10) as client:
+            response = await client.post(f"{self['notification'].url}/v1/rules", json=rule)
+            assert response.status_code == 201, response.text
+
+    async def stop(self) -> None:
+        for procs in self.procs.values():
+            for proc in procs:
+                proc.stop()
+        await self.receiver.down()
+        self.broker.stop()
+
+    def replay_all(self, since: str = "1h") -> str:
+        """``feedbackloop replay all --since`` as an operator runs it, with each service's store URL."""
+        done = subprocess.run([sys.executable, "-m", "feedbackloop.cli.main", "replay", "all", "--since", since],
+                              env=self.env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    def dlq_replay(self, topic: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "feedbackloop.cli.main", "dlq", "replay", topic,
+                               "--bootstrap", self.broker.bootstrap], env=self.env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    async def stored(self) -> list[dict[str, Any]]:
+        """Every item aggregation holds (all pages of GET /v1/feedback)."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        async with httpx.AsyncClient(base_url=self["aggregation"].url, headers=self.headers, timeout=20) as client:
+            while True:
+                params: dict[str, Any] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+                response = await client.get("/v1/feedback", params=params)
+                response.raise_for_status()
+                page = response.json()
+                items += page["items"]
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    return items
+
+
+@dataclass
+class Stream:
+    """Posts ``total`` items to ingest in batches at a steady pace; a failed batch is retried until accepted."""
+
+    stack: Stack
+    scenario: str
+    total: int = 2000
+    batch: int = 20
+    rate: float = 200.0  # items per second
+    accepted: dict[str, int] = field(default_factory=dict)  # feedback_id → n
+    sent: int = 0
+    retries: int = 0
+    _task: asyncio.Task[None] | None = None
+
+    def item(self, n: int) -> dict[str, Any]:
+        return {"source": "api", "external_id": f"{self.scenario}-{n}", "text": f"{TEXTS[n % len(TEXTS)]} (#{n})",
+                "customer": {"id": f"c{n % 37}", "plan": plan_of(n)}}
+
+    def expected_id(self, n: int) -> str:
+        return str(feedback_id_for("api", f"{self.scenario}-{n}"))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        interval = self.batch / self.rate
+        async with httpx.AsyncClient(headers=self.stack.headers, timeout=10) as client:
+            next_at = time.monotonic()
+            for first in range(0, self.total, self.batch):
+                numbers = list(range(first, min(first + self.batch, self.total)))
+                body = [self.item(n) for n in numbers]
+                self.sent = numbers[-1] + 1
+                while True:
+                    try:
+                        response = await client.post(f"{self.stack['ingest'].url}/v1/feedback", json=body)
+                        if response.status_code == 202:
+                            ids = response.json()["feedback_ids"]
+                            assert ids == [self.expected_id(n) for n in numbers], "ingest answered other ids"
+                            self.accepted.update(zip(ids, numbers, strict=True))
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    self.retries += 1
+                    await asyncio.sleep(0.3)
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def until(self, fraction: float) -> None:
+        """Wait until this share of the stream has been accepted."""
+        await wait_for(self._progress, lambda n: n >= fraction * self.total, timeout=300, interval=0.05,
+                       what=f"{fraction:.0%} of the stream accepted")
+
+    async def _progress(self) -> int:
+        assert self._task is not None
+        if self._task.done():
+            self._task.result()
+        return len(self.accepted)
+
+    async def finish(self) -> None:
+        assert self._task is not None
+        await asyncio.wait_for(self._task, timeout=600)
+
+
+@dataclass
+class Row:
+    scenario: str
+    sent: int
+    accepted: int
+    stored: int
+    duplicates: int
+    lost: int
+    notifications_expected: int
+    notified: int
+    notification_duplicates: int
+    notifications_lost: int
+    wrong_labels: int
+    recover_s: float
+    seconds: float
+    notes: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.duplicates or self.lost or self.notification_duplicates or self.notifications_lost
+                    or self.wrong_labels) and self.stored == self.accepted
+
+
+async def recovery_time(stack: Stack, before: set[str], lifted_at: float, timeout: float = 300) -> float:
+    """Seconds from the fault being lifted until every item accepted before the fault is in aggregation."""
+    await wait_for(stack.stored, lambda items: before <= {i["feedback_id"] for i in items}, timeout=timeout,
+                   interval=0.5, what=f"the {len(before)} items accepted before the fault to reach aggregation")
+    return time.monotonic() - lifted_at
+
+
+async def previews(stack: Stack, items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The labels POST /v1/classify gives each item (by feedback id), 100 per request."""
+    out: dict[str, dict[str, Any]] = {}
+    async with httpx.AsyncClient(headers=stack.headers, timeout=30) as client:
+        for first in range(0, len(items), 100):
+            chunk = items[first:first + 100]
+            body = [{"text": i["text"], "customer": i["customer"]} for i in chunk]
+            response = await client.post(f"{stack['classification'].url}/v1/classify", json=body)
+            response.raise_for_status()
+            for item, labels in zip(chunk, response.json()["items"], strict=True):
+                out[item["feedback_id"]] = labels
+    return out
+
+
+def _label_view(data: dict[str, Any]) -> tuple[Any, ...]:
+    return (data["kind"], data["sentiment"]["label"], data["urgency"], data.get("product_area"),
+            tuple(sorted(t["id"] for t in data["themes"])))
+
+
+async def check(stack: Stack, stream: Stream, started: float, recover_s: float, *, notes: str = "",
+                extra_expected: set[str] | None = None, timeout: float = 240) -> Row:
+    """Wait for the loop to converge on what was accepted, then count what is missing or doubled."""
+    accepted = set(stream.accepted) | (extra_expected or set())
+    enterprise = {fid for fid, n in stream.accepted.items() if plan_of(n) == "enterprise"}
+    try:
+        await wait_for(stack.stored, lambda items: accepted <= {i["feedback_id"] for i in items}, timeout=timeout,
+                       interval=1, what=f"all {len(accepted)} accepted items in aggregation")
+        await wait_for(_notified_async(stack), lambda got: enterprise <= set(got), timeout=timeout, interval=0.5,
+                       what=f"{len(enterprise)} notifications at the receiver")
+    except AssertionError:
+        pass  # counted as lost below; the row says how many
+    items = await stack.stored()
+    ids = [i["feedback_id"] for i in items]
+    counts = Counter(ids)
+    stored = set(ids) & accepted
+    duplicates = sum(c - 1 for c in counts.values()) + sum(1 for i in items if i.get("revision", 1) != 1)
+    # the right labels: the same as a POST /v1/classify preview of the item's text and customer
+    mine = [i for i in items if i["feedback_id"] in stream.accepted]
+    expected_labels = await previews(stack, mine)
+    wrong = sum(1 for i in mine if _label_view(i) != _label_view(expected_labels[i["feedback_id"]]))
+    notified = stack.receiver.notified()
+    return Row(scenario=stream.scenario, sent=stream.sent, accepted=len(accepted), stored=len(stored),
+               duplicates=duplicates + len(set(ids) - accepted), lost=len(accepted - set(ids)),
+               notifications_expected=len(enterprise), notified=len(set(notified) & enterprise),
+               notification_duplicates=sum(c - 1 for c in notified.values()) + len(set(notified) - enterprise),
+               notifications_lost=len(enterprise - set(notified)), wrong_labels=wrong,
+               recover_s=round(recover_s, 1), seconds=round(time.monotonic() - started, 1), notes=notes)
+
+
+def _notified_async(stack: Stack) -> Callable[[], Awaitable[Counter[str]]]:
+    async def probe() -> Counter[str]:
+        return stack.receiver.notified()
+
+    return probe
+
+
+@contextlib.asynccontextmanager
+async def running(folder: Path, copies: dict[str, int] | None = None,
+                  env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    stack = Stack(folder, copies, env)
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        await stack.stop()
