@@ -60,6 +60,10 @@ migrate: $(STAMP)  ## bring every service's store to the newest schema
 eval-redaction: $(STAMP)  ## ingest's redaction recall and precision per kind on a generated set (var/bench/redaction.json)
 	@$(BIN)/python services/ingest/bench/redaction_eval.py
 
+BENCH_SECONDS_INGEST ?= 10
+bench-ingest: $(STAMP)  ## ingest items/s and p50/p99 for single posts, 1,000-item batches and signed webhooks (var/bench/ingest.json)
+	@$(BIN)/python services/ingest/bench/throughput.py --seconds $(BENCH_SECONDS_INGEST)
+
 bench-notification: $(STAMP)  ## webhook deliveries per second to a local receiver (JSON in var/bench/)
 	@FEEDBACKLOOP_LOG_LEVEL=WARNING $(BIN)/python services/notification/bench/deliveries.py
 

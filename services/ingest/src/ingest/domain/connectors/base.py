@@ -31,6 +31,8 @@ __all__ = [
     "VerificationFailed",
     "Verified",
     "as_datetime",
+    "as_dict",
+    "as_list",
     "b64",
     "build",
     "dig",
@@ -161,6 +163,16 @@ def dig(value: Any, *path: str | int) -> Any:
                 return None
             value = value.get(step)
     return value
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: a retyped field maps as a missing one."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` when it is a JSON list, else an empty one."""
+    return value if isinstance(value, list) else []
 
 
 def text_of(value: Any) -> str | None:

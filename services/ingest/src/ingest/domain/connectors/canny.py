@@ -14,6 +14,7 @@ from ingest.domain.connectors.base import (
     VerificationFailed,
     Verified,
     as_datetime,
+    as_dict,
     b64,
     build,
     dig,
@@ -42,7 +43,7 @@ class Canny:
 
     def map(self, payload: Any, delivery: Delivery, options: ConnectorOptions) -> Outcome:
         event = dig(payload, "type")
-        obj = dig(payload, "object") or {}
+        obj = as_dict(dig(payload, "object"))
         if event == "post.created":
             item = build(
                 source=self.source,

@@ -15,6 +15,8 @@ from ingest.domain.connectors.base import (
     Outcome,
     Verified,
     as_datetime,
+    as_dict,
+    as_list,
     build,
     dig,
     text_of,
@@ -51,11 +53,11 @@ class GitHub:
         allowed = {r.lower() for r in options.github_repositories}
         if allowed and repository.lower() not in allowed:
             return Outcome.ignore(f"repository {repository!r} is not on INGEST_GITHUB_REPOSITORIES")
-        thing = dig(payload, "comment" if what == "comment" else what) or {}
+        thing = as_dict(dig(payload, "comment" if what == "comment" else what))
         if what == "comment" and thing.get("author_association") in _TEAM:
             return Outcome.ignore("a comment by the repository's team is not customer feedback")
         title = dig(payload, "issue", "title") if what == "comment" else thing.get("title")
-        labels = [dig(label, "name") for label in dig(payload, "issue", "labels") or []]
+        labels = [dig(label, "name") for label in as_list(dig(payload, "issue", "labels"))]
         item = build(
             source=self.source,
             channel=self.channel,

@@ -15,6 +15,8 @@ from ingest.domain.connectors.base import (
     Outcome,
     Verified,
     as_datetime,
+    as_dict,
+    as_list,
     build,
     dig,
     text_of,
@@ -46,14 +48,14 @@ class HelpScout:
     def _conversation(self, event: str, convo: Any) -> Outcome:
         if not isinstance(convo, dict):
             return Outcome.ignore("the body is not a conversation object")
-        thread = dig(convo, "_embedded", "threads", 0) or {}
+        thread = as_dict(dig(convo, "_embedded", "threads", 0))
         if event == "convo.customer.reply.created" and thread:
             external = f"{convo.get('id')}:thread:{thread.get('id')}"
         else:
             external = str(convo.get("id"))
-        creator = convo.get("createdBy") or {}
+        creator = as_dict(convo.get("createdBy"))
         body = text_of(thread.get("body")) if thread.get("type") == "customer" else None
-        tags = [dig(t, "tag") for t in convo.get("tags") or [] if isinstance(dig(t, "tag"), str)]
+        tags = [dig(t, "tag") for t in as_list(convo.get("tags")) if isinstance(dig(t, "tag"), str)]
         mailbox = convo.get("mailboxId")
         item = build(
             source=self.source,

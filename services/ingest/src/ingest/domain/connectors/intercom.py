@@ -14,6 +14,8 @@ from ingest.domain.connectors.base import (
     Outcome,
     Verified,
     as_datetime,
+    as_dict,
+    as_list,
     build,
     dig,
     text_of,
@@ -32,11 +34,11 @@ class Intercom:
 
     def map(self, payload: Any, delivery: Delivery, options: ConnectorOptions) -> Outcome:
         topic = dig(payload, "topic")
-        item = dig(payload, "data", "item") or {}
+        item = as_dict(dig(payload, "data", "item"))
         if topic == "ping":
             return Outcome(ignored="ping", reply={"ok": True, "topic": "ping"})
         if topic == "conversation.user.created":
-            message = item.get("conversation_message") or {}
+            message = as_dict(item.get("conversation_message"))
             built = build(
                 source=self.source,
                 channel=self.channel,
@@ -50,7 +52,7 @@ class Intercom:
                 created_at=as_datetime(item.get("created_at")),
             )
         elif topic == "conversation.user.replied":
-            parts = dig(item, "conversation_parts", "conversation_parts") or []
+            parts = as_list(dig(item, "conversation_parts", "conversation_parts"))
             part = next((p for p in reversed(parts) if dig(p, "author", "type") in ("user", "lead")), None)
             if part is None:
                 return Outcome.ignore("the reply has no customer part")
@@ -66,8 +68,8 @@ class Intercom:
                 created_at=as_datetime(part.get("created_at")),
             )
         elif topic == "ticket.created":
-            attributes = item.get("ticket_attributes") or {}
-            contact = dig(item, "contacts", "contacts", 0) or {}
+            attributes = as_dict(item.get("ticket_attributes"))
+            contact = as_dict(dig(item, "contacts", "contacts", 0))
             built = build(
                 source=self.source,
                 channel="ticket",

@@ -14,6 +14,7 @@ from ingest.domain.connectors.base import (
     Outcome,
     Verified,
     as_datetime,
+    as_dict,
     build,
     dig,
     hmac_digest,
@@ -48,7 +49,7 @@ class Slack:
             return Outcome(ignored="url_verification", reply={"challenge": dig(payload, "challenge")})
         if kind != "event_callback":
             return Outcome.ignore(f"unsupported Slack payload type {kind!r}")
-        event = dig(payload, "event") or {}
+        event = as_dict(dig(payload, "event"))
         if event.get("type") != "message":
             return Outcome.ignore(f"unsupported Slack event type {event.get('type')!r}")
         if event.get("bot_id") or event.get("subtype"):

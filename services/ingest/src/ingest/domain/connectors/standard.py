@@ -64,6 +64,8 @@ class StandardWebhooks:
 
     def map(self, payload: Any, delivery: Delivery, options: ConnectorOptions) -> Outcome:
         entries = payload if isinstance(payload, list) else [payload]
+        if not entries:
+            return Outcome.ignore("an empty list holds no feedback item")
         try:
             return Outcome(_items.validate_python(entries))
         except ValidationError as exc:

@@ -15,6 +15,8 @@ from ingest.domain.connectors.base import (
     Outcome,
     Verified,
     as_datetime,
+    as_dict,
+    as_list,
     build,
     dig,
     text_of,
@@ -38,17 +40,26 @@ class Typeform:
     def map(self, payload: Any, delivery: Delivery, options: ConnectorOptions) -> Outcome:
         if dig(payload, "event_type") != "form_response":
             return Outcome.ignore(f"unsupported Typeform event type {dig(payload, 'event_type')!r}")
-        response = dig(payload, "form_response") or {}
-        fields = {f.get("id"): f for f in dig(response, "definition", "fields") or [] if isinstance(f, dict)}
+        response = as_dict(dig(payload, "form_response"))
+        fields = {
+            f["id"]: f
+            for f in as_list(dig(response, "definition", "fields"))
+            if isinstance(f, dict) and isinstance(f.get("id"), str)
+        }
         texts: dict[str, list[str]] = {"long_text": [], "short_text": []}
         scores: dict[str, tuple[float, int]] = {}
         email = None
-        for answer in response.get("answers") or []:
-            field = fields.get(dig(answer, "field", "id")) or answer.get("field") or {}
+        for answer in as_list(response.get("answers")):
+            if not isinstance(answer, dict):
+                continue
+            key = dig(answer, "field", "id")
+            field = (fields.get(key) if isinstance(key, str) else None) or as_dict(answer.get("field"))
             ftype = field.get("type") or dig(answer, "field", "type")
+            if not isinstance(ftype, str):
+                continue
             if ftype in texts and text_of(answer.get("text")):
                 texts[ftype].append(answer["text"].strip())
-            elif ftype in ("nps", "opinion_scale", "rating") and isinstance(answer.get("number"), int | float):
+            elif ftype in ("nps", "opinion_scale", "rating") and _finite(answer.get("number")):
                 steps = dig(field, "properties", "steps")
                 value = float(answer["number"])
                 scale = (
@@ -106,7 +117,7 @@ class Delighted:
         event = dig(payload, "event_type")
         if event not in ("survey_response.created", "survey_response.updated"):
             return Outcome.ignore(f"unsupported Delighted event type {event!r}")
-        data = dig(payload, "event_data") or {}
+        data = as_dict(dig(payload, "event_data"))
         score = data.get("score")
         if not isinstance(score, int | float) or isinstance(score, bool) or not 0 <= score <= 10:
             return Outcome.ignore("the response has no 0-10 score")
@@ -125,6 +136,11 @@ class Delighted:
             rating=("nps", float(score), 10),
             url=text_of(data.get("permalink")),
             created_at=as_datetime(data.get("created_at")),
-            tags=[t for t in data.get("tags") or [] if isinstance(t, str)],
+            tags=[t for t in as_list(data.get("tags")) if isinstance(t, str)],
         )
         return Outcome([item]) if not isinstance(item, str) else Outcome.ignore(item)
+
+
+def _finite(value: Any) -> bool:
+    """A real number (not a bool, NaN or infinite), as a score must be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e12

@@ -15,6 +15,7 @@ from ingest.domain.connectors.base import (
     VerificationFailed,
     Verified,
     as_datetime,
+    as_dict,
     b64,
     build,
     dig,
@@ -55,7 +56,7 @@ class Zendesk:
         return Outcome.ignore(f"unsupported Zendesk event type {kind!r}")
 
     def _event(self, kind: str, payload: Any) -> Outcome:
-        ticket = dig(payload, "detail") or {}
+        ticket = as_dict(dig(payload, "detail"))
         common: dict[str, Any] = {
             "source": self.source,
             "channel": self.channel,
@@ -72,7 +73,7 @@ class Zendesk:
                 **common,
             )
         elif kind == "ticket.comment_added":
-            comment = dig(payload, "event", "comment") or {}
+            comment = as_dict(dig(payload, "event", "comment"))
             if comment.get("is_public") is False:
                 return Outcome.ignore("a private comment is not customer feedback")
             if dig(comment, "author", "is_staff") is True:

@@ -1,0 +1,193 @@
+"""Run an import: read and map the whole file, then post batches to a running ingest, checkpointing each.
+
+Order: decode the whole file (a broken encoding stops here: nothing posted) → read rows → map them
+(bad rows are kept aside with their line, the rest go on) → skip the items a checkpoint says ingest
+already acknowledged → ``POST /v1/feedback`` batches of at most 1,000, each acknowledged 202 only once
+durably stored → checkpoint after every batch → remove the checkpoint at the end.
+
+Ids are deterministic (``feedback_id`` = UUIDv5 of source + external id), so a batch posted twice (a crash
+between the 202 and the checkpoint write, or a later re-run) stores nothing new. Connection failures,
+5xx and 429 are retried with backoff (``Retry-After`` honoured) before the run stops as interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from feedbackloop.contracts.events import Channel
+from ingest.importer.checkpoint import Checkpoint, CheckpointStore
+from ingest.importer.decoding import decode_export
+from ingest.importer.errors import FileRejected, ImportInterrupted, ImportRefused, ImportStopped
+from ingest.importer.mapping import ExportKind, Mapped, map_rows
+from ingest.importer.rows import BadRow, read_rows
+
+__all__ = ["MAX_BATCH", "ImportReport", "ImportRequest", "load_mapped", "resolve_api_key", "run_import"]
+
+MAX_BATCH = 1000
+API_KEY_ENV = "FEEDBACKLOOP_API_KEY"
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    path: Path
+    kind: ExportKind
+    url: str
+    api_key: str
+    columns: dict[str, str] = field(default_factory=dict)
+    source_name: str | None = None
+    channel: Channel | None = None
+    encoding: str | None = None
+    state_dir: Path = Path("var/imports")
+    batch_size: int = MAX_BATCH
+    retries: int = 5
+
+    def fingerprint(self) -> str:
+        """What decides which items the file becomes and where they go (not the batch size)."""
+        parts = [self.kind, sorted(self.columns.items()), self.source_name, self.channel, self.encoding,
+                 self.url.rstrip("/")]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ImportReport:
+    file: str
+    rows: int
+    items: int
+    posted: int
+    resumed_from: int
+    empty: int
+    bad: list[BadRow]
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.posted / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_api_key(explicit: str | None, var_dir: Path = Path("var")) -> str:
+    """``--api-key``, else ``FEEDBACKLOOP_API_KEY``, else the key ``make run`` wrote to ``var/api-key``."""
+    if explicit:
+        return explicit
+    if os.environ.get(API_KEY_ENV):
+        return os.environ[API_KEY_ENV]
+    try:
+        key = (var_dir / "api-key").read_text().strip()
+    except OSError:
+        key = ""
+    if not key:
+        raise ImportRefused(f"no API key: pass --api-key, set {API_KEY_ENV}, or run where `make run` wrote "
+                            f"{var_dir / 'api-key'}")
+    return key
+
+
+def load_mapped(request: ImportRequest) -> tuple[str, Mapped]:
+    """The file's SHA-256 and its mapped rows. Raises ``FileRejected`` before anything is posted."""
+    try:
+        data = request.path.read_bytes()
+    except OSError as exc:
+        raise FileRejected(f"cannot read {request.path}: {exc.strerror or exc}") from None
+    text = decode_export(data, str(request.path), request.encoding)
+    header, rows = read_rows(text, str(request.path))
+    mapped = map_rows(rows, request.kind, header=header, columns=request.columns,
+                      source_name=request.source_name, channel=request.channel)
+    return hashlib.sha256(data).hexdigest(), mapped
+
+
+async def run_import(
+    request: ImportRequest, on_batch: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import ``request.path``. ``on_start(done, total)`` is called once the file is mapped (``done`` > 0 when
+    resuming), ``on_batch(done, total)`` after each acknowledged batch.
+
+    Raises ``FileRejected`` (nothing posted), ``ImportRefused`` (key or request refused; batches acknowledged
+    before it are kept) or ``ImportInterrupted`` (ingest unreachable after retries; resumable).
+    """
+    if not 1 <= request.batch_size <= MAX_BATCH:
+        raise ImportRefused(f"--batch-size must be 1 to {MAX_BATCH}")
+    started = time.perf_counter()
+    sha, mapped = load_mapped(request)
+    store = CheckpointStore(request.state_dir)
+    fingerprint = request.fingerprint()
+    total = len(mapped.items)
+    checkpoint = store.load(sha, fingerprint) or Checkpoint(
+        file=str(request.path), sha256=sha, fingerprint=fingerprint, items_total=total
+    )
+    resumed_from = min(checkpoint.items_done, total)
+    done = resumed_from
+    if on_start:
+        on_start(done, total)
+    headers = {"authorization": f"Bearer {request.api_key}", "user-agent": "feedbackloop-import"}
+    async with httpx.AsyncClient(base_url=request.url, headers=headers, timeout=60) as client:
+        try:
+            while done < total:
+                batch = mapped.items[done : done + request.batch_size]
+                await _post(client, [m.item.model_dump(mode="json", exclude_none=True) for m in batch],
+                            request.retries)
+                done += len(batch)
+                checkpoint.items_done = done
+                store.save(checkpoint)
+                if on_batch:
+                    on_batch(done, total)
+        except ImportInterrupted as exc:
+            raise ImportInterrupted(f"{exc}; {done} of {total} items imported, re-run the same command to "
+                                    "continue") from None
+        except ImportStopped:
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise ImportInterrupted(f"interrupted: {done} of {total} items imported, re-run the same command "
+                                    "to continue") from None
+    store.remove(sha)
+    return ImportReport(file=str(request.path), rows=mapped.rows, items=total, posted=total - resumed_from,
+                        resumed_from=resumed_from, empty=mapped.empty, bad=mapped.bad,
+                        seconds=time.perf_counter() - started)
+
+
+async def _post(client: httpx.AsyncClient, body: list[dict[str, object]], retries: int) -> None:
+    attempt = 0
+    while True:
+        wait: float | None = None
+        try:
+            response = await client.post("/v1/feedback", json=body)
+        except httpx.TransportError as exc:
+            problem = f"cannot reach ingest at {client.base_url}: {exc or type(exc).__name__}"
+        else:
+            if response.status_code == 202:
+                ids = response.json().get("feedback_ids", [])
+                if len(ids) != len(body):
+                    raise ImportRefused(f"ingest acknowledged {len(ids)} of {len(body)} items")
+                return
+            detail = _detail(response)
+            if response.status_code in (401, 403):
+                raise ImportRefused(f"ingest refused the API key ({response.status_code}): {detail}")
+            if response.status_code != 429 and response.status_code < 500:
+                raise ImportRefused(f"ingest answered {response.status_code}: {detail}")
+            problem = f"ingest answered {response.status_code}: {detail}"
+            wait = _retry_after(response)
+        attempt += 1
+        if attempt > retries:
+            raise ImportInterrupted(problem)
+        await asyncio.sleep(wait if wait is not None else min(8.0, 0.5 * 2 ** (attempt - 1)))
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail") or response.text)[:300]
+    except (ValueError, AttributeError):
+        return response.text[:300] or response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return min(60.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
