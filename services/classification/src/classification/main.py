@@ -13,6 +13,7 @@ from classification import __version__
 from classification.api import classify, taxonomy
 from classification.config import ClassificationSettings
 from classification.consumer import subscriptions
+from classification.embedding import Encoder
 from classification.service import build_classifier
 from classification.store.models import runtime_tables
 from feedbackloop.http import build_app
@@ -21,13 +22,14 @@ from feedbackloop.runtime import start_runtime
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
 
 
-def create_app(settings: ClassificationSettings | None = None) -> FastAPI:
+def create_app(settings: ClassificationSettings | None = None, *, encoder: Encoder | None = None) -> FastAPI:
+    """The app; ``encoder`` shares an already loaded embedding model (tests), else the lifespan loads one."""
     settings = settings or ClassificationSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The taxonomy is read once, here: an invalid file stops the start with the problems it has.
-        classifier = await asyncio.to_thread(build_classifier, settings)
+        classifier = await asyncio.to_thread(build_classifier, settings, encoder)
         app.state.classifier = classifier
         async with start_runtime(name="classification", settings=settings, tables=runtime_tables,
                                  migrations=MIGRATIONS, subscriptions=subscriptions(classifier)) as runtime:

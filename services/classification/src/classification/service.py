@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from classification.config import ClassificationSettings
-from classification.domain.pipeline import Labels, classify
+from classification.domain.heads import LinearHead, ThemeModel
+from classification.domain.pipeline import Labels, Models, classify, reading
 from classification.domain.taxonomy import Taxonomy, TaxonomyError, taxonomy_from_yaml
+from classification.embedding import Encoder
+from classification.models import HEADS_FILE
 from classification.store.repository import ClassificationRepository
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, Customer, RawFeedback
 from feedbackloop.db import UnitOfWork
@@ -38,24 +43,79 @@ def load_taxonomy(path: Path) -> Taxonomy:
 
 
 @dataclass(frozen=True)
+class PreviewItem:
+    text: str
+    subject: str | None = None
+    customer: Customer | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
 class Classifier:
-    """The pipeline bound to one taxonomy and the urgency settings; thread-safe (it holds no mutable state)."""
+    """The pipeline bound to one taxonomy, the learned models and the urgency settings.
+
+    Thread-safe: it holds no mutable state of its own (the encoder's text cache is locked). ``encoder`` None means
+    the rules alone (``CLASSIFICATION_EMBEDDINGS=false``).
+    """
 
     taxonomy: Taxonomy
     high_value_mrr: float = 1000.0
     priority_plans: tuple[str, ...] = field(default=("enterprise",))
+    encoder: Encoder | None = None
+    models: Models | None = None
 
     def label(self, text: str, *, subject: str | None = None, customer: Customer | None = None,
               language_hint: str | None = None) -> Labels:
-        return classify(text, subject=subject, customer=customer, language_hint=language_hint,
-                        taxonomy=self.taxonomy, high_value_mrr=self.high_value_mrr,
-                        priority_plans=self.priority_plans)
+        return self.label_many([PreviewItem(text, subject, customer, language_hint)])[0]
+
+    def label_many(self, items: Sequence[PreviewItem]) -> list[Labels]:
+        """Labels of each item, in order; the embeddings of the whole batch are computed in one go."""
+        readings = [reading(i.text, i.subject) for i in items]
+        vectors = self.encoder.encode(readings) if self.encoder is not None else None
+        return [classify(i.text, subject=i.subject, customer=i.customer, language_hint=i.language,
+                         taxonomy=self.taxonomy, high_value_mrr=self.high_value_mrr,
+                         priority_plans=self.priority_plans,
+                         vector=None if vectors is None else vectors[n], models=self.models)
+                for n, i in enumerate(items)]
+
+    def with_taxonomy(self, taxonomy: Taxonomy) -> Classifier:
+        """The same classifier matching against another taxonomy (its theme model rebuilt)."""
+        models = self.models
+        if models is not None and self.encoder is not None:
+            models = replace(models, themes=build_theme_model(self.encoder, taxonomy))
+        return replace(self, taxonomy=taxonomy, models=models)
 
 
-def build_classifier(settings: ClassificationSettings) -> Classifier:
-    """Load the taxonomy named by the settings and warm the models, so the first event is not slow."""
-    classifier = Classifier(load_taxonomy(settings.taxonomy_file), high_value_mrr=settings.high_value_mrr,
-                            priority_plans=tuple(settings.priority_plans))
+def build_theme_model(encoder: Encoder, taxonomy: Taxonomy) -> ThemeModel:
+    """The embedding theme matcher of ``taxonomy``: each theme's name + description, then its examples."""
+    prototypes = {t.id: encoder.encode(t.prototype_texts()) for t in taxonomy.themes}
+    return ThemeModel.build(prototypes)
+
+
+def load_models(encoder: Encoder, taxonomy: Taxonomy, heads_file: Path = HEADS_FILE) -> Models:
+    """The shipped kind / sentiment heads and the taxonomy's theme model; a missing heads file means rules."""
+    heads: dict[str, LinearHead] = {}
+    if heads_file.exists():
+        with np.load(heads_file) as arrays:
+            for name in ("kind", "sentiment"):
+                if f"{name}.classes" in arrays:
+                    heads[name] = LinearHead.from_arrays(arrays, name)
+    return Models(embedding=encoder.name, kind=heads.get("kind"), sentiment=heads.get("sentiment"),
+                  themes=build_theme_model(encoder, taxonomy))
+
+
+def build_classifier(settings: ClassificationSettings, encoder: Encoder | None = None) -> Classifier:
+    """Load the taxonomy and the models named by the settings and warm them, so the first event is not slow.
+
+    ``encoder`` lets a caller share one loaded model (tests); otherwise one is loaded here when
+    ``settings.embeddings`` is on. :class:`ModelUnavailable` when the model can be neither loaded nor exported.
+    """
+    taxonomy = load_taxonomy(settings.taxonomy_file)
+    if encoder is None and settings.embeddings:
+        encoder = Encoder(settings.model_dir, quantized=settings.quantized)
+    models = load_models(encoder, taxonomy) if encoder is not None else None
+    classifier = Classifier(taxonomy, high_value_mrr=settings.high_value_mrr,
+                            priority_plans=tuple(settings.priority_plans), encoder=encoder, models=models)
     classifier.label("Warming up: the language and sentiment models load on first use.")
     return classifier
 
@@ -90,18 +150,6 @@ async def classify_item(uow: UnitOfWork, raw: RawFeedback, classifier: Classifie
     return item
 
 
-@dataclass(frozen=True)
-class PreviewItem:
-    text: str
-    subject: str | None = None
-    customer: Customer | None = None
-    language: str | None = None
-
-
 async def preview(classifier: Classifier, items: Sequence[PreviewItem]) -> list[Labels]:
     """The labels each item would get; stores and publishes nothing."""
-    def run() -> list[Labels]:
-        return [classifier.label(i.text, subject=i.subject, customer=i.customer, language_hint=i.language)
-                for i in items]
-
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(classifier.label_many, items)

@@ -12,6 +12,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from classification.config import ClassificationSettings
+from classification.embedding import Encoder
 from classification.main import create_app
 from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
@@ -24,11 +25,11 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop.testing import serve_app, store_url, wait_for
 
 
 def _settings(tmp_path: Path, kafka: KafkaSettings, common: CommonSettings) -> ClassificationSettings:
-    return ClassificationSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/classification.db", kafka=kafka,
+    return ClassificationSettings(database_url=store_url(tmp_path, "classification"), kafka=kafka,
                                   common=common)
 
 
@@ -59,7 +60,7 @@ async def _read(kafka: KafkaSettings, topic: str, done: Callable[[list[tuple[byt
 
 
 async def test_raw_items_are_classified_once_and_poison_is_dead_lettered(
-        tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings) -> None:
+        tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, encoder: Encoder) -> None:
     bug = _raw("1", "The export crashes with an error every time, we lost all our data!",
                customer={"id": "acme", "plan": "enterprise", "mrr": 5000}, subject="Export broken")
     request = _raw("2", "It would be nice to have a dark mode.")
@@ -85,7 +86,7 @@ async def test_raw_items_are_classified_once_and_poison_is_dead_lettered(
         await producer.stop()
 
     settings = _settings(tmp_path, kafka_settings, common_settings)
-    async with serve_app(create_app(settings)):
+    async with serve_app(create_app(settings, encoder=encoder)):
         def has_praise(rs: list[tuple[bytes | None, bytes]]) -> bool:
             return any(decode(FEEDBACK_CLASSIFIED, v).subject == str(praise.feedback_id) for _, v in rs)
 
@@ -99,7 +100,7 @@ async def test_raw_items_are_classified_once_and_poison_is_dead_lettered(
         assert key == subject.encode()
         assert event.id == str(uuid.uuid5(uuid.UUID(subject), "feedback.classified.v1/1"))
         assert event.type == "feedbackloop.feedback.classified.v1"
-        assert event.data.revision == 1 and event.data.model.name == "feedbackloop-rules"
+        assert event.data.revision == 1 and event.data.model.name == "feedbackloop-embedding"
         assert event.data.classified_at is not None
 
     bug_out = events[str(bug.feedback_id)][1].data
@@ -121,9 +122,10 @@ async def test_raw_items_are_classified_once_and_poison_is_dead_lettered(
 
 
 async def test_preview_labels_without_storing(tmp_path: Path, kafka_settings: KafkaSettings,
-                                              common_settings: CommonSettings, read_key: str) -> None:
+                                              common_settings: CommonSettings, read_key: str,
+                                              encoder: Encoder) -> None:
     settings = _settings(tmp_path, kafka_settings, common_settings)
-    async with serve_app(create_app(settings)) as url:
+    async with serve_app(create_app(settings, encoder=encoder)) as url:
         async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {read_key}"}) as client:
             one = await client.post("/v1/classify", json={"text": "How do I reset my password?"})
             many = await client.post("/v1/classify", json=[
@@ -144,7 +146,7 @@ async def test_preview_labels_without_storing(tmp_path: Path, kafka_settings: Ka
     assert one.status_code == 200, one.text
     body = one.json()
     assert (body["kind"], body["themes"][0]["id"], body["product_area"]) == ("question", "account.login", "account")
-    assert body["model"]["name"] == "feedbackloop-rules" and body["explanation"]["themes"]["account.login"]
+    assert body["model"]["name"] == "feedbackloop-embedding" and body["explanation"]["themes"]["account.login"]
 
     assert many.status_code == 200, many.text
     items = many.json()["items"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from classification.domain.sentiment import SentimentResult
 
-__all__ = ["RULES", "VERSION", "KindResult", "detect_kind"]
+__all__ = ["RULES", "VERSION", "KindResult", "detect_kind", "phrase_hits"]
 
 VERSION = "1"
 
@@ -80,6 +80,11 @@ class KindResult:
     kind: str
     confidence: float
     evidence: tuple[str, ...]
+
+
+def phrase_hits(kind: str, text: str) -> tuple[str, ...]:
+    """The phrases of ``kind``'s rules found in ``text`` (one per rule that matched)."""
+    return _hits(kind, text.replace("\u2019", "'"))
 
 
 def _hits(kind: str, text: str) -> tuple[str, ...]:

@@ -13,7 +13,10 @@ there is nothing in it the rules can read, and an emoji's mood is too thin to ca
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from classification.domain import kind as kind_step
@@ -21,11 +24,12 @@ from classification.domain import language as language_step
 from classification.domain import sentiment as sentiment_step
 from classification.domain import taxonomy as taxonomy_step
 from classification.domain import urgency as urgency_step
+from classification.domain.heads import LinearHead, ThemeModel, kind_features, sentiment_features
 from classification.domain.taxonomy import Taxonomy
 from feedbackloop.contracts import Customer, ModelInfo, Sentiment, ThemeLabel
 from feedbackloop.contracts.events import Kind, Urgency
 
-__all__ = ["MAX_TEXT_CHARS", "MODEL", "Explanation", "Labels", "classify", "model_for"]
+__all__ = ["MAX_TEXT_CHARS", "MODEL", "Explanation", "Labels", "Models", "classify", "model_for"]
 
 VERSION = "1"
 MAX_TEXT_CHARS = 20_000
@@ -58,40 +62,94 @@ class Labels(BaseModel):
     explanation: Explanation
 
 
-def model_for(taxonomy: Taxonomy) -> ModelInfo:
-    """:data:`MODEL` plus the version of the taxonomy the themes were matched against."""
-    return ModelInfo.model_validate({**MODEL.model_dump(), "taxonomy": taxonomy.version})
+@dataclass(frozen=True)
+class Models:
+    """The learned parts: heads over the text's embedding, and the theme matcher built from the taxonomy.
+
+    Any part may be None; that step then falls back to its rules. ``name`` / ``version`` go into the event's
+    ``model`` (with the embedding model's name), so a label names what produced it.
+    """
+
+    embedding: str
+    kind: LinearHead | None = None
+    sentiment: LinearHead | None = None
+    themes: ThemeModel | None = None
+    version: str = "1"
+
+
+def model_for(taxonomy: Taxonomy, models: Models | None = None) -> ModelInfo:
+    """:data:`MODEL` plus the version of the taxonomy the themes were matched against (and the embedding)."""
+    if models is None:
+        return ModelInfo.model_validate({**MODEL.model_dump(), "taxonomy": taxonomy.version})
+    return ModelInfo.model_validate({"name": "feedbackloop-embedding",
+                                     "version": f"{models.version}/{MODEL.version}",
+                                     "embedding": models.embedding, "taxonomy": taxonomy.version})
 
 
 def classify(text: str, *, subject: str | None = None, customer: Customer | None = None,
              language_hint: str | None = None, taxonomy: Taxonomy,
              high_value_mrr: float = urgency_step.DEFAULT_HIGH_VALUE_MRR,
-             priority_plans: Collection[str] = urgency_step.DEFAULT_PRIORITY_PLANS) -> Labels:
-    """Label one item. ``subject`` is read together with ``text``; ``customer`` can raise the urgency."""
-    body = text[:MAX_TEXT_CHARS]
-    full = f"{subject.strip()}.\n{body}" if subject and subject.strip() else body
+             priority_plans: Collection[str] = urgency_step.DEFAULT_PRIORITY_PLANS,
+             vector: npt.NDArray[np.float32] | None = None, models: Models | None = None) -> Labels:
+    """Label one item. ``subject`` is read together with ``text``; ``customer`` can raise the urgency.
+
+    With ``vector`` (the embedding of :func:`reading` of the item) and ``models``, kind, sentiment and themes
+    come from the learned heads (each also reading the rules' signals); without them, from the rules alone.
+    """
+    full = reading(text, subject)
     if not any(ch.isalnum() for ch in full):
-        return _unreadable(taxonomy, language_hint)
+        return _unreadable(taxonomy, language_hint, models)
     sentiment = sentiment_step.score_sentiment(full)
     kind = kind_step.detect_kind(full, sentiment)
-    matches = taxonomy.match(full)
-    urgency = urgency_step.assess_urgency(full, kind=kind.kind, sentiment=sentiment, customer=customer,
+    sentiment_label = sentiment.as_contract()
+    kind_label, kind_confidence = kind.kind, kind.confidence
+    embedding_scores: dict[str, float] | None = None
+    if vector is not None and models is not None:
+        row = vector.reshape(1, -1).astype(np.float32)
+        if models.sentiment is not None:
+            sentiment_label = _learned_sentiment(models.sentiment, row, sentiment)
+        if models.kind is not None:
+            proba = models.kind.proba(kind_features(row, [full], [sentiment]))[0]
+            best = int(proba.argmax())
+            kind_label, kind_confidence = models.kind.classes[best], round(float(proba[best]), 3)
+        if models.themes is not None and models.themes.theme_ids:
+            scores = models.themes.scores(row)[0]
+            embedding_scores = {t: float(s) for t, s in zip(models.themes.theme_ids, scores, strict=True)}
+    matches = taxonomy.match(full, embedding_scores)
+    urgency = urgency_step.assess_urgency(full, kind=kind_label, sentiment=sentiment, customer=customer,
                                           high_value_mrr=high_value_mrr, priority_plans=priority_plans)
     return Labels(
-        sentiment=sentiment.as_contract(),
-        kind=kind.kind,
-        kind_confidence=kind.confidence,
+        sentiment=sentiment_label,
+        kind=kind_label,
+        kind_confidence=kind_confidence,
         themes=[m.as_label() for m in matches],
         product_area=taxonomy.root_of(matches[0].theme.id).id if matches else None,
         urgency=urgency.level,
         language=language_step.detect_language(full, language_hint),
-        model=model_for(taxonomy),
+        model=model_for(taxonomy, models),
         explanation=Explanation(kind=list(kind.evidence), themes={m.theme.id: list(m.keywords) for m in matches},
                                 urgency=list(urgency.reasons)),
     )
 
 
-def _unreadable(taxonomy: Taxonomy, language_hint: str | None) -> Labels:
+def reading(text: str, subject: str | None = None) -> str:
+    """What the classifier reads of an item: the subject and the first :data:`MAX_TEXT_CHARS` of the text."""
+    body = text[:MAX_TEXT_CHARS]
+    return f"{subject.strip()}.\n{body}" if subject and subject.strip() else body
+
+
+def _learned_sentiment(head: LinearHead, row: npt.NDArray[np.float32],
+                       vader: sentiment_step.SentimentResult) -> Sentiment:
+    """The head's label; VADER's ``mixed`` (strong praise and strong blame in one text) stands."""
+    proba = dict(zip(head.classes, head.proba(sentiment_features(row, [vader]))[0], strict=True))
+    score = round(max(-1.0, min(1.0, float(proba.get("positive", 0.0) - proba.get("negative", 0.0)))), 4)
+    if vader.label == "mixed":
+        return Sentiment(label="mixed", score=score)
+    label = max(proba, key=lambda k: proba[k])
+    return Sentiment(label=label, score=score)
+
+
+def _unreadable(taxonomy: Taxonomy, language_hint: str | None, models: Models | None = None) -> Labels:
     return Labels(sentiment=Sentiment(label="neutral", score=0.0), kind="other", kind_confidence=0.1, themes=[],
                   product_area=None, urgency="low", language=language_step.normalize_hint(language_hint)
-                  or language_step.UNDETERMINED, model=model_for(taxonomy), explanation=Explanation())
+                  or language_step.UNDETERMINED, model=model_for(taxonomy, models), explanation=Explanation())

@@ -10,6 +10,7 @@ A taxonomy document (YAML or the same shape as a dict)::
         name: Billing          # required
         description: ...       # optional
         keywords: [invoice, "charged twice", refund*]   # optional; phrases, "*" = any word ending
+        examples: ["I was billed twice this month"]     # optional; short texts the embedding matcher learns from
       - id: billing.invoices
         name: Invoices
         parent: billing        # optional; the product area of a theme is its top-level ancestor
@@ -58,6 +59,12 @@ class Theme:
     description: str = ""
     keywords: tuple[str, ...] = ()
     parent: str | None = None
+    examples: tuple[str, ...] = ()
+
+    def prototype_texts(self) -> list[str]:
+        """What the embedding matcher learns this theme from: name + description (zero-shot), then examples."""
+        head = f"{self.name}: {self.description}" if self.description else self.name
+        return [head, *self.examples]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +114,21 @@ class Taxonomy:
             theme = self._by_id[theme.parent]
         return theme
 
-    def match(self, text: str) -> list[ThemeMatch]:
-        """Themes whose confidence reaches the threshold, best first, at most ``max_themes``."""
+    def match(self, text: str, embedding_scores: Mapping[str, float] | None = None) -> list[ThemeMatch]:
+        """Themes whose confidence reaches the threshold, best first, at most ``max_themes``.
+
+        ``embedding_scores`` (theme id → confidence in [0, 1] from the embedding matcher) combine with the
+        keyword confidence as independent evidence: ``1 - (1 - keywords) * (1 - embedding)``.
+        """
         lowered = text.lower()
         found: list[ThemeMatch] = []
         for theme in self.themes:
             hits = [(word, weight) for word, weight, pattern in self._patterns[theme.id] if pattern.search(lowered)]
-            if not hits:
+            from_embedding = float((embedding_scores or {}).get(theme.id, 0.0))
+            if not hits and from_embedding <= 0:
                 continue
-            confidence = round(1 - math.exp(-sum(weight for _, weight in hits)), 3)
+            keyword_miss = math.exp(-sum(weight for _, weight in hits))
+            confidence = round(min(1.0, max(0.0, 1 - keyword_miss * (1 - from_embedding))), 3)
             if confidence >= self.match_threshold:
                 found.append(ThemeMatch(theme, confidence, tuple(word for word, _ in hits)))
         # Deeper themes first on a tie: "billing.invoices" says more than "billing".
@@ -136,7 +149,8 @@ class Taxonomy:
 
         def node(theme: Theme) -> dict[str, Any]:
             return {"id": theme.id, "name": theme.name, "description": theme.description,
-                    "keywords": list(theme.keywords), "children": [node(c) for c in children.get(theme.id, [])]}
+                    "keywords": list(theme.keywords), "examples": list(theme.examples),
+                    "parent": theme.parent, "children": [node(c) for c in children.get(theme.id, [])]}
 
         return [node(t) for t in children.get(None, [])]
 
@@ -193,12 +207,17 @@ def parse_taxonomy(document: Any) -> Taxonomy:
         if not isinstance(keywords, list) or not all(isinstance(k, str) and k.strip().strip("*") for k in keywords):
             problems.append(f"{where}: keywords must be a list of non-empty strings")
             keywords = []
+        examples = entry.get("examples") or []
+        if not isinstance(examples, list) or not all(isinstance(e, str) and e.strip() for e in examples):
+            problems.append(f"{where}: examples must be a list of non-empty strings")
+            examples = []
         parent = _text(entry, "parent") or None
         if parent == theme_id:
             problems.append(f"{where} is its own parent")
             parent = None
         themes.append(Theme(id=theme_id, name=name or theme_id, description=_text(entry, "description") or "",
-                            keywords=tuple(dict.fromkeys(k.strip().lower() for k in keywords)), parent=parent))
+                            keywords=tuple(dict.fromkeys(k.strip().lower() for k in keywords)), parent=parent,
+                            examples=tuple(dict.fromkeys(e.strip() for e in examples))))
 
     by_id = {t.id: t for t in themes}
     for theme in themes:

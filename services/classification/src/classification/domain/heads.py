@@ -1,0 +1,130 @@
+"""Small models over sentence embeddings: linear (softmax) heads for kind and sentiment, and the theme matcher.
+
+Everything here is pure computation on vectors the caller hands in (see :mod:`classification.embedding` for where
+they come from); nothing reads a file or a model.
+
+* :class:`LinearHead` — a multinomial logistic regression (weights, bias, class names): ``proba(X)`` rows sum to 1.
+  :func:`fit_head` trains one with scikit-learn.
+* :func:`kind_features` / :func:`sentiment_features` — the embedding plus the rule layer's signals (phrase hits
+  per kind, VADER's compound and strongest clauses), so a head learns when to trust the rules.
+* :class:`ThemeModel` — themes from their name + description (zero-shot) and examples (few-shot). With prototypes
+  for two or more themes it fits a logistic regression over all prototypes; a theme's confidence is its
+  probability, damped when the text is far (cosine) from every prototype of the theme, so that text about
+  nothing in the taxonomy gets no theme rather than a forced guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from classification.domain.kind import RULES as KIND_RULES
+from classification.domain.kind import phrase_hits
+from classification.domain.sentiment import SentimentResult
+
+__all__ = ["KIND_FEATURE_KINDS", "LinearHead", "ThemeModel", "fit_head", "kind_features", "sentiment_features"]
+
+Matrix = npt.NDArray[np.float32]
+KIND_FEATURE_KINDS = tuple(KIND_RULES)
+#: Below this cosine to its nearest prototype a theme's probability is damped towards 0 ("fits no theme").
+SIMILARITY_FLOOR = 0.15
+SIMILARITY_FULL = 0.40
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """Softmax regression: ``proba(X) = softmax(X @ weights.T + bias)``; ``classes[i]`` is column ``i``."""
+
+    classes: tuple[str, ...]
+    weights: Matrix
+    bias: Matrix
+
+    def proba(self, features: Matrix) -> Matrix:
+        logits = features @ self.weights.T + self.bias
+        if len(self.classes) == 2 and logits.shape[1] == 1:  # scikit-learn's binary form
+            logits = np.hstack([-logits / 2, logits / 2])
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        out: Matrix = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        return out
+
+    def as_arrays(self, prefix: str) -> dict[str, npt.NDArray[np.generic]]:
+        return {f"{prefix}.classes": np.array(self.classes), f"{prefix}.weights": self.weights,
+                f"{prefix}.bias": self.bias}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[np.generic]], prefix: str) -> LinearHead:
+        return cls(tuple(str(c) for c in arrays[f"{prefix}.classes"]),
+                   np.asarray(arrays[f"{prefix}.weights"], dtype=np.float32),
+                   np.asarray(arrays[f"{prefix}.bias"], dtype=np.float32))
+
+
+def fit_head(features: Matrix, labels: Sequence[str], *, c: float = 1.0,
+             class_weight: str | None = "balanced") -> LinearHead:
+    """Fit a multinomial logistic regression; at least two distinct labels are required (``ValueError``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(labels)) < 2:
+        raise ValueError("a head needs at least two classes")
+    model = LogisticRegression(C=c, max_iter=2000, class_weight=class_weight)
+    model.fit(features, list(labels))
+    return LinearHead(tuple(str(c) for c in model.classes_), model.coef_.astype(np.float32),
+                      model.intercept_.astype(np.float32))
+
+
+def kind_features(vectors: Matrix, texts: Sequence[str], sentiments: Sequence[SentimentResult]) -> Matrix:
+    """Embedding + per-kind phrase-hit counts (capped at 3, scaled to [0, 1]) + VADER compound / clauses."""
+    extra = np.zeros((len(texts), len(KIND_FEATURE_KINDS) + 3), dtype=np.float32)
+    for row, (text, sentiment) in enumerate(zip(texts, sentiments, strict=True)):
+        for col, kind in enumerate(KIND_FEATURE_KINDS):
+            extra[row, col] = min(3, len(phrase_hits(kind, text))) / 3
+        extra[row, -3:] = (sentiment.score, sentiment.strongest_positive, sentiment.strongest_negative)
+    return np.hstack([vectors, 2.0 * extra]).astype(np.float32)
+
+
+def sentiment_features(vectors: Matrix, sentiments: Sequence[SentimentResult]) -> Matrix:
+    """Embedding + VADER's compound score and its strongest positive and negative clause."""
+    extra = np.array([(s.score, s.strongest_positive, s.strongest_negative) for s in sentiments],
+                     dtype=np.float32).reshape(len(sentiments), 3)
+    return np.hstack([vectors, 2.0 * extra]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ThemeModel:
+    """Scores texts against themes from prototype vectors (see the module docstring)."""
+
+    theme_ids: tuple[str, ...]
+    prototypes: Matrix                  # all prototype vectors, stacked
+    owners: npt.NDArray[np.int64]       # theme index of each prototype row
+    head: LinearHead | None
+
+    @classmethod
+    def build(cls, prototypes: Mapping[str, Matrix], *, c: float = 10.0) -> ThemeModel:
+        """``prototypes``: theme id → its prototype vectors (name + description first, then examples)."""
+        ids = tuple(theme_id for theme_id, rows in prototypes.items() if len(rows))
+        if not ids:
+            return cls((), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), None)
+        stacked = np.vstack([prototypes[i] for i in ids]).astype(np.float32)
+        owners = np.concatenate([np.full(len(prototypes[i]), n, dtype=np.int64) for n, i in enumerate(ids)])
+        head = fit_head(stacked, [ids[o] for o in owners], c=c, class_weight=None) if len(ids) >= 2 else None
+        return cls(ids, stacked, owners, head)
+
+    def scores(self, vectors: Matrix) -> Matrix:
+        """Confidence in [0, 1] of each theme (columns in ``theme_ids`` order) for each vector (rows)."""
+        if not self.theme_ids or len(vectors) == 0:
+            return np.zeros((len(vectors), len(self.theme_ids)), dtype=np.float32)
+        similarity = vectors @ self.prototypes.T
+        nearest = np.full((len(vectors), len(self.theme_ids)), -1.0, dtype=np.float32)
+        for theme in range(len(self.theme_ids)):
+            nearest[:, theme] = similarity[:, self.owners == theme].max(axis=1)
+        gate = np.clip((nearest - SIMILARITY_FLOOR) / (SIMILARITY_FULL - SIMILARITY_FLOOR), 0.0, 1.0)
+        if self.head is None:
+            gated: Matrix = gate.astype(np.float32)
+            return gated
+        proba = self.head.proba(vectors)
+        order = [self.head.classes.index(t) for t in self.theme_ids]
+        scores: Matrix = (proba[:, order] * gate).astype(np.float32)
+        return scores

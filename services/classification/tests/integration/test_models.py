@@ -1,0 +1,73 @@
+"""The embedding model and the learned pipeline: bad input never crashes, and themes learn from examples."""
+
+import json
+import random
+from collections import defaultdict
+
+import pytest
+
+from classification.config import DEFAULT_TAXONOMY_FILE
+from classification.domain.taxonomy import parse_taxonomy
+from classification.embedding import DIMENSIONS, Encoder
+from classification.service import Classifier, PreviewItem, build_theme_model, load_models, load_taxonomy
+from feedbackloop.testing import handed_data
+
+
+@pytest.fixture(scope="module")
+def classifier(encoder: Encoder) -> Classifier:
+    taxonomy = load_taxonomy(DEFAULT_TAXONOMY_FILE)
+    return Classifier(taxonomy, encoder=encoder, models=load_models(encoder, taxonomy))
+
+
+def test_vectors_are_normalized_cached_and_in_order(encoder: Encoder) -> None:
+    texts = ["the app crashes on start", "", "the app crashes on start", "invoice is wrong"]
+    vectors = encoder.encode(texts)
+    assert vectors.shape == (4, DIMENSIONS)
+    assert abs(float((vectors[0] ** 2).sum()) - 1) < 1e-4
+    assert (vectors[0] == vectors[2]).all() and not (vectors[0] == vectors[3]).all()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "😀🔥👍" * 50, "x" * 100_000, "日本語のテキストです。アプリが落ちる",
+                                  "ᚠᚢᚦᚨᚱᚲ ᚷᚹᚺᚾ", "The export fails. " * 6000])
+def test_bad_input_is_labelled_never_raises(classifier: Classifier, text: str) -> None:
+    labels = classifier.label(text)
+    assert labels.kind in ("bug", "feature_request", "question", "complaint", "praise", "other")
+    assert -1 <= labels.sentiment.score <= 1
+    if not any(ch.isalnum() for ch in text):
+        assert (labels.kind, labels.sentiment.label, labels.themes) == ("other", "neutral", [])
+
+
+def test_typical_items_get_sensible_labels(classifier: Classifier) -> None:
+    bug, request, question = classifier.label_many([
+        PreviewItem("The app crashes every time I open the invoice page"),
+        PreviewItem("Please add an option to export reports to Excel"),
+        PreviewItem("How do I reset my password?"),
+    ])
+    assert (bug.kind, request.kind, question.kind) == ("bug", "feature_request", "question")
+    assert bug.model.name == "feedbackloop-embedding" and bug.sentiment.label != "positive"
+    assert any(t.id == "account.login" for t in question.themes)
+
+
+def test_text_about_nothing_in_the_taxonomy_gets_no_forced_theme(classifier: Classifier) -> None:
+    assert classifier.label("My grandmother makes the best apple pie in the village").themes == []
+
+
+def test_few_shot_examples_beat_names_alone_on_banking77(encoder: Encoder) -> None:
+    rows = [json.loads(line) for line in handed_data("datasets/banking77-train/train.jsonl").open()]
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        by_intent[row["intent"]].append(row["text"])
+    rng = random.Random(1)
+    intents = sorted(by_intent)[:20]
+    test = [(t, i) for i in intents for t in rng.sample(by_intent[i][5:], 10)]
+
+    def accuracy(shots: int) -> float:
+        document = {"version": f"b{shots}", "themes": [
+            {"id": i.lower(), "name": i.replace("_", " "), "examples": by_intent[i][:shots]} for i in intents]}
+        model = build_theme_model(encoder, parse_taxonomy(document))
+        scores = model.scores(encoder.encode([t for t, _ in test]))
+        hits = [model.theme_ids[int(s.argmax())] == i.lower() for s, (_, i) in zip(scores, test, strict=True)]
+        return sum(hits) / len(hits)
+
+    zero, few = accuracy(0), accuracy(5)
+    assert few > zero + 0.05 and few >= 0.75, (zero, few)

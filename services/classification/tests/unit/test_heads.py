@@ -1,0 +1,37 @@
+"""The learned heads and the theme matcher, on hand-made vectors: pure logic, no model."""
+
+import numpy as np
+
+from classification.domain.heads import LinearHead, ThemeModel, fit_head
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def test_a_fitted_head_separates_its_classes_and_rows_sum_to_one() -> None:
+    features = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    head = fit_head(features, ["a", "a", "b", "b"], c=10)
+    proba = head.proba(np.array([[1, 0], [0, 1]], dtype=np.float32))
+    assert np.allclose(proba.sum(axis=1), 1)
+    assert head.classes[int(proba[0].argmax())] == "a" and head.classes[int(proba[1].argmax())] == "b"
+    again = LinearHead.from_arrays(head.as_arrays("x"), "x")
+    assert np.allclose(again.proba(features), head.proba(features))
+
+
+def test_themes_score_near_prototypes_and_nothing_far_from_all() -> None:
+    model = ThemeModel.build({"billing": np.stack([_unit(1, 0, 0)]), "login": np.stack([_unit(0, 1, 0)])})
+    scores = model.scores(np.stack([_unit(1, 0.1, 0), _unit(0, 0, 1)]))
+    assert scores[0, model.theme_ids.index("billing")] > 0.5
+    assert scores[1].max() == 0  # orthogonal to every prototype: no theme, not a forced guess
+
+
+def test_examples_move_a_theme_towards_texts_like_them() -> None:
+    zero_shot = ThemeModel.build({"billing": np.stack([_unit(1, 0, 0)]), "login": np.stack([_unit(0, 1, 0)])})
+    item = _unit(0.5, 0.45, 0.7)
+    few_shot = ThemeModel.build({"billing": np.stack([_unit(1, 0, 0), _unit(0.5, 0.4, 0.75)]),
+                                 "login": np.stack([_unit(0, 1, 0)])})
+    before = zero_shot.scores(item[None])[0, 0]
+    after = few_shot.scores(item[None])[0, few_shot.theme_ids.index("billing")]
+    assert after > before
