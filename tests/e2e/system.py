@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from feedbackloop.testing import free_port
+from feedbackloop.testing import free_port, lasting_store_url
 
 SERVICES = ("ingest", "classification", "aggregation", "notification")
 
@@ -24,18 +24,23 @@ class System:
     ports: dict[str, int]
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    database_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def on_free_ports(cls, var_dir: Path) -> System:
-        return cls(var_dir=var_dir, broker_port=free_port(), ports={s: free_port() for s in SERVICES})
+        return cls(var_dir=var_dir, broker_port=free_port(), ports={s: free_port() for s in SERVICES},
+                   database_urls={s: lasting_store_url(var_dir, s) for s in SERVICES})
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "CLASSIFICATION_", "AGGREGATION_",
                                                                          "NOTIFICATION_", "FEEDBACKLOOP_", "KAFKA_"))}
         env.update({f"{s.upper()}_PORT": str(p) for s, p in self.ports.items()})
+        env.update({f"{s.upper()}_DATABASE_URL": url for s, url in self.database_urls.items()})
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         env["NOTIFICATION_RETRY_SCHEDULE"] = "0,0.5,1"
+        env.update(self.extra_env)
         return env
 
     @property

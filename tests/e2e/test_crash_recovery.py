@@ -28,7 +28,7 @@ from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.keys import KeyStore
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, wait_for
+from feedbackloop.testing import free_port, store_url, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +75,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[EmbeddedBroker, dict[str, Service], 
     services = {}
     for name in ("classification", "aggregation"):
         env[f"{name.upper()}_PORT"] = str(free_port())
-        env[f"{name.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
+        env[f"{name.upper()}_DATABASE_URL"] = store_url(tmp_path, name)
     for name in ("classification", "aggregation"):
         services[name] = Service(name, dict(env), tmp_path / f"{name}.log")
     yield broker, services, key

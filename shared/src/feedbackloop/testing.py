@@ -1,13 +1,15 @@
 """Test kit shared by every service's tests (a pytest plugin: ``pytest_plugins = ["feedbackloop.testing"]``).
 
 Real parts only: a real embedded broker per test on a free port, SQLite files in the test's own
-temporary folder, real HTTP servers on loopback. Waits poll a condition against a deadline and
+temporary folder (or, with ``FEEDBACKLOOP_TEST_DATABASE=postgresql``, a fresh database per test on one
+throwaway PostgreSQL cluster per session), real HTTP servers on loopback. Waits poll a condition against a deadline and
 fail with what they last saw; nothing sleeps blindly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -21,10 +23,24 @@ import uvicorn
 from fastapi import FastAPI
 
 from feedbackloop.broker import EmbeddedBroker
+from feedbackloop.db.throwaway import ThrowawayPostgres
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import CommonSettings, KafkaSettings
 
-__all__ = ["common_settings", "free_port", "kafka_settings", "serve_app", "wait_for"]
+__all__ = [
+    "common_settings",
+    "database_kind_under_test",
+    "database_url",
+    "free_port",
+    "kafka_settings",
+    "lasting_store_url",
+    "postgres_server",
+    "postgres_store_url",
+    "postgres_url",
+    "serve_app",
+    "store_url",
+    "wait_for",
+]
 
 T = TypeVar("T")
 
@@ -34,8 +50,6 @@ def handed_data(relative: str) -> Path:
 
     ``FEEDBACKLOOP_HANDED_DIR`` points elsewhere. A missing file fails the test: data tests are never skipped.
     """
-    import os
-
     root = Path(os.environ.get("FEEDBACKLOOP_HANDED_DIR") or Path(__file__).resolve().parents[3].parent / "shared")
     path = root / relative
     if not path.exists():
@@ -58,15 +72,112 @@ def broker() -> Iterator[EmbeddedBroker]:
     embedded.stop()
 
 
+TEST_DATABASE_ENV = "FEEDBACKLOOP_TEST_DATABASE"
+
+
+def database_kind_under_test() -> str:
+    """``postgresql`` when ``FEEDBACKLOOP_TEST_DATABASE=postgresql`` (``make test-postgres``), else ``sqlite``."""
+    kind = os.environ.get(TEST_DATABASE_ENV, "sqlite").strip().lower() or "sqlite"
+    if kind in ("postgres", "postgresql", "pg"):
+        return "postgresql"
+    if kind != "sqlite":
+        raise pytest.UsageError(f"{TEST_DATABASE_ENV} must be sqlite or postgresql, not {kind!r}")
+    return "sqlite"
+
+
+_server: ThrowawayPostgres | None = None
+_made_this_test: list[str] = []
+_stores: dict[tuple[str, str], str] = {}
+
+
+def _session_postgres() -> ThrowawayPostgres:
+    global _server
+    if _server is None:
+        server = ThrowawayPostgres()
+        server.start()
+        _server = server
+    return _server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the throwaway PostgreSQL cluster, if this session started one."""
+    global _server
+    if _server is not None:
+        _server.stop()
+        _server = None
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Drops the PostgreSQL databases a test made (torn down last, after the test's own fixtures)."""
+    yield
+    if _server is not None:
+        while _made_this_test:
+            _server.drop_database(_made_this_test.pop())
+    _stores.clear()
+
+
+def postgres_store_url(tmp_path: Path, name: str) -> str:
+    """A fresh PostgreSQL database for store ``name`` of the test owning ``tmp_path``, on the session's
+    throwaway cluster (started on first use); the same arguments give the same database. Dropped after the test."""
+    key = (str(tmp_path), name)
+    if key not in _stores:
+        server = _session_postgres()
+        database = server.create_database(name)
+        _made_this_test.append(database)
+        _stores[key] = server.url(database)
+    return _stores[key]
+
+
+def store_url(tmp_path: Path, name: str) -> str:
+    """The URL of store ``name`` for the test owning ``tmp_path``: a SQLite file in that folder, or a
+    fresh database on the throwaway PostgreSQL when ``FEEDBACKLOOP_TEST_DATABASE=postgresql``.
+
+    The same arguments give the same store (a restarted service finds its data). Prefer the
+    ``database_url`` fixture; this function serves helpers that only have ``tmp_path`` at hand.
+    """
+    if database_kind_under_test() == "postgresql":
+        return postgres_store_url(tmp_path, name)
+    return f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
+
+
+def lasting_store_url(folder: Path, name: str) -> str:
+    """Like :func:`store_url`, for a store that outlives one test (a module-scoped system): a SQLite file
+    in ``folder``, or a new PostgreSQL database kept until the session ends. Each call makes a new one."""
+    if database_kind_under_test() == "postgresql":
+        server = _session_postgres()
+        return server.url(server.create_database(name))
+    return f"sqlite+aiosqlite:///{folder}/{name}.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> ThrowawayPostgres:
+    """The session's throwaway PostgreSQL cluster (started on first use, removed when the session ends)."""
+    return _session_postgres()
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Callable[[str], str]:
+    """Makes a fresh, empty PostgreSQL database for a service name, whatever the switch says; the same
+    name in one test gives the same database. Dropped after the test."""
+
+    def make(name: str) -> str:
+        return postgres_store_url(tmp_path / "postgres", name)
+
+    return make
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> Callable[[str], str]:
-    """Makes a fresh, empty store URL for a service name: a SQLite file in this test's folder.
+    """Makes a fresh, empty store URL for a service name: a SQLite file in this test's folder, or a new
+    database on the session's throwaway PostgreSQL when ``FEEDBACKLOOP_TEST_DATABASE=postgresql``.
+    The same name in one test gives the same store (a restart finds its data).
 
-    Use it for every store a test opens, so that the suite can run on PostgreSQL too.
+    Use it for every store a test opens, so that the suite runs on both.
     """
 
     def make(name: str) -> str:
-        return f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
+        return store_url(tmp_path, name)
 
     return make
 

@@ -20,7 +20,7 @@ from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, add_runtime_tables, c
 from feedbackloop.runtime import Consumer, OutboxRelay, PoisonMessage, Subscription, ensure_topics, make_producer
 from feedbackloop.runtime.relay import replay_outbox
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import wait_for
+from feedbackloop.testing import store_url, wait_for
 
 metadata = MetaData()
 handled = Table(
@@ -76,7 +76,7 @@ async def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout: flo
 async def running(
     tmp_path: Path, kafka: KafkaSettings, handler: Callable[..., Any], **options: Any
 ) -> AsyncIterator[tuple[Consumer, UnitOfWorkFactory, Any]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/svc.db")
+    engine = create_engine(store_url(tmp_path, "svc"))
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     await ensure_topics(kafka)
@@ -203,7 +203,7 @@ async def test_a_run_of_dead_letters_stalls_the_consumer(tmp_path: Path, kafka_s
 async def test_relay_publishes_outbox_in_order_and_replay_republishes(
     tmp_path: Path, kafka_settings: KafkaSettings
 ) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/relay.db")
+    engine = create_engine(store_url(tmp_path, "relay"))
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     await ensure_topics(kafka_settings)

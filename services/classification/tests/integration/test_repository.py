@@ -9,6 +9,7 @@ from classification.main import MIGRATIONS
 from classification.store.repository import ClassificationRepository
 from feedbackloop.contracts import ClassifiedFeedback, feedback_id_for
 from feedbackloop.db import create_engine, session_factory, upgrade
+from feedbackloop.testing import store_url
 
 
 def _item(revision: int, kind: str) -> ClassifiedFeedback:
@@ -21,7 +22,7 @@ def _item(revision: int, kind: str) -> ClassifiedFeedback:
 
 
 async def test_upsert_is_idempotent_and_never_goes_back_a_revision(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/classification.db")
+    engine = create_engine(store_url(tmp_path, "classification"))
     await upgrade(engine, MIGRATIONS)
     sessions = session_factory(engine)
     created = datetime.now(UTC)

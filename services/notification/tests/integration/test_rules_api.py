@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 from notification_testkit import notification_settings
+from sqlalchemy import text
 
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.settings import CommonSettings, KafkaSettings
@@ -34,10 +34,15 @@ def _channel(**changes: Any) -> list[dict[str, Any]]:
     return [{**RULE["channels"][0], **changes}]  # type: ignore[dict-item]
 
 
-def _stored_channels(db: Path, rule_id: str) -> list[dict[str, Any]]:
-    with sqlite3.connect(db) as conn:
-        (raw,) = conn.execute("SELECT channels FROM rules WHERE id = ?", (rule_id,)).fetchone()
-    return json.loads(raw)  # type: ignore[no-any-return]
+async def _stored_channels(url: str, rule_id: str) -> list[dict[str, Any]]:
+    """The channels as the store holds them (secrets included), read through the service's own engine."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            raw = (await conn.execute(text("SELECT channels FROM rules WHERE id = :id"), {"id": rule_id})).scalar_one()
+    finally:
+        await engine.dispose()
+    return json.loads(raw) if isinstance(raw, str) else raw  # type: ignore[no-any-return]
 
 
 async def test_rule_crud_masks_secrets_and_previews(tmp_path: Path, kafka_settings: KafkaSettings,
@@ -80,7 +85,7 @@ async def test_rule_crud_masks_secrets_and_previews(tmp_path: Path, kafka_settin
         assert put.status_code == 200, put.text
         assert put.json()["name"] == "billing bugs v2" and put.json()["enabled"] is False
         assert put.json()["updated_at"] > rule["updated_at"]
-        assert _stored_channels(tmp_path / "notification.db", rule["id"])[0]["secret"] == SECRET
+        assert (await _stored_channels(settings.database_url, rule["id"]))[0]["secret"] == SECRET
         disabled = await client.post("/v1/rules/test", headers=reader, json={"event": "feedback", "data": {}})
         assert rule["id"] not in {m["id"] for m in disabled.json()["matched"]}
 
@@ -149,9 +154,10 @@ async def test_route_event_queues_each_event_rule_channel_once(tmp_path: Path) -
             async with uow_factory() as uow:
                 counts.append(await route_event(uow, "feedback", "evt-1", {"kind": "bug"}, schedule=(0.0,)))
                 await uow.commit()
-        with sqlite3.connect(tmp_path / "route.db") as conn:
-            rows = conn.execute("SELECT event_id, channel_index, status FROM deliveries ORDER BY channel_index")
-            rows = rows.fetchall()
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                text("SELECT event_id, channel_index, status FROM deliveries ORDER BY channel_index"))
+            rows = [tuple(r) for r in result.all()]
         assert counts == [2, 2], "both times the event matched one rule with two channels"
         assert rows == [("evt-1", 0, "pending"), ("evt-1", 1, "pending")]
     finally:

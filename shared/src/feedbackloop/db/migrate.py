@@ -16,9 +16,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from feedbackloop.db.lease import lease_key
 
 __all__ = ["SchemaBehind", "alembic_config", "check_current", "run_env", "upgrade"]
 
@@ -69,7 +71,15 @@ def run_env(target_metadata: MetaData, service: str) -> None:
     asyncio.run(run_async())
 
 
+MIGRATION_LOCK = "feedbackloop.migrations"
+
+
 async def upgrade(engine: AsyncEngine, script_location: Path, revision: str = "head") -> None:
+    """Upgrade the store to ``revision`` in one transaction.
+
+    Several copies starting at once on one PostgreSQL database (auto-migrate on) queue on an advisory
+    lock: the first migrates, the others then find the store at head and do nothing.
+    """
     cfg = alembic_config(script_location)
 
     def do(connection: Connection) -> None:
@@ -77,6 +87,8 @@ async def upgrade(engine: AsyncEngine, script_location: Path, revision: str = "h
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lease_key(MIGRATION_LOCK)})
         await conn.run_sync(do)
 
 

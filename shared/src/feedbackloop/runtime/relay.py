@@ -4,8 +4,11 @@ Contract: a row is marked sent only after the broker acknowledged it, so a crash
 (consumers skip event ids they have processed) and never drops. Rows are sent in id order and the
 producer keeps that order per partition; sends are awaited in order, never gathered out of order.
 On SQLite (one process per store) rows are read, published, then marked in a second short write
-transaction, so the write lock is never held while the broker is slow. On PostgreSQL the rows are
-claimed with ``FOR UPDATE SKIP LOCKED`` so that several copies of a service share one outbox.
+transaction, so the write lock is never held while the broker is slow. On PostgreSQL several copies of a
+service share one outbox: a round takes a transaction-scoped advisory lock (one copy publishes at a
+time, so two copies never interleave the events of one key out of order; the others skip the round),
+claims the rows with ``FOR UPDATE SKIP LOCKED`` (never waiting on rows another transaction holds, e.g. a
+replay), publishes them and marks them sent in the same transaction.
 Sent rows are kept ``retention`` for replay, then pruned together with old processed-event ids.
 
 Recovery from a broker that lost its data (the embedded broker keeps everything in memory): the
@@ -32,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from feedbackloop import metrics
 from feedbackloop.db.engine import is_sqlite, reader
+from feedbackloop.db.lease import try_transaction_lock
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.logs import get_logger
 from feedbackloop.runtime._wait import sleep_unless
@@ -41,6 +45,8 @@ from feedbackloop.settings import KafkaSettings
 __all__ = ["OutboxRelay", "lost_topics", "replay_outbox"]
 
 log = get_logger(__name__)
+
+RELAY_LOCK = "feedbackloop.outbox-relay"
 
 
 class OutboxRelay:
@@ -135,6 +141,8 @@ class OutboxRelay:
                 )
         else:
             async with self._engine.begin() as conn:
+                if not await try_transaction_lock(conn, RELAY_LOCK):
+                    return 0  # another copy is publishing; it takes these rows too
                 rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
                 if not rows:
                     return 0

@@ -1,0 +1,152 @@
+"""Two copies of a consumer service on one PostgreSQL database, in one consumer group, process a stream
+with nothing lost and nothing doubled: each event is handled by exactly one copy, and the two outbox
+relays publish each classified event exactly once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from feedbackloop.broker import EmbeddedBroker
+from feedbackloop.contracts import FEEDBACK_CLASSIFIED, FEEDBACK_RAW, RawFeedback, encode, feedback_id_for
+from feedbackloop.contracts.envelope import new_envelope
+from feedbackloop.db import create_engine
+from feedbackloop.runtime.kafka import ensure_topics
+from feedbackloop.settings import KafkaSettings
+from feedbackloop.testing import free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+class Copy:
+    """One `python -m classification` process."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.env = {**env, "CLASSIFICATION_PORT": str(self.port)}
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "classification"], env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT)
+
+    async def ready(self) -> int:
+        async with httpx.AsyncClient(timeout=2) as client:
+            return (await client.get(f"http://127.0.0.1:{self.port}/readyz")).status_code
+
+    async def handled(self) -> int:
+        async with httpx.AsyncClient(timeout=2) as client:
+            body = (await client.get(f"http://127.0.0.1:{self.port}/metrics")).text
+        return sum(int(s.value) for family in text_string_to_metric_families(body) for s in family.samples
+                   if s.name == "feedbackloop_events_consumed_total" and s.labels.get("outcome") == "handled"
+                   and s.labels.get("topic") == FEEDBACK_RAW.name)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise
+        return self.process.returncode
+
+
+@pytest.fixture
+def copies(tmp_path: Path, broker: EmbeddedBroker,
+           postgres_url: Callable[[str], str]) -> Iterator[tuple[list[Copy], str]]:
+    url = postgres_url("classification")
+    env = {k: v for k, v in __import__("os").environ.items()
+           if not k.startswith(("CLASSIFICATION_", "KAFKA_", "FEEDBACKLOOP_"))}
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_TOPIC_PARTITIONS": "4",
+                "CLASSIFICATION_DATABASE_URL": url, "FEEDBACKLOOP_KEYS_FILE": str(tmp_path / "keys.json"),
+                "FEEDBACKLOOP_LOG_LEVEL": "WARNING"})
+    started = [Copy(env, tmp_path / f"copy-{n}.log") for n in range(2)]
+    try:
+        yield started, url
+    finally:
+        for copy in started:
+            copy.stop()
+
+
+async def produce(kafka: KafkaSettings, start: int, count: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        now = datetime.now(UTC)
+        texts = ["The app crashes when I export a report", "Please add dark mode", "Love the new dashboard!",
+                 "Billing charged me twice, this is unacceptable"]
+        for n in range(start, start + count):
+            data = RawFeedback(feedback_id=feedback_id_for("two", str(n)), source="two", external_id=str(n),
+                               channel="api", text=f"{texts[n % len(texts)]} (#{n})", created_at=now,
+                               received_at=now)
+            event = new_envelope(FEEDBACK_RAW, data, source="/test", event_id=f"raw-{n}")
+            await producer.send(FEEDBACK_RAW.name, encode(event), key=str(data.feedback_id).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def classified_records(kafka: KafkaSettings) -> list[str]:
+    consumer = AIOKafkaConsumer(FEEDBACK_CLASSIFIED.name, bootstrap_servers=kafka.bootstrap_servers,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    ids: list[str] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1500)
+            if not batch:
+                return ids
+            ids += [json.loads(r.value)["data"]["feedback_id"] for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()
+
+
+async def store_counts(url: str) -> tuple[int, int, int]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            items = (await conn.execute(text("SELECT count(*) FROM classifications"))).scalar_one()
+            outbox = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
+            unsent = (await conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))).scalar_one()
+    finally:
+        await engine.dispose()
+    return int(items), int(outbox), int(unsent)
+
+
+async def test_two_copies_share_a_stream_and_one_database_with_no_loss_and_no_duplicates(
+    copies: tuple[list[Copy], str], broker: EmbeddedBroker
+) -> None:
+    running, url = copies
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_partitions=4)
+    await ensure_topics(kafka)
+    for copy in running:
+        await wait_for(copy.ready, lambda status: status == 200, timeout=90, what=f"copy on :{copy.port} ready")
+
+    first_round = 600
+    await produce(kafka, 0, first_round)
+    await wait_for(lambda: store_counts(url), lambda c: c[0] == first_round, timeout=180, interval=0.5,
+                   what=f"{first_round} classified items in the shared store")
+    shares = [await copy.handled() for copy in running]
+    assert sum(shares) == first_round, f"copies handled {shares}: each event exactly once in the group"
+    assert all(share > 0 for share in shares), f"both copies took partitions: {shares}"
+
+    total = first_round
+    items, outbox, _ = await wait_for(lambda: store_counts(url), lambda c: c[2] == 0, timeout=60, interval=0.5,
+                                      what="the shared outbox drained")
+    assert (items, outbox) == (total, total), f"{items} items and {outbox} outbox rows for {total} events"
+    ids = await classified_records(kafka)
+    expected = {str(feedback_id_for("two", str(n))) for n in range(total)}
+    assert set(ids) == expected, f"missing {len(expected - set(ids))}"
+    assert len(ids) == total, f"{len(ids) - total} duplicate classified records on the topic"
