@@ -30,10 +30,12 @@ from sklearn.model_selection import StratifiedKFold
 
 from classification.domain.heads import ThemeModel, fit_head
 from classification.domain.kind import detect_kind
+from classification.domain.pipeline import problem_sentiment
 from classification.domain.sentiment import score_sentiment
 from classification.embedding import Encoder
 from classification.training.data import banking77, kind_examples, sentiment_examples, url_reviews
 from classification.training.fit import KIND_C, SENTIMENT_C, featurize_kind, featurize_sentiment
+from feedbackloop.contracts import Sentiment
 
 
 def _table(title: str, truth: list[str], predicted: list[str]) -> dict[str, Any]:
@@ -121,6 +123,14 @@ def eval_sentiment(encoder: Encoder, datasets: Path) -> dict[str, Any]:
     truth, predicted = _cross_validate(featurize_sentiment(encoder, examples), labels, SENTIMENT_C, urr)
     results = {"model (5-fold CV, URR)": _table("sentiment — VADER + embedding head, 5-fold CV, URR reviews",
                                                  truth, predicted)}
+    # The pipeline's problem signal on top of the head: a neutral bug / complaint becomes negative. The kind comes
+    # from the phrase rules here (the kind head saw some of these reviews in training: it would flatter).
+    kept = [e for e, keep in zip(examples, urr, strict=True) if keep]
+    combined: list[str] = [problem_sentiment(Sentiment(label=p, score=0.0),
+                                             detect_kind(e.text, score_sentiment(e.text)).kind).label
+                for e, p in zip(kept, predicted, strict=True)]
+    results["model + problem signal"] = _table("sentiment — head + problem signal (kind from rules), URR reviews",
+                                               truth, combined)
     vader = []
     for e, keep in zip(examples, urr, strict=True):
         if keep:

@@ -10,11 +10,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from classification import __version__
-from classification.api import classify, taxonomy
+from classification.api import classify, corrections, taxonomy
 from classification.config import ClassificationSettings
 from classification.consumer import subscriptions
 from classification.embedding import Encoder
-from classification.service import build_classifier
+from classification.service import LiveState, build_classifier, restore
 from classification.store.models import runtime_tables
 from feedbackloop.http import build_app
 from feedbackloop.runtime import start_runtime
@@ -30,11 +30,18 @@ def create_app(settings: ClassificationSettings | None = None, *, encoder: Encod
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The taxonomy is read once, here: an invalid file stops the start with the problems it has.
         classifier = await asyncio.to_thread(build_classifier, settings, encoder)
-        app.state.classifier = classifier
+        live = LiveState(classifier)
+        app.state.live = live
         async with start_runtime(name="classification", settings=settings, tables=runtime_tables,
-                                 migrations=MIGRATIONS, subscriptions=subscriptions(classifier)) as runtime:
+                                 migrations=MIGRATIONS, subscriptions=subscriptions(live)) as runtime:
             app.state.runtime = runtime
-            yield
+            # What the store remembers (taxonomy put through the API, corrections, clusters) before any event.
+            async with runtime.uow() as uow:
+                await restore(uow, live)
+            try:
+                yield
+            finally:
+                await live.close()
 
     return build_app(
         service="classification",
@@ -44,6 +51,6 @@ def create_app(settings: ClassificationSettings | None = None, *, encoder: Encod
         version=__version__,
         settings=settings,
         lifespan=lifespan,
-        routers=[classify.router, taxonomy.router],
+        routers=[classify.router, taxonomy.router, corrections.router],
         max_body_bytes=settings.max_body_bytes,
     )

@@ -71,3 +71,16 @@ def test_few_shot_examples_beat_names_alone_on_banking77(encoder: Encoder) -> No
 
     zero, few = accuracy(0), accuracy(5)
     assert few > zero + 0.05 and few >= 0.75, (zero, few)
+
+
+def test_clear_problem_reports_come_out_negative(encoder: Encoder) -> None:
+    from classification.config import ClassificationSettings
+    from classification.service import build_classifier
+
+    classifier = build_classifier(ClassificationSettings(), encoder)
+    for text in ("Checkout crashes on iOS when I pay with Apple Pay",
+                 "The export to CSV fails with error 500",
+                 "Login doesn't work since the last update"):
+        labels = classifier.label(text)
+        assert (labels.kind, labels.sentiment.label) == ("bug", "negative"), (text, labels.sentiment)
+        assert labels.sentiment.score <= -0.3

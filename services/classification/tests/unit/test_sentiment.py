@@ -43,3 +43,14 @@ def test_odd_input_never_raises_and_stays_in_range(text: str) -> None:
     result = score_sentiment(text)
     assert -1 <= result.score <= 1
     assert result.label in ("positive", "neutral", "negative", "mixed")
+
+
+def test_a_flatly_worded_problem_report_is_negative() -> None:
+    from classification.domain.pipeline import problem_sentiment
+    from feedbackloop.contracts import Sentiment
+
+    flat = Sentiment(label="neutral", score=-0.07)
+    assert problem_sentiment(flat, "bug") == Sentiment(label="negative", score=-0.3)
+    assert problem_sentiment(flat, "complaint").label == "negative"
+    assert problem_sentiment(flat, "question") == flat, "a neutral question stays neutral"
+    assert problem_sentiment(Sentiment(label="mixed", score=0.1), "bug").label == "mixed"

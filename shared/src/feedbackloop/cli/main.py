@@ -198,6 +198,32 @@ async def _replay(name: str, since: datetime, topics: list[str] | None) -> int:
 
 
 @app.command()
+def reclassify(
+    since: Annotated[str, typer.Option(help="Items first labelled since: 2h, 7d, or an ISO time")] = "30d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff and agreement; publish nothing")] = False,
+    include_corrected: Annotated[
+        bool, typer.Option("--include-corrected", help="Also re-label the fields people corrected")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Items per page (one transaction)")] = 256,
+    state_dir: Annotated[Path, typer.Option(help="Checkpoints of unfinished runs")] = Path("var/reclassify"),
+) -> None:
+    """Re-label classification's stored history with the taxonomy and models in force (its store:
+    CLASSIFICATION_DATABASE_URL); only changed items are re-published, as new revisions, through its outbox."""
+    try:
+        from classification.config import ClassificationSettings
+        from classification.reclassify import reclassify as run_reclassify
+    except ImportError:
+        _fail("`reclassify` needs the classification package installed (pip install -e services/classification)")
+    try:
+        report = asyncio.run(run_reclassify(ClassificationSettings(), parse_since(since), dry_run=dry_run,
+                                            include_corrected=include_corrected, batch_size=batch_size,
+                                            state_dir=state_dir))
+    except Exception as exc:  # one line, never a traceback: the store, the schema or the model
+        _fail(f"reclassify: {exc or type(exc).__name__}")
+    print(report.summary())
+
+
+@app.command()
 def migrate(service: Annotated[str, typer.Argument(help=f"One of {', '.join(SERVICES)}")]) -> None:
     """Upgrade a service's store to the newest schema (its <SERVICE>_DATABASE_URL)."""
     from feedbackloop.db import create_engine, upgrade

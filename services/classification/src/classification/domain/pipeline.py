@@ -25,13 +25,15 @@ from classification.domain import sentiment as sentiment_step
 from classification.domain import taxonomy as taxonomy_step
 from classification.domain import urgency as urgency_step
 from classification.domain.heads import LinearHead, ThemeModel, kind_features, sentiment_features
+from classification.domain.memory import ExampleMemory
 from classification.domain.taxonomy import Taxonomy
 from feedbackloop.contracts import Customer, ModelInfo, Sentiment, ThemeLabel
 from feedbackloop.contracts.events import Kind, Urgency
 
-__all__ = ["MAX_TEXT_CHARS", "MODEL", "Explanation", "Labels", "Models", "classify", "model_for"]
+__all__ = ["MAX_TEXT_CHARS", "MODEL", "Explanation", "Labels", "Models", "classify", "model_for", "problem_sentiment",
+           "score_for"]
 
-VERSION = "1"
+VERSION = "2"  # 2: a neutral bug / complaint is negative (problem_sentiment)
 MAX_TEXT_CHARS = 20_000
 MODEL = ModelInfo(
     name="feedbackloop-rules",
@@ -75,6 +77,7 @@ class Models:
     sentiment: LinearHead | None = None
     themes: ThemeModel | None = None
     version: str = "1"
+    memory: ExampleMemory | None = None
 
 
 def model_for(taxonomy: Taxonomy, models: Models | None = None) -> ModelInfo:
@@ -104,6 +107,7 @@ def classify(text: str, *, subject: str | None = None, customer: Customer | None
     sentiment_label = sentiment.as_contract()
     kind_label, kind_confidence = kind.kind, kind.confidence
     embedding_scores: dict[str, float] | None = None
+    sentiment_recalled = False
     if vector is not None and models is not None:
         row = vector.reshape(1, -1).astype(np.float32)
         if models.sentiment is not None:
@@ -112,9 +116,22 @@ def classify(text: str, *, subject: str | None = None, customer: Customer | None
             proba = models.kind.proba(kind_features(row, [full], [sentiment]))[0]
             best = int(proba.argmax())
             kind_label, kind_confidence = models.kind.classes[best], round(float(proba[best]), 3)
+        if models.memory is not None and len(models.memory):
+            # The team's corrections win over the heads for texts very like a corrected one.
+            recalled_kind = models.memory.recall(row, "kind")
+            if recalled_kind is not None:
+                kind_label, kind_confidence = recalled_kind.label, recalled_kind.similarity
+            recalled_sentiment = models.memory.recall(row, "sentiment")
+            if recalled_sentiment is not None and recalled_sentiment.label != sentiment_label.label:
+                sentiment_label = Sentiment(label=recalled_sentiment.label,
+                                            score=score_for(recalled_sentiment.label, sentiment_label.score))
+            if recalled_sentiment is not None:
+                sentiment_recalled = True
         if models.themes is not None and models.themes.theme_ids:
             scores = models.themes.scores(row)[0]
             embedding_scores = {t: float(s) for t, s in zip(models.themes.theme_ids, scores, strict=True)}
+    if not sentiment_recalled:
+        sentiment_label = problem_sentiment(sentiment_label, kind_label)
     matches = taxonomy.match(full, embedding_scores)
     urgency = urgency_step.assess_urgency(full, kind=kind_label, sentiment=sentiment, customer=customer,
                                           high_value_mrr=high_value_mrr, priority_plans=priority_plans)
@@ -147,6 +164,29 @@ def _learned_sentiment(head: LinearHead, row: npt.NDArray[np.float32],
         return Sentiment(label="mixed", score=score)
     label = max(proba, key=lambda k: proba[k])
     return Sentiment(label=label, score=score)
+
+
+#: Kinds that report a problem: product teams read them as negative even when the wording is flat.
+PROBLEM_KINDS = frozenset({"bug", "complaint"})
+PROBLEM_SCORE = -0.3
+
+
+def problem_sentiment(sentiment: Sentiment, kind: str) -> Sentiment:
+    """A bug or complaint worded flatly ("Checkout crashes when I pay") is ``negative``, not ``neutral``: the
+    kind's problem signal decides a neutral call (score at most :data:`PROBLEM_SCORE`). Other labels stand
+    (``positive`` on a bug report is usually praise around the problem; ``mixed`` says so)."""
+    if kind in PROBLEM_KINDS and sentiment.label == "neutral":
+        return Sentiment(label="negative", score=min(sentiment.score, PROBLEM_SCORE))
+    return sentiment
+
+
+def score_for(label: str, score: float) -> float:
+    """A score that agrees with ``label``: the old one when its sign fits, else a moderate one."""
+    if label == "positive":
+        return score if score > 0 else 0.5
+    if label == "negative":
+        return score if score < 0 else -0.5
+    return score if abs(score) < 0.3 else 0.0
 
 
 def _unreadable(taxonomy: Taxonomy, language_hint: str | None, models: Models | None = None) -> Labels:

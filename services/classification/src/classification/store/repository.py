@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from classification.store.models import Classification
+from classification.store.models import Classification, Correction, TaxonomyVersion, ThemeCluster
 from feedbackloop.contracts import ClassifiedFeedback
 
-__all__ = ["ClassificationRepository"]
+__all__ = ["ClassificationRepository", "ClusterRepository", "CorrectionRepository", "TaxonomyRepository"]
 
 
 class ClassificationRepository:
@@ -44,3 +47,78 @@ class ClassificationRepository:
         )
         result = await self.session.execute(statement)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def count_since(self, since: datetime) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(Classification)
+                                             .where(Classification.created_at >= since)) or 0)
+
+    async def page(self, since: datetime, after: tuple[datetime, str] | None, limit: int) -> Sequence[Classification]:
+        """Items first labelled at or after ``since`` in (created_at, feedback_id) order, after the ``after`` cursor."""
+        query = select(Classification).where(Classification.created_at >= since)
+        if after is not None:
+            query = query.where(tuple_(Classification.created_at, Classification.feedback_id) > after)
+        query = query.order_by(Classification.created_at, Classification.feedback_id).limit(limit)
+        return (await self.session.scalars(query)).all()
+
+
+class TaxonomyRepository:
+    """Versions put through the API; the newest (highest ``seq``) is the taxonomy in force."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def current(self) -> TaxonomyVersion | None:
+        return await self.session.scalar(select(TaxonomyVersion).order_by(TaxonomyVersion.seq.desc()).limit(1))
+
+    async def by_version(self, version: str) -> TaxonomyVersion | None:
+        return await self.session.scalar(select(TaxonomyVersion).where(TaxonomyVersion.version == version))
+
+    async def history(self) -> Sequence[TaxonomyVersion]:
+        return (await self.session.scalars(select(TaxonomyVersion).order_by(TaxonomyVersion.seq.desc()))).all()
+
+    async def add(self, version: str, document: dict[str, Any], changed_by: str, changed_at: datetime) -> None:
+        self.session.add(TaxonomyVersion(version=version, document=document, changed_by=changed_by,
+                                         changed_at=changed_at))
+        await self.session.flush()
+
+
+class CorrectionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, correction: Correction) -> None:
+        self.session.add(correction)
+        await self.session.flush()
+
+    async def all(self) -> Sequence[Correction]:
+        return (await self.session.scalars(select(Correction).order_by(Correction.id))).all()
+
+    async def fields_of(self, feedback_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The label fields a person set on each item (union over its corrections)."""
+        if not feedback_ids:
+            return {}
+        rows = await self.session.execute(select(Correction.feedback_id, Correction.labels)
+                                          .where(Correction.feedback_id.in_(list(feedback_ids))))
+        fields: dict[str, set[str]] = {}
+        for feedback_id, labels in rows:
+            fields.setdefault(feedback_id, set()).update(labels)
+        return fields
+
+
+class ClusterRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> Sequence[ThemeCluster]:
+        return (await self.session.scalars(select(ThemeCluster))).all()
+
+    async def save(self, cluster_id: str, centroid: list[float], size: int, term_counts: dict[str, int],
+                   terms: list[str], now: datetime) -> None:
+        row = await self.session.get(ThemeCluster, cluster_id)
+        if row is None:
+            self.session.add(ThemeCluster(id=cluster_id, centroid=centroid, size=size, term_counts=term_counts,
+                                          terms=terms, created_at=now, updated_at=now))
+        else:
+            row.centroid, row.size, row.term_counts, row.terms, row.updated_at = (
+                centroid, size, term_counts, terms, now)
+        await self.session.flush()

@@ -1,0 +1,196 @@
+"""Taxonomy control, human corrections and emerging-theme clusters, on a real broker, store and HTTP server."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from classification.config import ClassificationSettings
+from classification.embedding import Encoder
+from classification.main import create_app
+from feedbackloop.contracts import (
+    FEEDBACK_CLASSIFIED,
+    FEEDBACK_RAW,
+    RawFeedback,
+    decode,
+    encode,
+    feedback_id_for,
+    new_envelope,
+)
+from feedbackloop.runtime import ensure_topics
+from feedbackloop.settings import CommonSettings, KafkaSettings
+from feedbackloop.testing import handed_data, serve_app, wait_for
+
+INTENTS = ("card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "exchange_rate", "top_up_failed")
+TAUGHT, HELD_OUT = 8, 12
+
+
+def _banking() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per intent: texts to store and correct, and held-out texts to measure on (fixed seed)."""
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    with handed_data("datasets/banking77-train/train.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row["intent"] in INTENTS:
+                by_intent[row["intent"]].append(row["text"])
+    rng = random.Random(3)
+    taught, held = {}, {}
+    for intent in INTENTS:
+        texts = sorted(by_intent[intent])
+        rng.shuffle(texts)
+        taught[intent], held[intent] = texts[:TAUGHT], texts[TAUGHT:TAUGHT + HELD_OUT]
+    return taught, held
+
+
+def _raw(external_id: str, text: str) -> RawFeedback:
+    now = datetime.now(UTC)
+    return RawFeedback.model_validate({"feedback_id": feedback_id_for("api", external_id), "source": "api",
+                                       "external_id": external_id, "channel": "chat", "text": text,
+                                       "created_at": now, "received_at": now})
+
+
+async def _events(kafka: KafkaSettings, done: Any, what: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(FEEDBACK_CLASSIFIED.name, bootstrap_servers=kafka.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    events: list[Any] = []
+    try:
+        async def more() -> list[Any]:
+            batch = await consumer.getmany(timeout_ms=200)
+            events.extend(decode(FEEDBACK_CLASSIFIED, r.value) for rs in batch.values() for r in rs)
+            return events
+
+        await wait_for(more, done, what=what, timeout=60)
+    finally:
+        await consumer.stop()
+    return events
+
+
+def _accuracy(items: list[dict[str, Any]], truth: list[str]) -> float:
+    right = sum(1 for item, intent in zip(items, truth, strict=True) if item["themes"]
+                and item["themes"][0]["id"] == intent)
+    return right / len(truth)
+
+
+TAXONOMY = {"version": "banking-1", "match_threshold": 0.2, "max_themes": 2,
+            "themes": [{"id": i, "name": i.replace("_", " ")} for i in INTENTS]}
+
+
+async def test_taxonomy_put_corrections_learning_and_restart(
+        tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, admin_key: str,
+        read_key: str, encoder: Encoder) -> None:
+    taught, held = _banking()
+    raws = {intent: [_raw(f"{intent}-{n}", t) for n, t in enumerate(texts)] for intent, texts in taught.items()}
+    oddities = [_raw("odd-1", "Your podcast recommendations keep suggesting true crime shows to me"),
+                _raw("odd-2", "The podcast recommendations are all true crime, I hate true crime"),
+                _raw("odd-3", "🙂🙂"), _raw("odd-4", "x" * 100_000)]
+    everything = [r for rs in raws.values() for r in rs] + oddities
+    await ensure_topics(kafka_settings)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await producer.start()
+    try:
+        for raw in everything:
+            await producer.send_and_wait(FEEDBACK_RAW.name, encode(new_envelope(FEEDBACK_RAW, raw, source="/test")),
+                                         key=str(raw.feedback_id).encode())
+    finally:
+        await producer.stop()
+
+    settings = ClassificationSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/classification.db",
+                                      kafka=kafka_settings, common=common_settings)
+    admin = {"authorization": f"Bearer {admin_key}"}
+    held_texts = [{"text": t} for i in INTENTS for t in held[i]]
+    held_truth = [i for i in INTENTS for _ in held[i]]
+    async with serve_app(create_app(settings, encoder=encoder)) as url, \
+            httpx.AsyncClient(base_url=url, headers=admin, timeout=60) as client:
+        first = await _events(kafka_settings, lambda es: len({e.subject for e in es}) >= len(everything),
+                              "every item classified once")
+        assert len(first) == len(everything) and all(e.data.revision == 1 for e in first)
+        clustered = {e.subject: e.data.cluster for e in first if not e.data.themes}
+        odd = [clustered.get(str(r.feedback_id)) for r in oddities[:2]]
+        assert odd[0] is not None and odd[1] is not None, "items with no theme carry a cluster"
+        assert odd[0].id == odd[1].id and odd[1].size == 2, "similar unthemed items share a cluster that grows"
+        assert {"podcast", "crime", "recommendations"} & {w for t in odd[1].terms for w in t.split()}
+
+        # Invalid taxonomies: 422 naming the problem; the old one stays in force.
+        bad = {"version": "bad", "themes": [{"id": "a", "name": "A"}, {"id": "a", "name": "A again"},
+                                            {"id": "b", "name": "B", "parent": "c"},
+                                            {"id": "c", "name": "C", "parent": "b"}, {"id": "d"}]}
+        rejected = await client.put("/v1/taxonomy", json=bad)
+        assert rejected.status_code == 422, rejected.text
+        problems = " ".join(e["message"] for e in rejected.json()["errors"])
+        assert "duplicate id" in problems and "cycle" in problems and "'d' has no name" in problems
+        assert (await client.get("/v1/taxonomy")).json()["version"] == "default-2026.1"
+        not_admin = await client.put("/v1/taxonomy", json=TAXONOMY, headers={"authorization": f"Bearer {read_key}"})
+        assert not_admin.status_code == 403
+
+        before = (await client.post("/v1/classify", json=held_texts)).json()["items"]
+        accuracy_before = _accuracy(before, held_truth)
+        put = await client.put("/v1/taxonomy", json=TAXONOMY)
+        assert put.status_code == 200, put.text
+        assert put.json()["version"] == "banking-1"
+        again = await client.put("/v1/taxonomy", json={**TAXONOMY, "max_themes": 1})
+        assert again.status_code == 409, "a changed taxonomy needs a new version"
+        versions = (await client.get("/v1/taxonomy/versions")).json()["items"]
+        assert [v["version"] for v in versions] == ["banking-1"] and versions[0]["changed_by"].startswith("test admin")
+        zero_shot = (await client.post("/v1/classify", json=held_texts)).json()["items"]
+        accuracy_zero_shot = _accuracy(zero_shot, held_truth)
+
+        # Corrections: the stored items get their true theme; one also a kind.
+        missing = await client.post(f"/v1/feedback/{feedback_id_for('api', 'nope')}/labels", json={"kind": "bug"})
+        assert missing.status_code == 404
+        unknown_theme = await client.post(f"/v1/feedback/{raws[INTENTS[0]][0].feedback_id}/labels",
+                                          json={"themes": ["no-such-theme"]})
+        assert unknown_theme.status_code == 422 and unknown_theme.json()["errors"][0]["field"] == "themes"
+        empty = await client.post(f"/v1/feedback/{raws[INTENTS[0]][0].feedback_id}/labels", json={})
+        assert empty.status_code == 422
+        for intent, items in raws.items():
+            for raw in items:
+                body: dict[str, Any] = {"themes": [intent]}
+                if raw is items[0]:
+                    body["kind"] = "question"
+                corrected = await client.post(f"/v1/feedback/{raw.feedback_id}/labels", json=body)
+                assert corrected.status_code == 200, corrected.text
+                assert corrected.json()["revision"] == 2 and corrected.json()["corrected_by"] == "test admin"
+        taught_count = TAUGHT * len(INTENTS)
+        await wait_for(lambda: client.get("/v1/taxonomy"), lambda r: r.json()["examples_learned"] == taught_count,
+                       what="every correction learned")
+        after = (await client.post("/v1/classify", json=held_texts)).json()["items"]
+        accuracy_after = _accuracy(after, held_truth)
+        assert accuracy_after >= accuracy_zero_shot + 0.1, (accuracy_before, accuracy_zero_shot, accuracy_after)
+
+        # What an aggregation-style consumer sees: one item per id, the corrected ones at revision 2.
+        events = await _events(kafka_settings, lambda es: len(es) >= len(everything) + taught_count,
+                               "the corrections re-published")
+        latest: dict[str, Any] = {}
+        for event in events:
+            if event.subject not in latest or event.data.revision > latest[event.subject].revision:
+                latest[event.subject] = event.data
+        assert len(latest) == len(everything) and len(events) == len(everything) + taught_count
+        assert len({e.id for e in events}) == len(events)
+        for intent, items in raws.items():
+            for raw in items:
+                item = latest[str(raw.feedback_id)]
+                assert (item.revision, item.corrected_by, [t.id for t in item.themes]) == (2, "test admin", [intent])
+                assert item.cluster is None
+
+    # A restart keeps the taxonomy, the learned examples and the clusters.
+    async with serve_app(create_app(settings, encoder=encoder)) as url, \
+            httpx.AsyncClient(base_url=url, headers=admin, timeout=60) as client:
+        taxonomy = (await client.get("/v1/taxonomy")).json()
+        assert taxonomy["version"] == "banking-1" and taxonomy["examples_learned"] == taught_count
+        restarted = (await client.post("/v1/classify", json=held_texts)).json()["items"]
+        assert _accuracy(restarted, held_truth) == accuracy_after
+    with sqlite3.connect(tmp_path / "classification.db") as db:
+        assert db.execute("SELECT count(*) FROM corrections").fetchone() == (taught_count,)
+        sizes = dict(db.execute("SELECT id, size FROM theme_clusters").fetchall())
+    assert sizes[odd[0].id] == 2
+    print(f"theme accuracy on held-out items: default taxonomy {accuracy_before:.2f}, "
+          f"zero-shot {accuracy_zero_shot:.2f}, after {taught_count} corrections {accuracy_after:.2f}")

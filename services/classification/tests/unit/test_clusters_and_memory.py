@@ -1,0 +1,42 @@
+"""Emerging-theme clusters and the example memory: pure vector logic."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classification.domain.clusters import ClusterIndex, text_terms
+from classification.domain.memory import ExampleMemory, LearnedExample
+
+
+def _unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_similar_items_share_a_growing_cluster_named_by_its_telling_terms() -> None:
+    index = ClusterIndex()
+    first = index.assign("a", _unit(1, 0, 0), "Podcast recommendations are all true crime")
+    second = index.assign("b", _unit(0.95, 0.1, 0), "More true crime podcast recommendations, please stop")
+    other = index.assign("c", _unit(0, 0, 1), "Dark mode for the calendar would be nice")
+    assert first.id == second.id != other.id and second.size == 2 and other.size == 1
+    assert {"podcast", "crime"} <= {w for t in second.terms for w in t.split()}
+    assert "please" not in second.terms and len(index) == 2
+    restored = ClusterIndex([index.get(second.id), index.get(other.id)])  # type: ignore[list-item]
+    assert restored.assign("d", _unit(1, 0.05, 0), "true crime podcast again").id == first.id
+
+
+def test_terms_skip_stop_words_and_survive_odd_text() -> None:
+    assert text_terms("The app is SLOW!!! slow slow") == {"slow"}
+    assert text_terms("🙂🙂") == set() and len(text_terms("x" * 100_000)) <= 1
+
+
+def test_memory_recalls_the_label_of_a_near_correction_only() -> None:
+    examples = [LearnedExample("crash on pay", kind="bug"), LearnedExample("love it", sentiment="positive"),
+                LearnedExample("about billing", themes=("billing",))]
+    memory = ExampleMemory.build(examples, np.vstack([_unit(1, 0, 0), _unit(0, 1, 0), _unit(0, 0, 1)]))
+    assert len(memory) == 2
+    recalled = memory.recall(_unit(0.98, 0.05, 0), "kind")
+    assert recalled is not None and recalled.label == "bug" and recalled.similarity > 0.9
+    assert memory.recall(_unit(0.5, 0.5, 0.7), "kind") is None
+    assert memory.recall(_unit(1, 0, 0), "sentiment") is None, "the bug example sets no sentiment"
+    assert ExampleMemory.empty().recall(_unit(1, 0, 0), "kind") is None
