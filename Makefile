@@ -33,8 +33,9 @@ test-postgres: $(STAMP)  ## the whole suite on a throwaway PostgreSQL (started a
 test-unit: $(STAMP)  ## only the tests that need no broker or server
 	@$(BIN)/pytest -m "not e2e" -k "unit" $(PYTEST_ARGS)
 
+FAULTS_WORKERS ?= 3
 test-faults: $(STAMP)  ## fault injection (kill -9, SIGTERM, broker restart, locked stores, poison, receiver down, two copies); table in var/faults/latest.json
-	@$(BIN)/pytest -m faults tests/faults -p no:cacheprovider $(PYTEST_ARGS)
+	@$(BIN)/pytest -m faults tests/faults -p no:cacheprovider -n $(FAULTS_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 BENCH_SECONDS ?= 60
 bench: $(STAMP)  ## throughput, latency and memory of the running loop; `make bench BENCH_SECONDS=20` for a short run
@@ -44,7 +45,7 @@ demo: $(STAMP)  ## with `make run` going: push a month of realistic feedback wit
 	@$(BIN)/python services/aggregation/demo/push_month.py
 
 BENCH_ITEMS ?= 1000000
-bench-aggregation: $(STAMP)  ## p95 latency of GET /v1/themes with 1M items stored; table + var/bench/aggregation-themes.json
+bench-aggregation: $(STAMP)  ## p95 latency of GET /v1/themes with 1M items stored; table + var/bench/aggregation.json
 	@BENCH_ITEMS=$(BENCH_ITEMS) $(BIN)/python services/aggregation/bench/themes_latency.py
 
 lint: $(STAMP)  ## ruff and mypy

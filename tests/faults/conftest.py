@@ -1,12 +1,16 @@
 """Collects one row per fault scenario; prints the table at the end and writes ``var/faults/latest.json``.
 
 The scenarios carry the ``faults`` marker, which the default ``addopts`` excludes: ``make test`` does not run
-them, ``make test-faults`` (``pytest -m faults tests/faults``) does.
+them, ``make test-faults`` (``pytest -m faults tests/faults -n 3``) does. The scenarios spend most of their
+time waiting (a service down, a lock held, a receiver away), so ``make test-faults`` runs three at once with
+pytest-xdist; each worker writes its rows to ``var/faults/rows/`` and the controlling process prints them all.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +19,9 @@ import pytest
 
 from tests.faults.harness import Row
 
-ROWS: list[Row] = []
 OUT = Path(__file__).resolve().parents[2] / "var" / "faults"
+#: Where this run's workers write their rows: named by the controlling process, inherited by its xdist workers.
+ROWS_ENV = "FAULTS_ROWS_DIR"
 
 COLUMNS = (("scenario", 26), ("sent", 6), ("accepted", 8), ("stored", 7), ("duplicates", 10), ("lost", 5),
            ("notif exp", 9), ("notified", 8), ("notif dup", 9), ("notif lost", 10), ("bad labels", 10),
@@ -34,24 +39,40 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The controlling process names a fresh rows folder for this run (workers inherit it before they start)."""
+    if not hasattr(config, "workerinput") and ROWS_ENV not in os.environ:
+        os.environ[ROWS_ENV] = str(OUT / "rows" / f"run-{os.getpid()}")
+
+
+def rows_dir() -> Path:
+    return Path(os.environ.get(ROWS_ENV) or OUT / "rows" / f"run-{os.getpid()}")
+
+
 @pytest.fixture
 def record_row() -> object:
     def record(row: Row) -> None:
-        ROWS.append(row)
+        rows_dir().mkdir(parents=True, exist_ok=True)
+        (rows_dir() / f"{row.scenario}.json").write_text(json.dumps(asdict(row)))
         print("\n" + table([row]))
 
     return record
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not ROWS:
+    if hasattr(terminalreporter.config, "workerinput"):
+        return
+    folder = rows_dir()
+    rows = [Row(**json.loads(f.read_text())) for f in sorted(folder.glob("*.json"), key=lambda f: f.stat().st_mtime)]
+    shutil.rmtree(folder, ignore_errors=True)
+    if not rows:
         return
     terminalreporter.section("fault scenarios")
-    terminalreporter.write_line(table(ROWS))
-    for row in ROWS:
+    terminalreporter.write_line(table(rows))
+    for row in rows:
         if row.notes:
             terminalreporter.write_line(f"  {row.scenario}: {row.notes}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(
-        {"at": datetime.now(UTC).isoformat(), "rows": [asdict(r) | {"ok": r.ok} for r in ROWS]}, indent=2) + "\n")
+        {"at": datetime.now(UTC).isoformat(), "rows": [asdict(r) | {"ok": r.ok} for r in rows]}, indent=2) + "\n")
     terminalreporter.write_line(f"written to {OUT / 'latest.json'}")

@@ -7,6 +7,9 @@ answered ``202`` (what a real client does), and remembers every accepted id. A :
 local webhook endpoint that records each delivery's ``webhook-id`` and feedback id and can go down (its
 port closed) and come back. :func:`check` compares the end state with what was accepted and returns one
 table row.
+
+Waits are conditions with deadlines (:func:`feedbackloop.testing.wait_for`), generous because CI's two
+cores are shared; a deadline that passes fails with what was seen (how many items were still missing).
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ from feedbackloop.settings import KafkaSettings
 from feedbackloop.testing import free_port, serve_app, wait_for
 
 SERVICES = ("ingest", "classification", "aggregation", "notification")
+#: Most items one scenario posts (the stream stops earlier once its faults are over).
+ITEMS = int(os.environ.get("FAULTS_ITEMS", "1000"))
+#: The stream's pace in items per second: a scenario's faults all land while it runs.
+RATE = float(os.environ.get("FAULTS_RATE", "10"))
+#: Deadline of each wait for the loop to converge (seconds).
+DEADLINE = float(os.environ.get("FAULTS_DEADLINE", "240"))
 RECEIVER_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PARTITIONS = 3
 
@@ -161,7 +170,13 @@ class Stack:
         base.update({"KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap, "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
                      "FEEDBACKLOOP_KEYS_FILE": str(keys), "FEEDBACKLOOP_LOG_LEVEL": "WARNING",
                      "NOTIFICATION_RETRY_SCHEDULE": "0,0.5,1,2,4,8,8,8,8,8,8,8,8,8,8",
-                     "NOTIFICATION_RETRY_JITTER": "0", "PYTHONUNBUFFERED": "1"})
+                     "NOTIFICATION_RETRY_JITTER": "0", "PYTHONUNBUFFERED": "1",
+                     # a broker that lost its data is noticed within 2 s (default 15 s), so recovery stays quick
+                     "FEEDBACKLOOP_BROKER_CHECK_SECONDS": "2",
+                     # Classification on its rules: start-up and labelling stay light on two shared cores, and an
+                     # item's labels do not depend on the batch it was encoded in (the int8 embedding model's do,
+                     # a little). FAULTS_EMBEDDINGS=1 runs the suite with the model.
+                     "CLASSIFICATION_EMBEDDINGS": "true" if os.environ.get("FAULTS_EMBEDDINGS") == "1" else "false"})
         for name in SERVICES:
             base[f"{name.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{folder}/{name}.db"
         base.update(env or {})
@@ -172,8 +187,6 @@ class Stack:
             for copy in range((copies or {}).get(name, 1)):
                 port = free_port()
                 env_copy = {**base, f"{name.upper()}_PORT": str(port)}
-                if copy:  # the first copy migrated the store; a second migrating beside a busy writer meets a lock
-                    env_copy[f"{name.upper()}_AUTO_MIGRATE"] = "false"
                 self.procs[name].append(Proc(f"{name}#{copy}", name, env_copy, folder / f"{name}-{copy}.log", port))
         self.receiver = Receiver()
         self.headers = {"authorization": f"Bearer {self.key}"}
@@ -257,19 +270,31 @@ class Stack:
                 if not cursor:
                     return items
 
+    async def missing(self, wanted: set[str]) -> set[str]:
+        """The ids of ``wanted`` aggregation does not hold yet."""
+        return wanted - {i["feedback_id"] for i in await self.stored()}
+
 
 @dataclass
 class Stream:
-    """Posts ``total`` items to ingest in batches at a steady pace; a failed batch is retried until accepted."""
+    """Posts items to ingest in batches at a steady pace until :meth:`finish`; a refused batch is retried.
+
+    A batch answered anything but ``202`` (a timeout, a 503 while the store is locked, ingest down) is posted
+    again, as a real client does; ids are deterministic, so a retry never makes a second item. Every
+    answer's status is counted in ``statuses``, and each 503's ``Retry-After`` is kept.
+    """
 
     stack: Stack
     scenario: str
-    total: int = 2000
-    batch: int = 20
-    rate: float = 200.0  # items per second
+    limit: int = ITEMS
+    batch: int = 10
+    rate: float = RATE  # items per second
     accepted: dict[str, int] = field(default_factory=dict)  # feedback_id → n
     sent: int = 0
     retries: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    retry_after: set[str] = field(default_factory=set)
+    _end: int = -1
     _task: asyncio.Task[None] | None = None
 
     def item(self, n: int) -> dict[str, Any]:
@@ -280,35 +305,43 @@ class Stream:
         return str(feedback_id_for("api", f"{self.scenario}-{n}"))
 
     def start(self) -> None:
+        self._end = self.limit
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         interval = self.batch / self.rate
-        async with httpx.AsyncClient(headers=self.stack.headers, timeout=10) as client:
+        # a request may wait out the store's 30 s busy timeout before its 503: the client waits longer
+        async with httpx.AsyncClient(headers=self.stack.headers, timeout=60) as client:
             next_at = time.monotonic()
-            for first in range(0, self.total, self.batch):
-                numbers = list(range(first, min(first + self.batch, self.total)))
+            first = 0
+            while first < self._end:
+                numbers = list(range(first, min(first + self.batch, self._end)))
                 body = [self.item(n) for n in numbers]
                 self.sent = numbers[-1] + 1
                 while True:
                     try:
                         response = await client.post(f"{self.stack['ingest'].url}/v1/feedback", json=body)
+                        self.statuses[str(response.status_code)] += 1
+                        if response.status_code == 503 and "retry-after" in response.headers:
+                            self.retry_after.add(response.headers["retry-after"])
                         if response.status_code == 202:
                             ids = response.json()["feedback_ids"]
                             assert ids == [self.expected_id(n) for n in numbers], "ingest answered other ids"
                             self.accepted.update(zip(ids, numbers, strict=True))
                             break
-                    except httpx.HTTPError:
-                        pass
+                    except httpx.HTTPError as exc:
+                        self.statuses[type(exc).__name__] += 1
                     self.retries += 1
                     await asyncio.sleep(0.3)
+                first = numbers[-1] + 1
                 next_at += interval
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-    async def until(self, fraction: float) -> None:
-        """Wait until this share of the stream has been accepted."""
-        await wait_for(self._progress, lambda n: n >= fraction * self.total, timeout=300, interval=0.05,
-                       what=f"{fraction:.0%} of the stream accepted")
+    async def advance(self, items: int) -> None:
+        """Wait until ``items`` more items have been accepted (or the stream reached its limit)."""
+        target = min(len(self.accepted) + items, self.limit)
+        await wait_for(self._progress, lambda n: n >= target, timeout=DEADLINE, interval=0.05,
+                       what=f"{target} items of the stream accepted (statuses so far: {dict(self.statuses)})")
 
     async def _progress(self) -> int:
         assert self._task is not None
@@ -316,9 +349,11 @@ class Stream:
             self._task.result()
         return len(self.accepted)
 
-    async def finish(self) -> None:
+    async def finish(self, tail: int = 40) -> None:
+        """Post ``tail`` more items (the loop works after the fault too), then stop and wait for the last answer."""
         assert self._task is not None
-        await asyncio.wait_for(self._task, timeout=600)
+        self._end = min(self.limit, self.sent + tail)
+        await asyncio.wait_for(self._task, timeout=DEADLINE)
 
 
 @dataclass
@@ -344,10 +379,15 @@ class Row:
                     or self.wrong_labels) and self.stored == self.accepted
 
 
-async def recovery_time(stack: Stack, before: set[str], lifted_at: float, timeout: float = 300) -> float:
+async def converged(stack: Stack, wanted: set[str], what: str, timeout: float = DEADLINE) -> None:
+    """Wait until aggregation holds every id of ``wanted``; on the deadline fail saying how many are missing."""
+    await wait_for(lambda: stack.missing(wanted), lambda gone: not gone, timeout=timeout, interval=0.5,
+                   what=f"{what}: {len(wanted)} items in aggregation (last seen: the missing ids)")
+
+
+async def recovery_time(stack: Stack, before: set[str], lifted_at: float, timeout: float = DEADLINE) -> float:
     """Seconds from the fault being lifted until every item accepted before the fault is in aggregation."""
-    await wait_for(stack.stored, lambda items: before <= {i["feedback_id"] for i in items}, timeout=timeout,
-                   interval=0.5, what=f"the {len(before)} items accepted before the fault to reach aggregation")
+    await converged(stack, before, "the items accepted before the fault", timeout)
     return time.monotonic() - lifted_at
 
 
@@ -371,17 +411,17 @@ def _label_view(data: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def check(stack: Stack, stream: Stream, started: float, recover_s: float, *, notes: str = "",
-                extra_expected: set[str] | None = None, timeout: float = 240) -> Row:
+                extra_expected: set[str] | None = None, timeout: float = DEADLINE) -> Row:
     """Wait for the loop to converge on what was accepted, then count what is missing or doubled."""
     accepted = set(stream.accepted) | (extra_expected or set())
     enterprise = {fid for fid, n in stream.accepted.items() if plan_of(n) == "enterprise"}
+    waited: list[str] = []
     try:
-        await wait_for(stack.stored, lambda items: accepted <= {i["feedback_id"] for i in items}, timeout=timeout,
-                       interval=1, what=f"all {len(accepted)} accepted items in aggregation")
+        await converged(stack, accepted, "all accepted items", timeout)
         await wait_for(_notified_async(stack), lambda got: enterprise <= set(got), timeout=timeout, interval=0.5,
                        what=f"{len(enterprise)} notifications at the receiver")
-    except AssertionError:
-        pass  # counted as lost below; the row says how many
+    except AssertionError as exc:
+        waited.append(str(exc)[:300])  # counted as lost below; the row says how many
     items = await stack.stored()
     ids = [i["feedback_id"] for i in items]
     counts = Counter(ids)
@@ -397,7 +437,8 @@ async def check(stack: Stack, stream: Stream, started: float, recover_s: float, 
                notifications_expected=len(enterprise), notified=len(set(notified) & enterprise),
                notification_duplicates=sum(c - 1 for c in notified.values()) + len(set(notified) - enterprise),
                notifications_lost=len(enterprise - set(notified)), wrong_labels=wrong,
-               recover_s=round(recover_s, 1), seconds=round(time.monotonic() - started, 1), notes=notes)
+               recover_s=round(recover_s, 1), seconds=round(time.monotonic() - started, 1),
+               notes="; ".join([notes, *waited]) if waited else notes)
 
 
 def _notified_async(stack: Stack) -> Callable[[], Awaitable[Counter[str]]]:
