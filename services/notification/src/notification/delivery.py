@@ -57,7 +57,7 @@ from notification.domain.channels import channel_from_json
 from notification.domain.messages import email_parts, slack_body, summarize
 from notification.domain.payload import encode_body
 from notification.egress import Resolver, TargetRefused, guarded_client, system_resolver
-from notification.store.models import ChannelHealth, DeliveryAttempt
+from notification.store.models import DeliveryAttempt
 from notification.store.repository import Claim, DeliveryRepository, NoiseRepository
 
 __all__ = ["CHANNELS_PAUSED", "PAUSE_NAMESPACE", "DeliveryWorker", "Outcome", "signature_headers", "signer_for"]
@@ -295,14 +295,12 @@ class DeliveryWorker:
                             now: datetime) -> None:
         """Count failed deliveries in a row per channel; pause it, and say so in an insight, at the threshold."""
         noise = NoiseRepository(uow.session)
-        health = await noise.health(claim.rule_id, claim.channel_index)
         if succeeded:
+            health = await noise.health(claim.rule_id, claim.channel_index)
             if health is not None and health.paused_at is None:
                 health.consecutive_failures = 0
             return
-        if health is None:
-            health = ChannelHealth(rule_id=claim.rule_id, channel_index=claim.channel_index, consecutive_failures=0)
-            await noise.add(health)
+        health = await noise.health_locked(claim.rule_id, claim.channel_index)
         health.consecutive_failures = (health.consecutive_failures or 0) + 1
         health.last_error = error[:_ERROR_CHARS] if error else None
         threshold = self._settings.pause_after_failures

@@ -112,7 +112,7 @@ class NoiseRepository:
         """
         key = (ThrottleWindow.rule_id == rule_id, ThrottleWindow.channel_index == channel_index)
         fresh = {"window_start": now, "window_end": now + window, "sent": 0}
-        await self.session.execute(insert_ignoring_duplicates(self.session, ThrottleWindow.__table__),  # type: ignore[arg-type]
+        await self.session.execute(insert_ignoring_duplicates(self.session, ThrottleWindow.__table__),
                                    [{"rule_id": rule_id, "channel_index": channel_index, **fresh}])
         await self.session.execute(update(ThrottleWindow).where(*key, ThrottleWindow.window_end <= now)
                                    .values(**fresh).execution_options(synchronize_session=False))
@@ -133,6 +133,19 @@ class NoiseRepository:
 
     async def health(self, rule_id: str, channel_index: int) -> ChannelHealth | None:
         return await self.session.get(ChannelHealth, (rule_id, channel_index))
+
+    async def health_locked(self, rule_id: str, channel_index: int) -> ChannelHealth:
+        """The channel's health row, created if missing and locked for this transaction.
+
+        Several deliveries of one channel are recorded at once: creating the row with insert-ignore and
+        then reading it FOR UPDATE (a no-op on SQLite, whose writers are serialized anyway) keeps their
+        failure counts from racing on PostgreSQL.
+        """
+        await self.session.execute(insert_ignoring_duplicates(self.session, ChannelHealth.__table__).values(
+            rule_id=rule_id, channel_index=channel_index, consecutive_failures=0))
+        return (await self.session.execute(
+            select(ChannelHealth).where(ChannelHealth.rule_id == rule_id, ChannelHealth.channel_index == channel_index)
+            .with_for_update().execution_options(populate_existing=True))).scalar_one()
 
     async def paused_channels(self, rule_ids: set[str]) -> set[tuple[str, int]]:
         rows = await self.session.execute(select(ChannelHealth.rule_id, ChannelHealth.channel_index).where(
@@ -167,7 +180,7 @@ class DeliveryRepository:
     async def queue(self, rows: list[dict[str, Any]]) -> None:
         """Insert pending deliveries; one already queued for its (event, rule, channel) is left as it is."""
         if rows:
-            await self.session.execute(insert_ignoring_duplicates(self.session, Delivery.__table__), rows)  # type: ignore[arg-type]
+            await self.session.execute(insert_ignoring_duplicates(self.session, Delivery.__table__), rows)
 
     async def get(self, delivery_id: str) -> Delivery | None:
         return await self.session.get(Delivery, delivery_id)
