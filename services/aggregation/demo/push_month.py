@@ -19,19 +19,31 @@ from pathlib import Path
 
 import httpx
 
-TEXTS = {
-    "login": ["I can't log in, the password reset link never arrives", "SSO login keeps failing with SAML error",
-              "Locked out after two-factor code, please help", "Session expires every few minutes, logged out again"],
-    "billing": ["We were charged twice this month, need a refund", "The invoice is missing our VAT number",
-                "Why did our subscription price change without notice?", "Refund still not processed after 2 weeks"],
-    "export": ["Please add CSV export for reports", "Export to Excel times out on large reports",
-               "Would love scheduled exports to S3", "The PDF export cuts off the last column"],
-    "onboarding": ["The setup wizard was confusing for new users", "Getting started tutorial is great, thanks!",
-                   "Signup asks for too much information", "Onboarding checklist helped our team a lot"],
-    "performance": ["Dashboard is very slow to load this week", "Search takes forever on big projects",
-                    "Pages load fast now, great improvement", "The app freezes when opening large files"],
-    "mobile": ["The iOS app crashes when I open notifications", "Please add dark mode to the Android app",
-               "Mobile app is smooth and reliable", "Push notifications arrive hours late"],
+TEXTS = {  # per theme: complaints and bugs, questions and requests, praise (mixed tone, like real feedback)
+    "login": ["I can't log in, the password reset link never arrives", "SSO login keeps failing with a SAML error",
+              "Locked out after entering the two-factor code, please help", "My session expires every few minutes",
+              "How do I enable single sign-on for my team?", "Can we enforce two-factor authentication for all users?",
+              "The new login page with passkeys is great", "Signing in with Google works perfectly now, thanks"],
+    "billing": ["We were charged twice this month, we need a refund", "The invoice is missing our VAT number",
+                "Why did our subscription price change without notice?", "Refund still not processed after 2 weeks",
+                "Can we pay annually by bank transfer?", "How do I download past invoices?",
+                "Upgrading our plan was quick and painless", "Billing support sorted out our invoice in minutes"],
+    "export": ["Export to Excel times out on large reports", "The PDF export cuts off the last column",
+               "CSV export mangles non-English characters", "Please add CSV export for the audit log",
+               "Would love scheduled exports to S3", "Is there an API to export all our data?",
+               "The new Excel export is exactly what we needed", "Exporting reports to PDF works great now"],
+    "onboarding": ["The setup wizard was confusing for new users", "Signup asks for too much information",
+                   "Inviting teammates during setup failed with an error", "Where do I find the getting started guide?",
+                   "Could onboarding include a sample project?", "The getting started tutorial is great, thanks!",
+                   "The onboarding checklist helped our team a lot", "Setup took five minutes, very smooth"],
+    "performance": ["The dashboard is very slow to load this week", "Search takes forever on big projects",
+                    "The app freezes when opening large files", "Reports time out when filtering by date",
+                    "Is there a way to speed up loading of large boards?", "Pages load fast now, great improvement",
+                    "Performance has been excellent since the last update", "The app feels much snappier, well done"],
+    "mobile": ["The iOS app crashes when I open notifications", "Push notifications arrive hours late",
+               "The Android app logs me out every day", "Offline mode loses my edits on the phone",
+               "Please add dark mode to the Android app", "Will the iPad app support split view?",
+               "The mobile app is smooth and reliable", "Love the new widget on iOS"],
 }
 PLANS = [("free", 0.0), ("pro", 99.0), ("business", 499.0), ("enterprise", 2500.0)]
 INCIDENT = ["Since the update I cannot log in at all", "Login broken after today's release, whole team locked out",
@@ -75,7 +87,10 @@ def build(now: datetime, seed: int = 11) -> tuple[list[dict[str, object]], datet
             at = hour + timedelta(seconds=rng.randrange(3600))
             if at >= now:
                 continue
-            items.append({"source": "demo", "external_id": f"demo-{n}", "text": rng.choice(TEXTS[theme]),
+            text = rng.choice(TEXTS[theme])
+            if rng.random() < 0.4:
+                text = rng.choice(["Hi team, ", "Hello, ", "Quick note: ", "FYI: "]) + text[0].lower() + text[1:]
+            items.append({"source": "demo", "external_id": f"demo-{n}", "text": text,
                           "channel": rng.choice(["ticket", "chat", "survey", "review", "email"]),
                           "customer": rng.choice(customers), "rating": _rating(rng, False),
                           "created_at": at.isoformat()})
@@ -94,6 +109,25 @@ def build(now: datetime, seed: int = 11) -> tuple[list[dict[str, object]], datet
         if item["rating"] is None:
             del item["rating"]
     return items, release_at
+
+
+def expected_kpis(items: list[dict[str, object]], now: datetime) -> dict[str, float | int | None]:
+    """NPS and CSAT of the items the dashboard's 7-day window holds (it ends on the next whole hour), as sent."""
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(days=7)
+    def ratings(kind: str) -> list[float]:
+        out = []
+        for item in items:
+            rating = item.get("rating")
+            if isinstance(rating, dict) and rating["kind"] == kind and \
+                    start <= datetime.fromisoformat(str(item["created_at"])) < end:
+                out.append(float(rating["value"]))
+        return out
+
+    nps, csat = ratings("nps"), ratings("csat")
+    return {"nps": round(100 * (sum(v >= 9 for v in nps) - sum(v <= 6 for v in nps)) / len(nps), 1) if nps else None,
+            "nps_responses": len(nps), "csat": round(100 * sum(v >= 4 for v in csat) / len(csat), 1) if csat else None,
+            "csat_responses": len(csat)}
 
 
 def main() -> None:
@@ -115,8 +149,11 @@ def main() -> None:
             response = client.post(f"{args.ingest}/v1/feedback", json=items[i:i + 500])
             response.raise_for_status()
             print(f"pushed {min(i + 500, len(items))}/{len(items)} items")
+    kpis = expected_kpis(items, now)
     print(f"done: {len(items)} items over 30 days, release 4.2.1 at {release_at:%H:%M} UTC followed by a login "
-          f"incident.\nOpen {args.aggregation}/ in a browser (give the detectors ~30 s after classification).")
+          f"incident.\nThe dashboard's KPI cards (last 7 days) should read NPS {kpis['nps']} "
+          f"({kpis['nps_responses']} responses) and CSAT {kpis['csat']}% ({kpis['csat_responses']} responses)."
+          f"\nOpen {args.aggregation}/ in a browser (give the detectors ~30 s after classification).")
 
 
 if __name__ == "__main__":

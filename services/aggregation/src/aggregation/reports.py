@@ -13,12 +13,13 @@ from typing import Any, Literal
 
 from aggregation.domain.impact import impact_score
 from aggregation.domain.kpis import KpiSet, kpis_of
-from aggregation.domain.rollups import THEME_CUSTOMER_SEP, Bucket, Measures, bucket_start
+from aggregation.domain.rollups import Bucket, Measures, bucket_start
 from aggregation.domain.series import DAY
 from aggregation.domain.windows import Window
 from aggregation.store.analytics import AnalyticsQueries
 
-__all__ = ["CustomerImpact", "KpiReport", "SeriesPoint", "ThemeReport", "kpi_report", "rank_themes", "series"]
+__all__ = ["CustomerImpact", "KpiReport", "SeriesPoint", "ThemeReport", "add_top_customers", "kpi_report",
+           "rank_themes", "series"]
 
 _SIZE = {"hour": 3600, "day": DAY, "week": 7 * DAY}
 
@@ -56,45 +57,58 @@ class ThemeReport:
         return out
 
 
-async def _theme_sums(q: AnalyticsQueries, window: Window | None) -> tuple[dict[str, Measures], dict[str, Measures]]:
+def _days(window: Window) -> tuple[int, int]:
+    """The whole days a window touches, as [begin, end) epoch seconds."""
+    begin, end = _epoch(window.start), _epoch(window.end)
+    return begin - begin % DAY, end if end % DAY == 0 else end - end % DAY + DAY
+
+
+async def _theme_sums(q: AnalyticsQueries, window: Window | None) -> dict[str, Measures]:
     if window is None:
-        return await q.sums("total", "theme", 0, 1), await q.sums("total", "theme_customer", 0, 1)
+        return await q.sums("total", "theme", 0, 1)
     begin, end = _epoch(window.start), _epoch(window.end)
     day_aligned = begin % DAY == 0 and end % DAY == 0
-    themes = await q.sums("day" if day_aligned else "hour", "theme", begin, end)
-    day_begin = begin - begin % DAY
-    day_end = end if end % DAY == 0 else end - end % DAY + DAY
-    return themes, await q.sums("day", "theme_customer", day_begin, day_end)
+    return await q.sums("day" if day_aligned else "hour", "theme", begin, end)
 
 
 async def rank_themes(q: AnalyticsQueries, window: Window | None, mrr_unit: float) -> list[ThemeReport]:
-    """Every theme with items in ``window`` (None: all time), by impact (``domain/impact.py``) then id."""
-    themes, pairs = await _theme_sums(q, window)
+    """Every theme with items in ``window`` (None: all time), by impact (``domain/impact.py``) then id.
+
+    ``top_customers`` is left empty: fill it for the themes shown with :func:`add_top_customers`. Counts
+    come from the rollups, distinct customers and their mrr from ``theme_totals`` (all time) or from the
+    presence rows of the days the window touches, aggregated in SQL."""
+    themes = await _theme_sums(q, window)
+    days = _days(window) if window is not None else (None, None)
+    customers = await q.theme_customers(*days)
     previous: dict[str, Measures] = {}
     if window is not None:
-        previous = (await _theme_sums(q, window.previous()))[0]
+        previous = await _theme_sums(q, window.previous())
     names = await q.theme_names()
-    customers: dict[str, list[CustomerImpact]] = {}
-    for pair, m in pairs.items():
-        theme, _, customer = pair.partition(THEME_CUSTOMER_SEP)
-        customers.setdefault(theme, []).append(CustomerImpact(customer, m.count, round(m.mrr_sum / m.count, 2)))
     reports = []
     for theme_id, m in themes.items():
-        affected = customers.get(theme_id, [])
-        mrr = round(sum(c.mrr for c in affected), 2)
+        n_customers, mrr = customers.get(theme_id, (0, 0.0))
+        mrr = round(mrr, 2)
         before = previous.get(theme_id)
         prev_count = (before.count if before else 0) if window is not None else None
         reports.append(ThemeReport(
             id=theme_id, name=names.get(theme_id, theme_id), count=m.count, negative_count=m.negative,
             negative_share=round(m.negative / m.count, 4), sentiment_avg=round(m.sentiment_sum / m.count, 4),
-            urgent_count=m.urgent, customers=len(affected), affected_mrr=mrr,
+            urgent_count=m.urgent, customers=n_customers, affected_mrr=mrr,
             impact=impact_score(volume=m.count, negative=m.negative, urgent=m.urgent, affected_mrr=mrr,
                                 mrr_unit=mrr_unit),
             previous_count=prev_count,
-            change=round((m.count - prev_count) / prev_count, 4) if prev_count else None,
-            top_customers=sorted(affected, key=lambda c: (-c.mrr, -c.count, c.id))[:5]))
+            change=round((m.count - prev_count) / prev_count, 4) if prev_count else None))
     reports.sort(key=lambda r: (-r.impact, r.id))
     return reports
+
+
+async def add_top_customers(q: AnalyticsQueries, window: Window | None, reports: list[ThemeReport]) -> None:
+    """Fill ``top_customers`` (highest mrr, then most items, then id; at most 5) of each report in place,
+    over the days ``window`` touches (all time for None)."""
+    days = _days(window) if window is not None else (None, None)
+    top = await q.top_customers([r.id for r in reports], *days)
+    for report in reports:
+        report.top_customers = [CustomerImpact(c, n, mrr) for c, n, mrr in top.get(report.id, [])]
 
 
 @dataclass(frozen=True)

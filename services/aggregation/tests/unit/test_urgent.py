@@ -34,6 +34,15 @@ def test_non_critical_items_yield_nothing() -> None:
         assert urgent_insight(classified(urgency=urgency), already_flagged=False, now=NOW) is None
 
 
+def test_critical_praise_or_positive_items_are_not_urgent() -> None:
+    praise = classified(urgency="critical", kind="praise", sentiment={"label": "positive", "score": 0.9})
+    assert urgent_insight(praise, already_flagged=False, now=NOW) is None
+    happy_bug = classified(urgency="critical", kind="bug", sentiment={"label": "positive", "score": 0.4})
+    assert urgent_insight(happy_bug, already_flagged=False, now=NOW) is None
+    angry_bug = classified(urgency="critical", kind="bug", sentiment={"label": "neutral", "score": 0.0})
+    assert urgent_insight(angry_bug, already_flagged=False, now=NOW) is not None
+
+
 def test_an_item_is_flagged_once_in_its_life() -> None:
     # revision 2 becomes critical for the first time: flagged
     assert urgent_insight(classified(urgency="critical", revision=2), already_flagged=False, now=NOW) is not None

@@ -64,6 +64,7 @@ class OutboxRelay:
         max_backoff: float = 30.0,
         kafka: KafkaSettings | None = None,
         loss_check_interval: float = 15.0,
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         self.service = service
         self._engine = engine
@@ -78,6 +79,7 @@ class OutboxRelay:
         self._sqlite = is_sqlite(str(engine.url))
         self._kafka = kafka
         self._loss_check_interval = loss_check_interval
+        self._write_lock = write_lock or asyncio.Lock()
         # (topic, partition) -> (offset, event id) of the last record the broker acknowledged there
         self._last_acked: dict[tuple[str, int], tuple[int, str]] = {}
         self.connected = False
@@ -135,7 +137,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._send(rows)
-            async with self._engine.begin() as conn:
+            async with self._write_lock, self._engine.begin() as conn:
                 await conn.execute(
                     update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
                 )

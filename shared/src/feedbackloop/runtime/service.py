@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from feedbackloop.db.engine import create_engine, reader, session_factory
+from feedbackloop.db.engine import create_engine, is_sqlite, reader, session_factory
 from feedbackloop.db.migrate import SchemaBehind, check_current, upgrade
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.db.uow import UnitOfWorkFactory
@@ -107,7 +107,8 @@ async def start_runtime(
         if not settings.auto_migrate:
             raise
         await upgrade(engine, migrations)
-    uow = UnitOfWorkFactory(session_factory(engine), tables, source=f"/feedbackloop/{name}")
+    write_lock = asyncio.Lock() if is_sqlite(settings.database_url) else None
+    uow = UnitOfWorkFactory(session_factory(engine), tables, source=f"/feedbackloop/{name}", write_lock=write_lock)
     producer = make_producer(settings.kafka, client_id=f"{name}-producer")
     relay = OutboxRelay(
         service=name,
@@ -118,6 +119,7 @@ async def start_runtime(
         retention=timedelta(days=settings.common.outbox_retention_days),
         kafka=settings.kafka,
         loss_check_interval=settings.common.broker_check_seconds,
+        write_lock=write_lock,
     )
     consumers = (
         [

@@ -23,7 +23,7 @@ from aggregation.chart import Marker, volume_chart
 from aggregation.domain.filters import FeedbackFilter, InsightFilter
 from aggregation.domain.rollups import Bucket
 from aggregation.domain.windows import ceil_hour, window_ending
-from aggregation.reports import kpi_report, rank_themes, series
+from aggregation.reports import add_top_customers, kpi_report, rank_themes, series
 from feedbackloop.keys import InvalidKey, KeyStore
 
 router = APIRouter(include_in_schema=False)
@@ -97,6 +97,20 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.1f} s"
 
 
+def _shown_insights(latest: list[dict[str, Any]], slots: int = 8) -> tuple[list[dict[str, Any]], int]:
+    """The insights the dashboard lists, newest first, and how many urgent items it leaves out.
+
+    Detector insights (spikes, drops, emerging themes) come before single urgent items, so a burst of
+    urgent tickets during an incident cannot push the incident's spike off the page; at most half the
+    slots go to urgent items when there is anything else to show."""
+    episodes = [i for i in latest if i.get("type") != "urgent_item"][:slots]
+    urgent = [i for i in latest if i.get("type") == "urgent_item"]
+    room = slots - len(episodes) if not episodes else max(slots // 2, slots - len(episodes))
+    shown_urgent = urgent[:room]
+    shown = episodes[: slots - len(shown_urgent)] + shown_urgent
+    return shown, len(urgent) - len(shown_urgent)
+
+
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesDep, settings: SettingsDep,
                     window: str = "30d") -> Response:
@@ -107,12 +121,13 @@ async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesD
     span = window_ending(end, timedelta(days=days))
     kpis = await kpi_report(analytics, window_ending(end, timedelta(days=7)))
     themes = (await rank_themes(analytics, span, settings.impact_mrr_unit))[:12]
+    await add_top_customers(analytics, span, themes)
     bucket: Bucket = "day" if days > 7 else "hour"
     points = await series(analytics, "all", "*", bucket, span.start, span.end)
     releases = await analytics.releases(span.start, span.end)
     markers = [Marker(datetime.fromisoformat(r["released_at"]), r["version"], r.get("kind", "release"))
                for r in releases]
-    insights = (await queries.list_insights(InsightFilter(limit=8), None)).items
+    insights, more_urgent = _shown_insights((await queries.list_insights(InsightFilter(limit=100), None)).items)
     c, ch = kpis.current, kpis.change()
     cards = [
         {"label": "NPS", "value": "—" if c.nps is None else f"{c.nps:.0f}", "sub": f"{c.nps_responses} responses",
@@ -132,6 +147,7 @@ async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesD
     return _render("dashboard.html", cards=cards, themes=themes, top_impact=top_impact, insights=insights,
                    chart=volume_chart(points, markers, bucket_label="%b %d" if bucket == "day" else "%H:%M"),
                    window=window if window in ("7d", "30d", "90d") else "30d", releases=releases[:5],
+                   more_urgent=more_urgent,
                    generated=datetime.now(UTC))
 
 
@@ -143,6 +159,8 @@ async def theme_page(theme_id: str, request: Request, analytics: AnalyticsDep, q
     end = ceil_hour(datetime.now(UTC))
     span = window_ending(end, timedelta(days=30))
     ranked = {t.id: t for t in await rank_themes(analytics, span, settings.impact_mrr_unit)}
+    if theme_id in ranked:
+        await add_top_customers(analytics, span, [ranked[theme_id]])
     points = await series(analytics, "theme", theme_id, "day", span.start, span.end)
     releases = await analytics.releases(span.start, span.end)
     markers = [Marker(datetime.fromisoformat(r["released_at"]), r["version"], r.get("kind", "release"))

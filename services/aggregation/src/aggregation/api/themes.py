@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from aggregation.api.deps import AnalyticsDep, SettingsDep
 from aggregation.domain.filters import ThemeFilter, TimeseriesQuery
 from aggregation.domain.windows import Window, ceil_hour, parse_length
-from aggregation.reports import points_between, rank_themes, series
+from aggregation.reports import add_top_customers, points_between, rank_themes, series
 from feedbackloop.http import BadRequest, ReadKey, decode_cursor, encode_cursor
 from feedbackloop.http.problems import ProblemError
 
@@ -94,10 +94,12 @@ def theme_window(filters: ThemeFilter, now: datetime) -> Window | None:
 async def list_themes(_key: ReadKey, queries: AnalyticsDep, settings: SettingsDep,
                       filters: Annotated[ThemeFilter, Query()]) -> ThemePage:
     after = _impact_key(filters.cursor)
-    reports = await rank_themes(queries, theme_window(filters, datetime.now(UTC)), settings.impact_mrr_unit)
+    window = theme_window(filters, datetime.now(UTC))
+    reports = await rank_themes(queries, window, settings.impact_mrr_unit)
     if after is not None:
         reports = [r for r in reports if (-r.impact, r.id) > (-after[0], after[1])]
     page, more = reports[: filters.limit], len(reports) > filters.limit
+    await add_top_customers(queries, window, page)
     return ThemePage(items=[ThemeOut.model_validate(r.as_dict()) for r in page],
                      next_cursor=encode_cursor([page[-1].impact, page[-1].id]) if more else None)
 

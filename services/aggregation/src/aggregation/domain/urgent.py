@@ -28,8 +28,10 @@ def urgent_insight(item: ClassifiedFeedback, *, already_flagged: bool, now: date
     """The ``urgent_item`` insight for ``item``, or None when it is not critical or was flagged before.
 
     ``already_flagged`` says whether an earlier revision of the item already produced the insight.
+    Praise and positive items are never urgent, whatever urgency the classifier gave them (it weighs the
+    customer's plan, so a glowing review from an enterprise account can come out "critical").
     """
-    if item.urgency != "critical" or already_flagged:
+    if item.urgency != "critical" or already_flagged or item.kind == "praise" or item.sentiment.label == "positive":
         return None
     customer = item.customer.name or item.customer.id or "an unknown customer"
     plan = f" ({item.customer.plan})" if item.customer.plan else ""

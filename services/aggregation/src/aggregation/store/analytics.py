@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Numeric, and_, case, cast, delete, func, insert, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aggregation.domain.episodes import Episode
 from aggregation.domain.items import as_utc
-from aggregation.domain.rollups import Measures, RollupKey
+from aggregation.domain.rollups import THEME_CUSTOMER_SEP, Measures, RollupKey
 from aggregation.store.models import (
     ClusterRecord,
     DirtyHour,
@@ -25,9 +25,12 @@ from aggregation.store.models import (
     FeedbackRecord,
     FeedbackTheme,
     InsightRecord,
+    LabelKey,
     ReleaseRecord,
     Rollup,
+    ThemeCustomer,
     ThemeName,
+    ThemeTotal,
 )
 
 __all__ = [
@@ -53,21 +56,91 @@ def measures_of(row: Any) -> Measures:
     return Measures(**{name: values[name] or 0 for name in MEASURES})
 
 
+def _cents(value: Any) -> Any:
+    """``round(value, 2)`` in SQL; PostgreSQL rounds to places only a numeric, so cast first."""
+    return func.round(cast(value, Numeric), 2)
+
+
+def _mean_mrr(count: int, mrr_sum: float) -> float:
+    """A customer's mrr in a presence row: the mean over its items, to the cent; 0 once it has no items."""
+    return round(mrr_sum / count, 2) if count > 0 else 0.0
+
+
 class RollupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def add(self, deltas: Mapping[RollupKey, Measures]) -> None:
-        """Add each delta to its cell (creating it at zero first); cells are never deleted, zeros stay."""
-        if not deltas:
-            return
+        """Add each delta to its cell (creating it at zero first); cells are never deleted, zeros stay.
+
+        ``theme_customer`` deltas go to the presence table instead (:meth:`_add_presence`)."""
+        presence = {k: m for k, m in deltas.items() if k.dimension == "theme_customer"}
+        if presence:
+            await self._add_presence(presence)
         rows = [{"bucket": k.bucket, "start": k.start, "dimension": k.dimension, "key": k.key, **m.values()}
-                for k, m in deltas.items()]
+                for k, m in deltas.items() if k.dimension != "theme_customer"]
+        if not rows:
+            return
         stmt = _upsert(self.session, Rollup.__table__)
         stmt = stmt.on_conflict_do_update(
             index_elements=["bucket", "start", "dimension", "key"],
             set_={name: getattr(Rollup.__table__.c, name) + getattr(stmt.excluded, name) for name in MEASURES})
         await self.session.execute(stmt, rows)
+
+    async def label_keys(self, kind: str, values: Iterable[str]) -> dict[str, int]:
+        """The integer key of each value of ``kind`` (theme | customer), creating the missing ones."""
+        wanted = sorted(set(values))
+        if not wanted:
+            return {}
+        table = LabelKey.__table__
+        found = {r.value: r.key for r in await self.session.execute(
+            select(table.c.value, table.c.key).where(table.c.kind == kind, table.c.value.in_(wanted)))}
+        missing = [v for v in wanted if v not in found]
+        if missing:
+            stmt = _upsert(self.session, table).on_conflict_do_nothing(index_elements=["kind", "value"])
+            await self.session.execute(stmt, [{"kind": kind, "value": v} for v in missing])
+            found.update({r.value: r.key for r in await self.session.execute(
+                select(table.c.value, table.c.key).where(table.c.kind == kind, table.c.value.in_(missing)))})
+        return found
+
+    async def _add_presence(self, deltas: Mapping[RollupKey, Measures]) -> None:
+        """Add (theme, customer) deltas to their presence rows, and the change of the theme's distinct
+        customers and their mrr to ``theme_totals`` when the delta is to the all-time row.
+
+        Each row is updated atomically with RETURNING, so the row's value before this delta is known
+        exactly (new minus delta) even with concurrent writers on PostgreSQL."""
+        pairs = {k: k.key.partition(THEME_CUSTOMER_SEP)[::2] for k in deltas}
+        themes = await self.label_keys("theme", (t for t, _ in pairs.values()))
+        customers = await self.label_keys("customer", (c for _, c in pairs.values()))
+        table = ThemeCustomer.__table__
+        totals: dict[str, list[float]] = {}
+        for k, m in sorted(deltas.items(), key=lambda kv: (kv[0].bucket, kv[0].start, kv[0].key)):
+            theme, customer = pairs[k]
+            stmt = _upsert(self.session, table).values(
+                bucket=k.bucket, start=k.start, theme_key=themes[theme], customer_key=customers[customer],
+                customer_id=customer, count=m.count, mrr_sum=m.mrr_sum, mrr=_mean_mrr(m.count, m.mrr_sum))
+            count, mrr_sum = table.c["count"] + stmt.excluded["count"], table.c.mrr_sum + stmt.excluded.mrr_sum
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["bucket", "start", "theme_key", "customer_key"],
+                set_={"count": count, "mrr_sum": mrr_sum,
+                      "mrr": case((count > 0, _cents(mrr_sum / count)), else_=0.0)},
+            ).returning(table.c["count"], table.c.mrr_sum)
+            new = (await self.session.execute(stmt)).one()
+            if k.bucket != "total":
+                continue
+            old_count, old_sum = new[0] - m.count, new[1] - m.mrr_sum
+            total = totals.setdefault(theme, [0, 0.0])
+            total[0] += int(new[0] > 0) - int(old_count > 0)
+            total[1] += _mean_mrr(new[0], new[1]) - _mean_mrr(old_count, old_sum)
+        rows = [{"theme_id": t, "customers": int(c), "affected_mrr": mrr} for t, (c, mrr) in sorted(totals.items())
+                if c or mrr]
+        if rows:
+            t = ThemeTotal.__table__
+            stmt = _upsert(self.session, t)
+            stmt = stmt.on_conflict_do_update(index_elements=["theme_id"], set_={
+                "customers": t.c.customers + stmt.excluded.customers,
+                "affected_mrr": t.c.affected_mrr + stmt.excluded.affected_mrr})
+            await self.session.execute(stmt, rows)
 
     async def name_themes(self, names: Iterable[tuple[str, str]], seen_at: datetime) -> None:
         """Record each (theme id, name) unless a newer item already named the theme."""
@@ -261,6 +334,67 @@ class AnalyticsQueries:
             rows = await session.execute(stmt)
             sums = {r.key: measures_of(r) for r in rows}
             return {k: m for k, m in sums.items() if m.count > 0}
+
+    async def theme_customers(self, day_begin: int | None, day_end: int | None) -> dict[str, tuple[int, float]]:
+        """Per theme, (distinct customers, the sum of their mean mrr) over the day rows in [day_begin, day_end),
+        or all time (from ``theme_totals``) when both are None. Aggregated in SQL."""
+        async with AsyncSession(self.engine) as session:
+            if day_begin is None or day_end is None:
+                rows = await session.execute(select(ThemeTotal.theme_id, ThemeTotal.customers,
+                                                    ThemeTotal.affected_mrr).where(ThemeTotal.customers > 0))
+                return {r[0]: (int(r[1]), float(r[2])) for r in rows}
+            tc = ThemeCustomer.__table__
+            count, mrr_sum = func.sum(tc.c["count"]), func.sum(tc.c.mrr_sum)
+            pairs = (select(tc.c.theme_key, count.label("n"), mrr_sum.label("m"))
+                     .where(tc.c.bucket == "day", tc.c.start >= day_begin, tc.c.start < day_end)
+                     .group_by(tc.c.theme_key, tc.c.customer_key).having(count > 0).subquery())
+            per_theme = (select(pairs.c.theme_key, func.count().label("customers"),
+                                func.sum(_cents(pairs.c.m / pairs.c.n)).label("mrr"))
+                         .group_by(pairs.c.theme_key).subquery())
+            rows = await session.execute(select(LabelKey.value, per_theme.c.customers, per_theme.c.mrr)
+                                         .join(per_theme, per_theme.c.theme_key == LabelKey.key))
+            return {r[0]: (int(r[1]), float(r[2] or 0.0)) for r in rows}
+
+    async def top_customers(self, theme_ids: Iterable[str], day_begin: int | None, day_end: int | None,
+                            n: int = 5) -> dict[str, list[tuple[str, int, float]]]:
+        """Per theme, its ``n`` customers of highest mean mrr (then most items, then id) as (id, items, mrr),
+        over the day rows in [day_begin, day_end) or all time when both are None."""
+        tc = ThemeCustomer.__table__
+        out: dict[str, list[tuple[str, int, float]]] = {}
+        async with AsyncSession(self.engine) as session:
+            keys = {r.key: r.value for r in await session.execute(
+                select(LabelKey.value, LabelKey.key).where(LabelKey.kind == "theme",
+                                                           LabelKey.value.in_(list(theme_ids))))}
+            parts = []
+            for key in keys:  # one LIMIT-n index walk per theme, all in one statement
+                if day_begin is None or day_end is None:
+                    # The n-th best (mrr, count) from the index, walked backwards; then only the rows at or
+                    # above it, so that ties are ordered by customer id without sorting the whole theme.
+                    theme = and_(tc.c.bucket == "total", tc.c.start == 0, tc.c.theme_key == key)
+                    mine = and_(theme, tc.c["count"] > 0)
+                    nth = select(tc.c.mrr, tc.c["count"]).where(mine).order_by(
+                        tc.c.mrr.desc(), tc.c["count"].desc()).offset(n - 1).limit(1)
+                    nth_mrr = func.coalesce(nth.with_only_columns(tc.c.mrr).scalar_subquery(), -1.0)
+                    nth_count = func.coalesce(nth.with_only_columns(tc.c["count"]).scalar_subquery(), 1)
+                    columns = (literal(key).label("theme"), tc.c.customer_id, tc.c["count"], tc.c.mrr_sum)
+                    # (`count + 0`: a filter, not an index range, so the mrr range below drives the walk)
+                    above = union_all(select(*columns).where(theme, tc.c["count"] + 0 > 0, tc.c.mrr > nth_mrr),
+                                      select(*columns).where(theme, tc.c.mrr == nth_mrr,  # ties: an index range
+                                                             tc.c["count"] >= nth_count))
+                    stmt = select(above.subquery())
+                else:
+                    count, mrr_sum = func.sum(tc.c["count"]), func.sum(tc.c.mrr_sum)
+                    stmt = (select(literal(key).label("theme"), tc.c.customer_id, count, mrr_sum)
+                            .where(tc.c.bucket == "day", tc.c.theme_key == key, tc.c.start >= day_begin,
+                                   tc.c.start < day_end)
+                            .group_by(tc.c.customer_key, tc.c.customer_id).having(count > 0)
+                            .order_by(_cents(mrr_sum / count).desc(), count.desc(), tc.c.customer_id)
+                            .limit(n))
+                parts.append(select(stmt.subquery()))
+            rows = (await session.execute(union_all(*parts))).all() if parts else []
+        for theme_key, value, count_, mrr_total in rows:
+            out.setdefault(keys[theme_key], []).append((value, int(count_), round(float(mrr_total) / int(count_), 2)))
+        return {t: sorted(c, key=lambda c: (-c[2], -c[1], c[0]))[:n] for t, c in out.items()}
 
     async def theme_names(self) -> dict[str, str]:
         async with AsyncSession(self.engine) as session:

@@ -45,6 +45,7 @@ class FeedbackRecord(Base):
 
     __table_args__ = (
         Index("ix_feedback_created", "created_at", "feedback_id"),
+        Index("ix_feedback_created_classify", "created_at", "classify_seconds"),
         Index("ix_feedback_kind_created", "kind", "created_at"),
         Index("ix_feedback_sentiment_created", "sentiment_label", "created_at"),
         Index("ix_feedback_urgency_created", "urgency", "created_at"),
@@ -109,6 +110,55 @@ class Rollup(Base):
     csat_satisfied: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_rollups_dimension", "bucket", "dimension", "start"),)
+
+
+class LabelKey(Base):
+    """A small integer for each theme id and customer id, so the presence table is compact and fast to group."""
+
+    __tablename__ = "label_keys"
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), comment="theme | customer")
+    value: Mapped[str] = mapped_column(String(256))
+
+    __table_args__ = (Index("ux_label_keys_kind_value", "kind", "value", unique=True),)
+
+
+class ThemeCustomer(Base):
+    """Presence of a customer in a theme: its items and their summed mrr, per day and in total.
+
+    Counts (not flags), so a correction that takes an item away decrements; a row at count 0 means the
+    customer is no longer in the theme for that bucket. ``mrr`` is round(mrr_sum / count, 2), kept by
+    the writer for the top-customers order of the all-time view.
+    """
+
+    __tablename__ = "theme_customers"
+
+    bucket: Mapped[str] = mapped_column(String(8), primary_key=True, comment="day | total")
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True, comment="day start, epoch seconds UTC; 0 total")
+    theme_key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(256), comment="the customer id of customer_key, for ordering")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    mrr_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    mrr: Mapped[float] = mapped_column(Float, default=0.0)
+
+    __table_args__ = (Index("ix_theme_customers_top", "bucket", "start", "theme_key", "mrr", "count", "customer_id"),
+                      Index("ix_theme_customers_theme", "bucket", "theme_key", "start", "count", "mrr_sum",
+                            "customer_id"),
+                      {"sqlite_with_rowid": False})
+
+
+class ThemeTotal(Base):
+    """Per theme, all time: distinct customers (presence count > 0) and the sum of their ``mrr``.
+
+    Updated in the same transaction as the presence rows it summarises."""
+
+    __tablename__ = "theme_totals"
+
+    theme_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+    affected_mrr: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ThemeName(Base):
