@@ -6,17 +6,15 @@ in input order.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from classification.api.deps import ClassifierDep
 from classification.domain.pipeline import Labels
 from classification.service import PreviewItem, preview
 from feedbackloop.contracts import Customer
-from feedbackloop.http import ProblemError, ReadKey
+from feedbackloop.http import ReadKey
+from feedbackloop.http.batch import parse_one_or_many
 
 router = APIRouter(prefix="/v1", tags=["classify"])
 
@@ -61,32 +59,4 @@ async def post_classify(request: Request, _key: ReadKey, classifier: ClassifierD
 
 
 def _parse(body: bytes) -> tuple[list[ClassifyIn], bool]:
-    try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProblemError("The request body is not valid JSON.", status=400, title="Malformed JSON",
-                           errors=[{"field": "body", "message": str(exc)}]) from exc
-    single = isinstance(payload, dict)
-    entries = [payload] if single else payload
-    if not isinstance(entries, list) or not entries:
-        raise ProblemError('Send one {"text": …} object or a non-empty JSON list of them.', status=422,
-                           title="Invalid request",
-                           errors=[{"field": "body", "message": "expected an object or a non-empty list"}])
-    if len(entries) > MAX_ITEMS:
-        raise ProblemError(f"A request holds at most {MAX_ITEMS} items; this one has {len(entries)}.", status=413,
-                           title="Too many items",
-                           errors=[{"field": "body", "message": f"more than {MAX_ITEMS} items"}])
-    items: list[ClassifyIn] = []
-    errors: list[dict[str, str]] = []
-    for index, entry in enumerate(entries):
-        try:
-            items.append(_item.validate_python(entry))
-        except ValidationError as exc:
-            prefix = "" if single else f"{index}."
-            errors += [{"field": (prefix + ".".join(str(p) for p in e["loc"])) if e["loc"]
-                        else (prefix.rstrip(".") or "body"), "message": e["msg"], "type": e["type"]}
-                       for e in exc.errors()]
-    if errors:
-        named = ", ".join(dict.fromkeys(e["field"] for e in errors[:5]))
-        raise ProblemError(f"Invalid value for: {named}.", status=422, title="Invalid request", errors=errors[:100])
-    return items, single
+    return parse_one_or_many(body, _item, max_items=MAX_ITEMS, noun='{"text": …} object')

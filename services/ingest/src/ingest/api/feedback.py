@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 
-from feedbackloop.http import ProblemError, WriteKey
+from feedbackloop.http import WriteKey
+from feedbackloop.http.batch import parse_one_or_many
 from ingest.api.deps import LimitsDep, SettingsDep, UowDep
 from ingest.domain.feedback import FeedbackIn
 from ingest.service import accept_feedback
@@ -60,49 +59,6 @@ async def post_feedback(
 
 
 def _parse(body: bytes, max_items: int) -> list[FeedbackIn]:
-    try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProblemError(
-            "The request body is not valid JSON.",
-            status=400,
-            title="Malformed JSON",
-            errors=[{"field": "body", "message": str(exc)}],
-        ) from exc
-    single = isinstance(payload, dict)
-    entries = [payload] if single else payload
-    if not isinstance(entries, list) or not entries:
-        raise ProblemError(
-            "Send one feedback object or a non-empty JSON list of them.",
-            status=422,
-            title="Invalid request",
-            errors=[{"field": "body", "message": "expected an object or a list"}],
-        )
-    if len(entries) > max_items:
-        raise ProblemError(
-            f"A batch holds at most {max_items} items; this one has {len(entries)}.",
-            status=413,
-            title="Batch too large",
-            errors=[{"field": "body", "message": f"more than {max_items} items"}],
-        )
-    items: list[FeedbackIn] = []
-    errors: list[dict[str, str]] = []
-    for index, entry in enumerate(entries):
-        try:
-            items.append(_item.validate_python(entry))
-        except ValidationError as exc:
-            prefix = "" if single else f"{index}."
-            errors += [
-                {
-                    "field": prefix + ".".join(str(p) for p in e["loc"]) if e["loc"] else prefix.rstrip(".") or "body",
-                    "message": e["msg"],
-                    "type": e["type"],
-                }
-                for e in exc.errors()
-            ]
-    if errors:
-        named = ", ".join(dict.fromkeys(e["field"] for e in errors[:5]))
-        raise ProblemError(
-            f"Invalid value for: {named}. Nothing was stored.", status=422, title="Invalid request", errors=errors[:100]
-        )
+    items, _ = parse_one_or_many(body, _item, max_items=max_items, noun="feedback object",
+                                 too_many_title="Batch too large", invalid_suffix=" Nothing was stored.")
     return items
