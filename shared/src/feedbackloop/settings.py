@@ -10,7 +10,7 @@ Environment variables (all optional; the defaults run ``make run`` on one machin
     FEEDBACKLOOP_LOG_FORMAT         json | console                         json
     FEEDBACKLOOP_LOG_LEVEL          DEBUG | INFO | WARNING | ERROR         INFO
     FEEDBACKLOOP_OUTBOX_RETENTION_DAYS  how long published events are kept for replay   30
-    FEEDBACKLOOP_BROKER_CHECK_SECONDS   how often the broker is checked for lost data    15
+    FEEDBACKLOOP_BROKER_CHECK_SECONDS   how often the broker is checked for lost data    15 (0 = off)
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     outbox_retention_days: float = Field(default=30, gt=0)
     broker_check_seconds: float = Field(
-        default=15, gt=0, description="How often a service checks that the broker still holds what it published"
+        default=15,
+        ge=0,
+        description="How often a service checks that the broker still holds what it published; 0 turns the check off"
+        " (Apache Kafka keeps what it acknowledged, so production turns it off)",
     )
 
 

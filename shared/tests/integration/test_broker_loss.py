@@ -16,6 +16,7 @@ from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback, feedback_id_for
 from feedbackloop.db import UnitOfWorkFactory, add_runtime_tables, create_engine, session_factory
 from feedbackloop.runtime import OutboxRelay, ensure_topics, make_producer
+from feedbackloop.runtime.relay import lost_topics
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.testing import wait_for
 
@@ -69,3 +70,26 @@ async def test_relay_republishes_everything_after_the_broker_lost_its_data(
         await task
         await producer.stop()
         await engine.dispose()
+
+
+async def test_a_topic_recreated_with_a_few_new_records_still_counts_as_lost(
+        broker: EmbeddedBroker, kafka_settings: KafkaSettings) -> None:
+    # After a broker restart a producer may write to the re-created topic before the check runs: the topic is
+    # then neither missing nor empty, but the remembered record at its offset is gone.
+    topic = "loss-check-recreated"
+    producer = make_producer(kafka_settings, "loss-check")
+    await producer.start()
+    try:
+        acked = [await producer.send_and_wait(topic, json.dumps({"id": f"old-{n}"}).encode(), partition=0)
+                 for n in range(10)]
+        remembered = {(topic, 0): (acked[-1].offset, "old-9")}
+        assert await lost_topics(kafka_settings, [topic], remembered) == []
+
+        broker.kill()
+        broker.start()
+        await wait_for(lambda: producer.send_and_wait(topic, json.dumps({"id": "new-0"}).encode(), partition=0),
+                       lambda sent: sent.offset == 0, timeout=30, what="a first record on the re-created topic")
+        await producer.send_and_wait(topic, json.dumps({"id": "new-1"}).encode(), partition=0)
+        assert await lost_topics(kafka_settings, [topic], remembered) == [topic]
+    finally:
+        await producer.stop()

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -216,7 +216,10 @@ async def lost_topics(
 ) -> list[str]:
     """Topics of ``published`` the broker lost records of: missing, empty, or no longer holding a remembered record."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=kafka.request_timeout_ms, enable_auto_commit=False
+        bootstrap_servers=kafka.bootstrap_servers,
+        request_timeout_ms=kafka.request_timeout_ms,
+        enable_auto_commit=False,
+        auto_offset_reset="none",  # a remembered offset past the log's end must raise, not silently move
     )
     await consumer.start()
     try:
@@ -234,17 +237,42 @@ async def lost_topics(
             consumer.assign(list(remembered))
             for tp, (offset, _) in remembered.items():
                 consumer.seek(tp, offset)
-            found: dict[TopicPartition, str | None] = {}
-            batch = await consumer.getmany(*remembered, timeout_ms=2000)
-            for tp, records in batch.items():
-                first = next((r for r in records if r.offset == remembered[tp][0]), None)
-                found[tp] = json.loads(first.value).get("id") if first is not None and first.value else None
-            for tp, (_, event_id) in remembered.items():
-                if tp in found and found[tp] != event_id:
-                    lost.add(tp.topic)
+            lost |= await _topics_missing_records(consumer, remembered)
     finally:
         await consumer.stop()
     return sorted(lost)
+
+
+async def _topics_missing_records(
+    consumer: AIOKafkaConsumer, remembered: dict[TopicPartition, tuple[int, str]], timeout: float = 5.0
+) -> set[str]:
+    """Topics where the broker no longer returns the remembered event at its remembered offset.
+
+    A partition whose log now ends before that offset, holds another event there, or returns nothing at all
+    within ``timeout`` counts as lost: re-publishing is harmless (consumers skip what they processed), missing
+    a loss is not. (A freshly re-created topic may already hold a few new records, so "not empty" is no proof.)
+    """
+    lost: set[str] = set()
+    pending = dict(remembered)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        try:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+        except OffsetOutOfRangeError as exc:
+            for tp in exc.args[0] if exc.args and isinstance(exc.args[0], dict) else list(pending):
+                lost.add(tp.topic)
+                pending.pop(tp, None)
+            continue
+        for tp, records in batch.items():
+            if tp not in pending:
+                continue
+            offset, event_id = pending.pop(tp)
+            first = next((r for r in records if r.offset == offset), None)
+            found = json.loads(first.value).get("id") if first is not None and first.value else None
+            if found != event_id:
+                lost.add(tp.topic)
+    lost |= {tp.topic for tp in pending}
+    return lost
 
 
 async def replay_outbox(

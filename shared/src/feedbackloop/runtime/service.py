@@ -117,7 +117,7 @@ async def start_runtime(
         producer=producer,
         wake=uow.outbox_ready,
         retention=timedelta(days=settings.common.outbox_retention_days),
-        kafka=settings.kafka,
+        kafka=settings.kafka if settings.common.broker_check_seconds > 0 else None,  # 0: a durable broker, no check
         loss_check_interval=settings.common.broker_check_seconds,
         write_lock=write_lock,
     )
