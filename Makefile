@@ -68,6 +68,9 @@ bench-ingest: $(STAMP)  ## ingest items/s and p50/p99 for single posts, 1,000-it
 bench-notification: $(STAMP)  ## webhook deliveries per second to a local receiver (JSON in var/bench/)
 	@FEEDBACKLOOP_LOG_LEVEL=WARNING $(BIN)/python services/notification/bench/deliveries.py
 
+bench-tracing: $(STAMP)  ## what OpenTelemetry tracing costs a consumer batch, exporter off and on (var/bench/tracing.json)
+	@$(BIN)/python shared/bench/tracing_overhead.py
+
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var
 

@@ -114,6 +114,12 @@ async def all_items(url: str, key: str) -> list[dict[str, Any]]:
                 return items
 
 
+async def counted_items(url: str, key: str) -> tuple[int, list[dict[str, Any]]]:
+    """How many items aggregation lists, and the items (the count leads, so a timeout message shows it)."""
+    items = await all_items(url, key)
+    return len(items), items
+
+
 async def distinct_classified(kafka: KafkaSettings) -> tuple[int, int]:
     consumer = AIOKafkaConsumer(FEEDBACK_CLASSIFIED.name, bootstrap_servers=kafka.bootstrap_servers,
                                 auto_offset_reset="earliest")
@@ -159,8 +165,9 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
 
     url = f"http://127.0.0.1:{aggregation.port}"
     total = 2 * per_round
-    items = await wait_for(lambda: all_items(url, key), lambda got: len(got) >= total, timeout=180,
-                           interval=1, what=f"{total} items in aggregation")
+    counted = await wait_for(lambda: counted_items(url, key), lambda got: got[0] >= total, timeout=300,
+                             interval=1, what=f"{total} items in aggregation (seen, and per service: handled)")
+    items = counted[1]
     ids = [i["feedback_id"] for i in items]
     assert len(ids) == len(set(ids)) == total, "every item exactly once"
     assert set(ids) == {str(feedback_id_for("crash", str(n))) for n in range(total)}

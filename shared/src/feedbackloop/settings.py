@@ -11,6 +11,13 @@ Environment variables (all optional; the defaults run ``make run`` on one machin
     FEEDBACKLOOP_LOG_LEVEL          DEBUG | INFO | WARNING | ERROR         INFO
     FEEDBACKLOOP_OUTBOX_RETENTION_DAYS  how long published events are kept for replay   30
     FEEDBACKLOOP_BROKER_CHECK_SECONDS   how often the broker is checked for lost data    15 (0 = off)
+
+Tracing reads the standard OpenTelemetry variables (see :mod:`feedbackloop.tracing`); export is off
+unless one of them asks for it:
+
+    OTEL_EXPORTER_OTLP_ENDPOINT     send spans by OTLP over HTTP/protobuf to this collector   (unset: off)
+    OTEL_TRACES_EXPORTER            otlp | console | none, comma-separated                      (unset)
+    OTEL_SDK_DISABLED               true: no spans at all (trace context passed through)       false
 """
 
 from __future__ import annotations

@@ -21,8 +21,10 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from feedbackloop.broker import EmbeddedBroker
+from feedbackloop.db.engine import create_engine
 from feedbackloop.db.throwaway import ThrowawayPostgres
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import CommonSettings, KafkaSettings
@@ -37,6 +39,7 @@ __all__ = [
     "postgres_server",
     "postgres_store_url",
     "postgres_url",
+    "query_store",
     "serve_app",
     "store_url",
     "wait_for",
@@ -139,6 +142,18 @@ def store_url(tmp_path: Path, name: str) -> str:
     if database_kind_under_test() == "postgresql":
         return postgres_store_url(tmp_path, name)
     return f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
+
+
+async def query_store(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows of one SQL statement run against the store at ``url`` (SQLite or PostgreSQL), for assertions on
+    what a service wrote. A connection of its own, closed before returning."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(text(sql), params)
+            return [tuple(row) for row in result.all()] if result.returns_rows else []
+    finally:
+        await engine.dispose()
 
 
 def lasting_store_url(folder: Path, name: str) -> str:

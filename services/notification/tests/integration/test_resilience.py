@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from notification_testkit import Receiver, classified, feedback_record, notifica
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop.testing import query_store, serve_app, store_url, wait_for
 from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS, create_app
 from notification.rules_file import RulesFileError, load_rules_file
@@ -85,8 +84,7 @@ rules:
             assert sorted(d["status"] for d in held) == ["failed", "failed", "paused"]
             assert len(receiver.at("broken")) == 2
             # ... and an insight says so, through the outbox.
-            with sqlite3.connect(tmp_path / "notification.db") as conn:
-                rows = conn.execute("SELECT topic, event_id, value FROM outbox").fetchall()
+            rows = await query_store(settings.database_url, "SELECT topic, event_id, value FROM outbox")
             (topic, _event_id, value), = rows
             insight = json.loads(value)["data"]
             assert topic == "insights.v1" and insight["type"] == "kpi_drop"
@@ -103,7 +101,8 @@ rules:
 
 
 async def test_a_bad_rules_file_names_the_file_and_the_rule(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/rules.db")
+    url = store_url(tmp_path, "rules")
+    engine = create_engine(url)
     await upgrade(engine, MIGRATIONS)
     uow = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/tests")
     path = tmp_path / "rules.yaml"
@@ -124,8 +123,7 @@ rules:
         message = str(caught.value)
         assert f"{path}: rule 'bad op' (rules[1])" in message
         assert "NOT_SET_ANYWHERE_42 is not set" in message
-        with sqlite3.connect(tmp_path / "rules.db") as conn:
-            assert conn.execute("SELECT count(*) FROM rules").fetchone() == (0,), "all or nothing"
+        assert await query_store(url, "SELECT count(*) FROM rules") == [(0,)], "all or nothing"
         path.write_text(path.read_text().replace("op: like", "op: eq").replace("${NOT_SET_ANYWHERE_42}",
                                                                               "https://hooks.slack.com/services/x"))
         counts = await load_rules_file(path, uow, TargetPolicy(https_only=False, allow_private=True))

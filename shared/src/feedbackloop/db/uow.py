@@ -23,7 +23,7 @@ from feedbackloop.contracts.envelope import CONTENT_TYPE, Envelope, encode, new_
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.engine import insert_ignoring_duplicates
 from feedbackloop.db.tables import RuntimeTables
-from feedbackloop.tracing import child_traceparent, current_traceparent
+from feedbackloop.tracing import publish_headers
 
 __all__ = ["UnitOfWork", "UnitOfWorkFactory"]
 
@@ -41,8 +41,9 @@ class UnitOfWork:
         self._write_lock = write_lock
         self._tables = tables
         self._source = source
+        self._service = source.rstrip("/").rsplit("/", 1)[-1]
         self._on_commit = on_commit
-        self._pending: list[tuple[Topic, Envelope[Any], str]] = []
+        self._pending: list[tuple[Topic, Envelope[Any], dict[str, str]]] = []
         self._had_events = False
         self.session: AsyncSession
 
@@ -75,10 +76,11 @@ class UnitOfWork:
         """Raise an event; it is written to the outbox when the unit of work commits.
 
         Give a deterministic ``event_id`` when the same input must always yield the same event, so
-        that reprocessing after a crash publishes nothing new downstream.
+        that reprocessing after a crash publishes nothing new downstream. The event carries the trace
+        context of a ``publish <topic>`` span, child of the current span (see :mod:`feedbackloop.tracing`).
         """
         envelope = new_envelope(topic, data, source=self._source, event_id=event_id)
-        self._pending.append((topic, envelope, child_traceparent(current_traceparent())))
+        self._pending.append((topic, envelope, publish_headers(self._service, topic.name, envelope.id)))
         return envelope
 
     @asynccontextmanager
@@ -122,11 +124,11 @@ class UnitOfWork:
                 "topic": topic.name,
                 "key": env.subject,
                 "value": encode(env),
-                "headers": {"content-type": CONTENT_TYPE, "traceparent": traceparent},
+                "headers": {"content-type": CONTENT_TYPE, **trace_headers},
                 "created_at": now,
                 "sent_at": None,
             }
-            for topic, env, traceparent in self._pending
+            for topic, env, trace_headers in self._pending
         ]
         # The same event id is the same event: a concurrent copy that queued it already wins.
         await self.session.execute(insert_ignoring_duplicates(self.session, self._tables.outbox), rows)

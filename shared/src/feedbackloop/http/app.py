@@ -2,17 +2,20 @@
 
 ``/healthz`` answers while the process lives; ``/readyz`` checks the store, the broker and the
 consumers of ``app.state.runtime`` and answers 503 naming what is not ready; ``/metrics`` is the
-Prometheus text format.
+Prometheus text format. Every other request runs in an OpenTelemetry ``SERVER`` span that continues the
+caller's ``traceparent`` (:mod:`feedbackloop.tracing`); events it publishes carry that trace on.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.trace import StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,8 +23,17 @@ from feedbackloop import metrics
 from feedbackloop.http.problems import install_problem_handlers, problem_response
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import ServiceSettings
+from feedbackloop.tracing import TRACE_HEADERS, server_span
 
 __all__ = ["BodyLimit", "build_app"]
+
+# Newer FastAPI versions trace requests themselves when a global tracer provider is set; our own middleware
+# (`_Tracing`) does it on every version, per service, so FastAPI's is turned off where it exists.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def build_app(
@@ -35,12 +47,13 @@ def build_app(
     routers: Sequence[APIRouter],
     max_body_bytes: int = 1 << 20,
 ) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, **_NO_NATIVE_TELEMETRY)
     app.state.settings = settings
     app.state.keys = KeyStore(settings.common.keys_file)
     install_problem_handlers(app)
     app.add_middleware(_Metrics, service=service)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_Tracing, service=service)  # outermost: a refused body is traced too
     for router in routers:
         app.include_router(router)
     ops = APIRouter(tags=["operations"])
@@ -136,3 +149,45 @@ class _Metrics:
             path = getattr(route, "path", "unmatched")
             metrics.HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
             metrics.HTTP_LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - started)
+
+
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+_TRACE_HEADER_BYTES = frozenset(h.encode() for h in TRACE_HEADERS)
+
+
+class _Tracing:
+    """A ``SERVER`` span per request (probes and scrapes excepted), named by its route once routed."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in _UNTRACED:
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers") or []
+            if k in _TRACE_HEADER_BYTES
+        }
+        method = scope["method"]
+        with server_span(self.service, method, scope["path"], headers) as span:
+            status = 500
+
+            async def capture(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await self.app(scope, receive, capture)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)

@@ -33,17 +33,18 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry.trace import StatusCode
 
 from feedbackloop import metrics
 from feedbackloop.contracts.envelope import DecodeError, Envelope, decode
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.uow import UnitOfWork, UnitOfWorkFactory
-from feedbackloop.logs import bind_event, get_logger
+from feedbackloop.logs import get_logger
 from feedbackloop.runtime._wait import sleep_unless
 from feedbackloop.runtime.errors import PoisonMessage, is_transient
 from feedbackloop.runtime.kafka import headers_dict, make_consumer
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.tracing import reset_traceparent, use_traceparent
+from feedbackloop.tracing import consume_span
 
 __all__ = ["DLQ_HEADERS", "Consumer", "ConsumerStalled", "EventHandler", "Subscription"]
 
@@ -213,7 +214,7 @@ class Consumer:
                     metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "duplicate").inc()
                     continue
                 seen.add(event.id)
-                failure = await self._handle_one(uow, sub, event)
+                failure = await self._handle_one(uow, sub, event, record)
                 if failure is None:
                     metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "handled").inc()
                 else:
@@ -222,32 +223,42 @@ class Consumer:
         return dead
 
     async def _handle_one(
-        self, uow: UnitOfWork, sub: Subscription, event: Envelope[Any]
+        self, uow: UnitOfWork, sub: Subscription, event: Envelope[Any], record: ConsumerRecord[bytes, bytes]
     ) -> tuple[BaseException, int] | None:
-        """Handle one event in a savepoint; returns the error and attempts if it must be dead-lettered."""
-        log_tokens = bind_event(event.id, event.traceparent)
-        trace_token = use_traceparent(event.traceparent)
-        try:
-            for attempt in range(1, self._max_attempts + 1):
-                try:
-                    async with uow.savepoint():
-                        await sub.handler(uow, event)
-                        await uow.mark_processed(event.id, sub.topic.name)
-                    return None
-                except PoisonMessage as exc:
-                    log.warning("event rejected", error=str(exc))
-                    return exc, attempt
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    log.warning("event failed", error=repr(exc), attempt=attempt)
-                    if attempt == self._max_attempts:
+        """Handle one event in a savepoint, in a ``process <topic>`` span continuing the record's trace;
+        returns the error and attempts if it must be dead-lettered."""
+        attributes = {
+            "messaging.message.id": event.id,
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+        }
+        with consume_span(self.service, record.topic, headers_dict(record.headers), attributes) as span:
+            # trace_id and span_id are bound to the log lines by the span
+            log_tokens = structlog.contextvars.bind_contextvars(event_id=event.id)
+            try:
+                for attempt in range(1, self._max_attempts + 1):
+                    try:
+                        async with uow.savepoint():
+                            await sub.handler(uow, event)
+                            await uow.mark_processed(event.id, sub.topic.name)
+                        return None
+                    except PoisonMessage as exc:
+                        log.warning("event rejected", error=str(exc))
+                        span.set_status(StatusCode.ERROR, f"rejected: {exc}"[:300])
                         return exc, attempt
-                    await asyncio.sleep(0.05 * 2**attempt)
-            return None
-        finally:
-            structlog.contextvars.reset_contextvars(**log_tokens)
-            reset_traceparent(trace_token)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        log.warning("event failed", error=repr(exc), attempt=attempt)
+                        span.record_exception(exc, attributes={"attempt": attempt})
+                        if attempt == self._max_attempts:
+                            span.set_status(StatusCode.ERROR, f"dead-lettered after {attempt} attempts")
+                            return exc, attempt
+                        await asyncio.sleep(0.05 * 2**attempt)
+                return None
+            finally:
+                structlog.contextvars.reset_contextvars(**log_tokens)
 
     def _check_dead_run(self, records: list[ConsumerRecord[bytes, bytes]], dead_ids: set[int]) -> None:
         for record in records:

@@ -4,7 +4,8 @@ Start: engine → schema (migrate, or check and refuse) → workers (they need o
 HTTP server may answer. In the background: producer → topics → outbox relay → consumers, retried
 until the broker answers, so that a broker outage delays publishing but never stops ingest from
 accepting.
-Stop (SIGTERM): consumers finish their batch and commit → workers → relay → producer → engine.
+Stop (SIGTERM): consumers finish their batch and commit → workers → relay → producer → engine → trace
+exporter flushed. Tracing (:mod:`feedbackloop.tracing`) is configured first, from the ``OTEL_*`` environment.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from feedbackloop.runtime.consumer import Consumer, Subscription
 from feedbackloop.runtime.kafka import ensure_topics, make_producer
 from feedbackloop.runtime.relay import OutboxRelay
 from feedbackloop.settings import ServiceSettings
+from feedbackloop.tracing import configure_tracing, flush_tracing
 
 __all__ = ["ServiceRuntime", "Worker", "WorkerFactory", "start_runtime"]
 
@@ -100,6 +102,7 @@ async def start_runtime(
     subscriptions: Sequence[Subscription] = (),
     workers: Sequence[WorkerFactory] = (),
 ) -> AsyncIterator[ServiceRuntime]:
+    configure_tracing(name)
     engine = create_engine(settings.database_url)
     try:  # a read: a second copy starting beside a busy first one must not wait for the write lock
         await check_current(reader(engine), migrations, name)
@@ -191,4 +194,5 @@ async def start_runtime(
             await asyncio.gather(*(tasks[id(p)] for p in group if id(p) in tasks), return_exceptions=True)
         await producer.stop()
         await engine.dispose()
+        flush_tracing(name)  # spans still queued for the exporter go out before the process exits
         log.info("stopped", service=name)

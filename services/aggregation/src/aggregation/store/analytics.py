@@ -197,8 +197,10 @@ class DetectionRepository:
         self.session = session
 
     async def dirty_hours(self, limit: int = 5000) -> dict[int, int]:
+        """Dirty hours, oldest first. On PostgreSQL they are locked, skipping those a consumer is marking right
+        now (judged next run): the detector never waits on a consumer, so the two do not deadlock."""
         rows = await self.session.execute(select(DirtyHour.start, DirtyHour.version).order_by(DirtyHour.start)
-                                          .limit(limit))
+                                          .limit(limit).with_for_update(skip_locked=True))
         return {r.start: r.version for r in rows}
 
     async def clear_dirty(self, judged: Mapping[int, int]) -> None:
