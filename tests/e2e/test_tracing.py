@@ -128,6 +128,7 @@ async def test_one_trace_runs_from_the_callers_request_through_all_four_services
 
     hop = {k: v for k, v in found.items() if v is not None}
     assert hop["server"].parent_id == caller_span, "the caller's traceparent is continued by ingest's server span"
+    assert hop["raw"].parent_id == hop["server"].span_id, "ingest publishes in its request's span (group commit too)"
     assert hop["classify"].parent_id == hop["raw"].span_id, "the Kafka record's traceparent is the producer span"
     assert hop["classified"].parent_id == hop["classify"].span_id
     assert hop["aggregate"].parent_id == hop["notify"].parent_id == hop["classified"].span_id

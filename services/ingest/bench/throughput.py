@@ -26,9 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,6 +39,7 @@ from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.keys import KeyStore
 from feedbackloop.testing import free_port
 
+T = TypeVar("T")
 SECRET = "bench-zendesk-secret"
 TEXT = ("Checkout crashes on iOS when I pay with Apple Pay; support said to reinstall but it still fails "
         "after the latest update, and my team cannot invoice customers this week.")
@@ -76,13 +80,13 @@ SCENARIOS: dict[str, Callable[[int], Request]] = {
 
 
 async def _drive(url: str, key: str, make: Callable[[int], Request], seconds: float, concurrency: int,
-                 counter: itertools.count[int]) -> dict[str, float | int]:
+                 counter: itertools.count[int], client: str) -> dict[str, float | int]:
+    """``concurrency`` workers, each one keep-alive connection posting back to back until ``seconds`` pass."""
     latencies: list[float] = []
     items = errors = 0
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=120) as client:
+    post = _raw_poster(url, key) if client == "raw" else _httpx_poster(url, key, concurrency)
+    async with post as send:
 
         async def worker() -> None:
             nonlocal items, errors
@@ -90,9 +94,8 @@ async def _drive(url: str, key: str, make: Callable[[int], Request], seconds: fl
                 path, body, headers, count = make(next(counter))
                 started = time.perf_counter()
                 try:
-                    response = await client.post(path, content=body, headers=headers)
-                    ok = response.status_code == 202 and "feedback_ids" in response.json()
-                except httpx.HTTPError:
+                    ok = await send(path, body, headers)
+                except (OSError, asyncio.IncompleteReadError, httpx.HTTPError):
                     ok = False
                 latencies.append(time.perf_counter() - started)
                 if ok:
@@ -112,6 +115,66 @@ async def _drive(url: str, key: str, make: Callable[[int], Request], seconds: fl
     }
 
 
+Send = Callable[[str, bytes, dict[str, str]], Awaitable[bool]]
+
+
+@asynccontextmanager
+async def _httpx_poster(url: str, key: str, concurrency: int) -> AsyncIterator[Send]:
+    """httpx: the reference client, but it spends ~4 ms of CPU per request (more than ingest itself)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=120) as client:
+
+        async def send(path: str, body: bytes, headers: dict[str, str]) -> bool:
+            response = await client.post(path, content=body, headers=headers)
+            return response.status_code == 202 and "feedback_ids" in response.json()
+
+        yield send
+
+
+@asynccontextmanager
+async def _raw_poster(url: str, key: str) -> AsyncIterator[Send]:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: one connection per worker (task), reused.
+
+    It writes the request bytes and reads the status line, the headers and a ``Content-Length`` body —
+    enough for ingest's answers, at a fraction of httpx's CPU, so that the load generator sharing the
+    machine's 2 cores with the server takes as little of them as possible.
+    """
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    connections: dict[asyncio.Task[object] | None, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+
+    async def send(path: str, body: bytes, headers: dict[str, str]) -> bool:
+        task = asyncio.current_task()
+        conn = connections.get(task)
+        if conn is None:
+            conn = connections[task] = await asyncio.open_connection(host, port)
+        reader, writer = conn
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {key}\r\n{head}"
+                     f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            payload = await reader.readexactly(int(fields.get("content-length", "0")))
+        except BaseException:
+            connections.pop(task, None)
+            writer.close()
+            raise
+        if fields.get("connection", "").lower() == "close":
+            connections.pop(task, None)
+            writer.close()
+        return status == 202 and b'"feedback_ids"' in payload
+
+    try:
+        yield send
+    finally:
+        for _, writer in connections.values():
+            writer.close()
+
+
 async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=url, timeout=2) as client:
@@ -127,7 +190,33 @@ async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("ingest was not ready within 60 s")
 
 
-def run(seconds: float, concurrency: int) -> dict[str, object]:
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _group_commits(url: str) -> tuple[float, float]:
+    """(items, transactions) of ingest's group-commit histogram so far."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line.startswith("feedbackloop_ingest_group_commit_items_")}
+    return values.get("feedbackloop_ingest_group_commit_items_sum", 0.0), \
+        values.get("feedbackloop_ingest_group_commit_items_count", 0.0)
+
+
+def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard] on Linux and macOS
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def run(seconds: float, concurrency: int, client: str = "raw", only: list[str] | None = None) -> dict[str, object]:
     broker = EmbeddedBroker(port=free_port())
     broker.start()
     with tempfile.TemporaryDirectory() as folder:
@@ -140,17 +229,35 @@ def run(seconds: float, concurrency: int) -> dict[str, object]:
                "INGEST_SOURCE_RATE_PER_MINUTE": "100000000", "INGEST_KEY_RATE_PER_MINUTE": "100000000"}
         process = subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdin=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
+        results: dict[str, dict[str, float | int]] = {}
         try:
             asyncio.run(_ready(url, process))
             counter = itertools.count()
-            results = {name: asyncio.run(_drive(url, key, make, seconds, concurrency, counter))
-                       for name, make in SCENARIOS.items()}
+            for name, make in SCENARIOS.items():
+                if only and name not in only:
+                    continue
+                broker_pid = broker.process.pid if broker.process else None
+                server_cpu, broker_cpu = _cpu_seconds(process.pid), _cpu_seconds(broker_pid)
+                client_cpu, groups = time.process_time(), _group_commits(url)
+                result = _run_loop(_drive(url, key, make, seconds, concurrency, counter, client))
+                requests = max(1, int(result["requests"]))
+                after = _group_commits(url)
+                result["server_cpu_ms_per_request"] = round(
+                    (_cpu_seconds(process.pid) - server_cpu) * 1000 / requests, 2)
+                result["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) * 1000 / requests, 2)
+                result["broker_cpu_ms_per_request"] = round(
+                    (_cpu_seconds(broker_pid) - broker_cpu) * 1000 / requests, 2)
+                transactions = after[1] - groups[1]
+                result["items_per_transaction"] = round((after[0] - groups[0]) / transactions, 1) if transactions \
+                    else 0.0
+                result["load_average"] = round(os.getloadavg()[0], 2)
+                results[name] = result
         finally:
             process.terminate()
             process.wait(30)
             broker.stop()
     return {
-        "scenarios": results, "seconds_per_scenario": seconds, "concurrency": concurrency,
+        "scenarios": results, "seconds_per_scenario": seconds, "concurrency": concurrency, "client": client,
         "store": "SQLite (one file, synchronous=FULL)", "broker": "embedded (Tansu)",
         "at": datetime.now(UTC).isoformat(),
         "machine": f"{platform.node()} ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end)",
@@ -162,14 +269,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 10)))
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="load generator: a minimal keep-alive HTTP/1.1 client (default) or httpx")
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS),
+                        help="run only this scenario (repeatable); default: all")
     args = parser.parse_args()
-    result = run(args.seconds, args.concurrency)
+    result = run(args.seconds, args.concurrency, args.client, args.scenario)
     print(f"{'scenario':<18} {'items/s':>9} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} "
-          f"{'errors':>7}")
+          f"{'errors':>7} {'items/txn':>9} {'server CPU':>11} {'client CPU':>11} {'load':>5}")
     for name, r in result["scenarios"].items():  # type: ignore[attr-defined]
         print(f"{name:<18} {r['items_per_second']:>9} {r['requests_per_second']:>11} {r['p50_ms']:>8} "
-              f"{r['p99_ms']:>8} {r['requests']:>9} {r['errors']:>7}")
-    print(f"concurrency {result['concurrency']}, {result['seconds_per_scenario']} s each; {result['machine']}")
+              f"{r['p99_ms']:>8} {r['requests']:>9} {r['errors']:>7} {r['items_per_transaction']:>9} "
+              f"{r['server_cpu_ms_per_request']:>8} ms {r['client_cpu_ms_per_request']:>8} ms "
+              f"{r['load_average']:>5}")
+    print("items/txn: items per group-commit transaction; CPU: milliseconds of CPU per request "
+          "(server = the ingest process)")
+    print(f"concurrency {result['concurrency']}, client {result['client']}, {result['seconds_per_scenario']} s each; "
+          f"{result['machine']}")
     print(f"note: {result['note']}")
     out = Path("var/bench/ingest.json")
     out.parent.mkdir(parents=True, exist_ok=True)

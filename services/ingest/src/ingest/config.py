@@ -39,6 +39,12 @@ class IngestSettings(ServiceSettings):
     key_rate_per_minute: int = Field(
         default=3000, ge=1, description="POST /v1/feedback requests per API key per minute"
     )
+    group_commit_max_items: int = Field(
+        default=256, ge=1, description="Most items concurrent requests share one transaction with (group commit)"
+    )
+    group_commit_linger_ms: float = Field(
+        default=2.0, ge=0, le=1000, description="How long a request waits for others to share its transaction"
+    )
 
     def secret_for(self, source: str) -> str | None:
         """The configured secret of ``source``, or None (also for an empty string)."""

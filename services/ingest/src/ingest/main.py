@@ -14,6 +14,7 @@ from ingest import __version__
 from ingest.api import feedback, webhooks
 from ingest.config import IngestSettings
 from ingest.domain.sources import SourceStats
+from ingest.group_commit import GroupCommitter
 from ingest.ratelimit import RateLimits
 from ingest.store.models import runtime_tables
 
@@ -29,7 +30,15 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             name="ingest", settings=settings, tables=runtime_tables, migrations=MIGRATIONS
         ) as runtime:
             app.state.runtime = runtime
-            yield
+            committer = GroupCommitter(
+                runtime.uow,
+                duplicate_window=settings.duplicate_window,
+                max_items=settings.group_commit_max_items,
+                linger=settings.group_commit_linger_ms / 1000,
+            )
+            async with committer:
+                app.state.committer = committer
+                yield
 
     app = build_app(
         service="ingest",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
-__all__ = ["ITEMS_STORED", "WEBHOOK_DELIVERIES"]
+__all__ = ["GROUP_COMMIT_SIZE", "ITEMS_STORED", "WEBHOOK_DELIVERIES"]
 
 WEBHOOK_DELIVERIES = Counter(
     "feedbackloop_ingest_webhook_deliveries_total",
@@ -13,4 +13,9 @@ WEBHOOK_DELIVERIES = Counter(
 )
 ITEMS_STORED = Counter(
     "feedbackloop_ingest_items_total", "Feedback items accepted (new or already known), by source", ["source"]
+)
+GROUP_COMMIT_SIZE = Histogram(
+    "feedbackloop_ingest_group_commit_items",
+    "Items stored per group-commit transaction (concurrent requests written together)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
 )

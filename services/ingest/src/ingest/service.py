@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -12,10 +15,16 @@ from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback
 from feedbackloop.db import UnitOfWorkFactory
 from ingest.domain.feedback import FeedbackIn, normalize
 from ingest.domain.text import content_key
-from ingest.store.models import FeedbackItem
 from ingest.store.repository import FeedbackRepository
 
-__all__ = ["NonceReplayed", "accept_feedback", "author_key", "raw_event_id"]
+__all__ = [
+    "NonceReplayed",
+    "Submission",
+    "accept_feedback",
+    "author_key",
+    "raw_event_id",
+    "store_submissions",
+]
 
 
 class NonceReplayed(Exception):
@@ -36,6 +45,28 @@ def author_key(raw: RawFeedback) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One request's items, already normalized (``normalized[i]`` is ``items[i]``), and its webhook nonce."""
+
+    items: Sequence[FeedbackIn]
+    normalized: Sequence[RawFeedback]
+    received_at: datetime
+    nonce: tuple[str, str] | None = None
+    # The submitting request's context (its trace, its log fields): its events are published in it even when
+    # another task (the group committer) stores them, so the trace runs on from the HTTP request.
+    context: contextvars.Context | None = None
+
+    @classmethod
+    def of(
+        cls, items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None
+    ) -> Submission:
+        """Normalize ``items`` (redaction included) as received at ``received_at``; pure, raises nothing stored."""
+        normalized = [normalize(item, received_at) for item in items]
+        return cls(items=items, normalized=normalized, received_at=received_at, nonce=nonce,
+                   context=contextvars.copy_context())
+
+
 async def accept_feedback(
     uow_factory: UnitOfWorkFactory,
     items: Sequence[FeedbackIn],
@@ -53,51 +84,93 @@ async def accept_feedback(
 
     Returns every item's ``feedback_id`` in input order, new or not: a retried delivery gets the same answer.
     """
-    received = received_at or datetime.now(UTC)
-    normalized = [normalize(item, received) for item in items]
+    submission = Submission.of(items, received_at or datetime.now(UTC), nonce)
+    (outcome,) = await store_submissions(uow_factory, [submission], duplicate_window=duplicate_window)
+    if isinstance(outcome, NonceReplayed):
+        raise outcome
+    return outcome
+
+
+async def store_submissions(
+    uow_factory: UnitOfWorkFactory,
+    submissions: Sequence[Submission],
+    *,
+    duplicate_window: timedelta = timedelta(hours=24),
+) -> list[list[uuid.UUID] | NonceReplayed]:
+    """Store several requests' items in ONE transaction (group commit); one outcome per submission, in order.
+
+    Each submission gets what :func:`accept_feedback` would have answered it alone: its items' ids (items
+    already stored, or earlier in this same call, are not stored again), or ``NonceReplayed`` when its nonce
+    was seen before (then none of its items are stored; the others are unaffected). Duplicate detection spans
+    the whole call as it spans one request. Any exception (store down, constraint violation) rolls the whole
+    transaction back and is raised: nothing of any submission was stored, so the caller may retry them apart.
+    """
+    outcomes: list[list[uuid.UUID] | NonceReplayed] = []
     try:
         async with uow_factory() as uow:
             repo = FeedbackRepository(uow.session)
-            if nonce is not None and not await repo.add_nonce(nonce[0], nonce[1], received):
-                raise NonceReplayed(nonce[1])
-            known = await repo.existing_ids(str(raw.feedback_id) for raw in normalized)
-            batch_keys: dict[str, tuple[datetime, uuid.UUID]] = {}
-            for item, raw in zip(items, normalized, strict=True):
-                key = str(raw.feedback_id)
-                if key in known:
-                    continue
-                known.add(key)
-                who = author_key(raw)
-                ckey = content_key(who, raw.text) if who else None
-                if ckey is not None and duplicate_window > timedelta(0):
-                    earlier = batch_keys.get(ckey)
-                    if earlier is not None and abs(earlier[0] - raw.created_at) <= duplicate_window:
-                        original: uuid.UUID | None = earlier[1]
-                    else:
-                        found = await repo.earliest_with_content(
-                            ckey, raw.created_at - duplicate_window, raw.created_at + duplicate_window
-                        )
-                        original = uuid.UUID(found) if found else None
-                    if original is not None and original != raw.feedback_id:
-                        raw = raw.model_copy(update={"duplicate_of": original})
-                    else:
-                        batch_keys.setdefault(ckey, (raw.created_at, raw.feedback_id))
-                repo.add(
-                    FeedbackItem(
-                        feedback_id=key,
-                        source=raw.source,
-                        external_id=raw.external_id,
-                        created_at=raw.created_at,
-                        received_at=raw.received_at,
-                        item=raw.model_dump(mode="json"),
-                        raw=item.model_dump(mode="json"),
-                        content_key=ckey,
-                    )
+            known = await repo.existing_ids(str(raw.feedback_id) for s in submissions for raw in s.normalized)
+            # every new item's content key, and in one query the stored items that may be its original
+            ckeys: dict[tuple[int, int], str] = {}
+            for s_index, submission in enumerate(submissions):
+                for i_index, raw in enumerate(submission.normalized):
+                    who = author_key(raw)
+                    if who and str(raw.feedback_id) not in known:
+                        ckeys[(s_index, i_index)] = content_key(who, raw.text)
+            stored_with: dict[str, list[tuple[datetime, str]]] = {}
+            checking = duplicate_window > timedelta(0)
+            if ckeys and checking:
+                created = [submissions[n].normalized[i].created_at for n, i in ckeys]
+                stored_with = await repo.with_content(
+                    set(ckeys.values()), min(created) - duplicate_window, max(created) + duplicate_window
                 )
-                uow.publish(FEEDBACK_RAW, raw, event_id=raw_event_id(raw.feedback_id))
+            batch_keys: dict[str, tuple[datetime, uuid.UUID]] = {}
+            rows: list[dict[str, Any]] = []
+            for s_index, submission in enumerate(submissions):
+                nonce = submission.nonce
+                if nonce is not None and not await repo.add_nonce(nonce[0], nonce[1], submission.received_at):
+                    outcomes.append(NonceReplayed(nonce[1]))
+                    continue
+                for i_index, (item, raw) in enumerate(zip(submission.items, submission.normalized, strict=True)):
+                    key = str(raw.feedback_id)
+                    if key in known:
+                        continue
+                    known.add(key)
+                    ckey = ckeys.get((s_index, i_index))
+                    if ckey is not None and checking:
+                        earlier = batch_keys.get(ckey)
+                        if earlier is not None and abs(earlier[0] - raw.created_at) <= duplicate_window:
+                            original: uuid.UUID | None = earlier[1]
+                        else:
+                            since, until = raw.created_at - duplicate_window, raw.created_at + duplicate_window
+                            found = next((f for c, f in stored_with.get(ckey, ()) if since <= c <= until), None)
+                            original = uuid.UUID(found) if found else None
+                        if original is not None and original != raw.feedback_id:
+                            raw = raw.model_copy(update={"duplicate_of": original})
+                        else:
+                            batch_keys.setdefault(ckey, (raw.created_at, raw.feedback_id))
+                    rows.append(
+                        {
+                            "feedback_id": key,
+                            "source": raw.source,
+                            "external_id": raw.external_id,
+                            "created_at": raw.created_at,
+                            "received_at": raw.received_at,
+                            "item": raw.model_dump(mode="json"),
+                            "raw": item.model_dump(mode="json"),
+                            "content_key": ckey,
+                        }
+                    )
+                    if submission.context is None:
+                        uow.publish(FEEDBACK_RAW, raw, event_id=raw_event_id(raw.feedback_id))
+                    else:
+                        submission.context.run(uow.publish, FEEDBACK_RAW, raw, event_id=raw_event_id(raw.feedback_id))
+                outcomes.append([raw.feedback_id for raw in submission.normalized])
+            await repo.insert_many(rows)
             await uow.commit()
     except IntegrityError as exc:
-        if nonce is not None and "webhook_nonces" in str(exc):
-            raise NonceReplayed(nonce[1]) from exc
+        nonces = [s.nonce for s in submissions if s.nonce is not None]
+        if len(submissions) == 1 and nonces and "webhook_nonces" in str(exc):
+            raise NonceReplayed(nonces[0][1]) from exc
         raise
-    return [raw.feedback_id for raw in normalized]
+    return outcomes

@@ -31,3 +31,25 @@ def test_new_kinds_and_shapes() -> None:
     assert result.text == "Ship to [ADDRESS] or [ADDRESS], IBAN [IBAN] THANKS, server [IP]. Key [SECRET]"
     assert dict(result.counts) == {"address": 2, "iban": 1, "ip": 1, "secret": 1}
     assert redact("Street Fighter 2 is great, version 2.1.3").counts == {}
+
+
+def test_phone_prefilter_bound_holds_for_every_region() -> None:
+    """The matcher is skipped below MIN_PHONE_DIGITS digits: no valid number anywhere may be that short."""
+    from phonenumbers import PhoneMetadata
+    from phonenumbers.phonenumberutil import COUNTRY_CODES_FOR_NON_GEO_REGIONS, SUPPORTED_REGIONS
+
+    from ingest.domain.redact import MIN_PHONE_DIGITS
+
+    regions = [PhoneMetadata.metadata_for_region(r) for r in SUPPORTED_REGIONS]
+    regions += [PhoneMetadata.metadata_for_nongeo_region(c) for c in COUNTRY_CODES_FOR_NON_GEO_REGIONS]
+    shortest = min(
+        len(str(md.country_code)) + min(length for length in md.general_desc.possible_length if length > 0)
+        for md in regions
+        if md is not None and any(length > 0 for length in md.general_desc.possible_length)
+    )
+    assert shortest >= MIN_PHONE_DIGITS
+    # the shortest numbers are still found, with their digits spread out or in other scripts
+    assert redact("ring +683 4002 today").text == "ring [PHONE] today"
+    assert redact("ring +43 1234 5 today").counts["phone"] == 1
+    assert redact("+683 \uff14\uff10\uff10\uff12").counts["phone"] == 1  # full-width digits
+    assert redact("order #12345 failed").text == "order #12345 failed"

@@ -9,26 +9,32 @@ from fastapi import Depends, Request
 from feedbackloop.db import UnitOfWorkFactory
 from ingest.config import IngestSettings
 from ingest.domain.sources import SourceStats
+from ingest.group_commit import GroupCommitter
 from ingest.ratelimit import RateLimits
 
 
-def _uow(request: Request) -> UnitOfWorkFactory:
+async def _uow(request: Request) -> UnitOfWorkFactory:
     return request.app.state.runtime.uow  # type: ignore[no-any-return]
 
 
-def _settings(request: Request) -> IngestSettings:
+async def _committer(request: Request) -> GroupCommitter:
+    return request.app.state.committer  # type: ignore[no-any-return]
+
+
+async def _settings(request: Request) -> IngestSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def _stats(request: Request) -> SourceStats:
+async def _stats(request: Request) -> SourceStats:
     return request.app.state.source_stats  # type: ignore[no-any-return]
 
 
-def _limits(request: Request) -> RateLimits:
+async def _limits(request: Request) -> RateLimits:
     return request.app.state.rate_limits  # type: ignore[no-any-return]
 
 
 UowDep = Annotated[UnitOfWorkFactory, Depends(_uow)]
+CommitterDep = Annotated[GroupCommitter, Depends(_committer)]
 SettingsDep = Annotated[IngestSettings, Depends(_settings)]
 StatsDep = Annotated[SourceStats, Depends(_stats)]
 LimitsDep = Annotated[RateLimits, Depends(_limits)]

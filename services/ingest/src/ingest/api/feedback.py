@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, TypeAdapter
 
-from feedbackloop.http import WriteKey
+from feedbackloop.http import ProblemError, WriteKey
 from feedbackloop.http.batch import parse_one_or_many
-from ingest.api.deps import LimitsDep, SettingsDep, UowDep
+from ingest.api.deps import CommitterDep, LimitsDep, SettingsDep
 from ingest.domain.feedback import FeedbackIn
-from ingest.service import accept_feedback
+from ingest.group_commit import NotStored
+from ingest.service import Submission
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 _item = TypeAdapter(FeedbackIn)
@@ -48,14 +50,25 @@ class Accepted(BaseModel):
         413: {"description": "Body or batch too large"},
         422: {"description": "A field is missing or invalid; `errors` names it"},
         429: {"description": "Too many requests with this API key; see Retry-After"},
+        503: {"description": "The store failed; nothing of the request was stored: retry (see Retry-After)"},
     },
 )
 async def post_feedback(
-    request: Request, key: WriteKey, uow: UowDep, settings: SettingsDep, limits: LimitsDep
+    request: Request, key: WriteKey, committer: CommitterDep, settings: SettingsDep, limits: LimitsDep
 ) -> Accepted:
     limits.check_key(key.id)
+    received = datetime.now(UTC)
     items = _parse(await request.body(), settings.max_batch_items)
-    return Accepted(feedback_ids=await accept_feedback(uow, items, duplicate_window=settings.duplicate_window))
+    try:
+        return Accepted(feedback_ids=await committer.submit(Submission.of(items, received)))
+    except NotStored as exc:
+        raise not_stored() from exc
+
+
+def not_stored() -> ProblemError:
+    """503 for a request whose items could not be stored (nothing of it was): the sender should retry."""
+    return ProblemError("The store failed to take this request; nothing of it was stored. Retry later.",
+                        status=503, title="Not stored", headers={"Retry-After": "1"})
 
 
 def _parse(body: bytes, max_items: int) -> list[FeedbackIn]:

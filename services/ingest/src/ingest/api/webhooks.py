@@ -17,10 +17,12 @@ from fastapi.responses import JSONResponse
 
 from feedbackloop.http import NotFound, ProblemError, ReadKey
 from feedbackloop.logs import get_logger
-from ingest.api.deps import LimitsDep, SettingsDep, StatsDep, UowDep
+from ingest.api.deps import CommitterDep, LimitsDep, SettingsDep, StatsDep
+from ingest.api.feedback import not_stored
 from ingest.domain.connectors import CONNECTORS, Delivery, VerificationFailed, secret_variable
+from ingest.group_commit import NotStored
 from ingest.metrics import ITEMS_STORED, WEBHOOK_DELIVERIES
-from ingest.service import NonceReplayed, accept_feedback
+from ingest.service import NonceReplayed, Submission
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 log = get_logger(__name__)
@@ -40,10 +42,12 @@ log = get_logger(__name__)
         404: {"description": "Unknown source"},
         413: {"description": "Body too large"},
         429: {"description": "Too many deliveries for this source; see Retry-After"},
+        503: {"description": "The store failed; nothing was stored: the vendor should redeliver"},
     },
 )
 async def receive_webhook(
-    source: str, request: Request, uow: UowDep, settings: SettingsDep, stats: StatsDep, limits: LimitsDep
+    source: str, request: Request, committer: CommitterDep, settings: SettingsDep, stats: StatsDep,
+    limits: LimitsDep,
 ) -> JSONResponse:
     connector = CONNECTORS.get(source)
     if connector is None:
@@ -91,16 +95,14 @@ async def receive_webhook(
     ids: list[str] = []
     if outcome.items or verified.nonce:
         try:
-            stored = await accept_feedback(
-                uow,
-                outcome.items,
-                now,
-                duplicate_window=settings.duplicate_window,
-                nonce=(source, verified.nonce) if verified.nonce else None,
+            stored = await committer.submit(
+                Submission.of(outcome.items, now, (source, verified.nonce) if verified.nonce else None)
             )
         except NonceReplayed:
             _rejected(stats, source, now, "nonce")
             raise _unauthorized("nonce", "This nonce was already used: the delivery is a replay.") from None
+        except NotStored as exc:
+            raise not_stored() from exc
         ids = [str(i) for i in stored]
     if outcome.reply is not None:
         stats.record_ignored(source, now)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ingest.store.models import FeedbackItem, WebhookNonce
+
+_ITEMS: Table = FeedbackItem.__table__  # type: ignore[assignment]
 
 
 class FeedbackRepository:
@@ -23,22 +26,39 @@ class FeedbackRepository:
     def add(self, item: FeedbackItem) -> None:
         self.session.add(item)
 
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert new items (``feedback_items`` column → value) in one executemany, bypassing the ORM's
+        per-object bookkeeping; the caller has checked they are not stored yet."""
+        if rows:
+            await self.session.execute(insert(_ITEMS), list(rows))
+
     async def get(self, feedback_id: str) -> FeedbackItem | None:
         return await self.session.get(FeedbackItem, feedback_id)
 
-    async def earliest_with_content(self, content_key: str, since: datetime, until: datetime) -> str | None:
-        """The id of the earliest stored item with ``content_key`` created in [since, until], if any."""
-        row = await self.session.execute(
-            select(FeedbackItem.feedback_id)
+    async def with_content(
+        self, content_keys: Collection[str], since: datetime, until: datetime
+    ) -> dict[str, list[tuple[datetime, str]]]:
+        """Stored items having one of ``content_keys``, created in [since, until], in ONE query: content key →
+        ``(created_at, feedback_id)`` pairs, earliest first (ties by id). ``created_at`` is timezone-aware (UTC)."""
+        if not content_keys:
+            return {}
+        rows = await self.session.execute(
+            select(FeedbackItem.content_key, FeedbackItem.created_at, FeedbackItem.feedback_id)
             .where(
-                FeedbackItem.content_key == content_key,
+                FeedbackItem.content_key.in_(list(content_keys)),
                 FeedbackItem.created_at >= since,
                 FeedbackItem.created_at <= until,
             )
             .order_by(FeedbackItem.created_at, FeedbackItem.feedback_id)
-            .limit(1)
         )
-        return row.scalar_one_or_none()
+        found: dict[str, list[tuple[datetime, str]]] = {}
+        for key, created, feedback_id in rows:
+            if key is None:
+                continue
+            # SQLite hands back naive datetimes; everything stored is UTC
+            aware = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+            found.setdefault(key, []).append((aware, feedback_id))
+        return found
 
     async def add_nonce(self, source: str, nonce: str, seen_at: datetime) -> bool:
         """Record a single-use nonce; False when it was already recorded (a replay)."""

@@ -1,0 +1,221 @@
+"""Group commit: concurrent small requests are stored in one transaction instead of one each.
+
+Every ``POST /v1/feedback`` and webhook delivery is acknowledged (202) only once its items are durably
+stored. Stored one transaction per request, the store's single writer (SQLite) is the bottleneck: each
+commit is a ``BEGIN IMMEDIATE`` … ``COMMIT`` with an fsync, and the requests queue behind one another.
+:class:`GroupCommitter` queues the requests instead, and one flusher stores whatever is waiting in ONE
+transaction (:func:`ingest.service.store_submissions`), then answers each request on its own future.
+
+Contract, per request (a :class:`~ingest.service.Submission`):
+
+- ``submit`` returns only after the transaction holding its items committed; nothing is acknowledged
+  before. Its answer is the one it would have had alone: its items' ids (a duplicate of a stored item,
+  or of an item earlier in the same group, gets the same id and is stored once), or ``NonceReplayed``.
+- A batch is flushed when ``max_items`` items are waiting, or ``linger`` seconds after its first request
+  arrived, whichever comes first; while one batch commits, the next one gathers (one flusher at a time).
+- When the group transaction fails, nothing of it was stored (it rolled back) and each request of the
+  group is retried alone, in its own transaction: a request that cannot be stored fails alone with its
+  own exception, the others are acknowledged. A store that is down fails every request of the group.
+- A request bigger than ``max_items`` items (a bulk import batch) is stored on its own, as before.
+- On shutdown (``aclose``) the requests still queued are flushed first; any the flusher cannot finish
+  fail with ``RuntimeError`` (never a silent acknowledgement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+
+from feedbackloop.db import UnitOfWorkFactory
+from feedbackloop.logs import get_logger
+from ingest.metrics import GROUP_COMMIT_SIZE
+from ingest.service import NonceReplayed, Submission, store_submissions
+
+__all__ = ["GroupCommitter", "NotStored"]
+
+log = get_logger(__name__)
+
+
+class NotStored(Exception):
+    """The request's items could not be stored, even alone; nothing of it was (its transaction rolled back).
+
+    ``__cause__`` is the store's exception. Transient (store down, disk full) or not (a row the store
+    refuses): the API answers 503, and a sender retrying later gets the same answer as a first delivery.
+    """
+
+
+@dataclass
+class _Waiting:
+    submission: Submission
+    future: asyncio.Future[list[uuid.UUID]]
+    size: int = field(init=False)
+    arrived: float = field(init=False, default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.size = max(1, len(self.submission.items))
+        # retrieved here so that an answer nobody awaits any more (client gone) is not logged as lost
+        self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+class GroupCommitter:
+    """Stores submissions in groups; use as ``async with GroupCommitter(...) as committer`` in a lifespan."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        *,
+        duplicate_window: timedelta = timedelta(hours=24),
+        max_items: int = 256,
+        linger: float = 0.002,
+    ) -> None:
+        if max_items < 1 or linger < 0:
+            raise ValueError("max_items must be ≥ 1 and linger ≥ 0")
+        self._uow = uow_factory
+        self._window = duplicate_window
+        self._max_items = max_items
+        self._linger = linger
+        self._queue: list[_Waiting] = []
+        self._queued_items = 0
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def __aenter__(self) -> GroupCommitter:
+        self._task = asyncio.create_task(self._run(), name="ingest-group-commit")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def submit(self, submission: Submission) -> list[uuid.UUID]:
+        """Store ``submission`` (in a group when others wait too); its ids once committed.
+
+        Raises ``NonceReplayed`` for a replayed webhook nonce (nothing of it stored), :class:`NotStored`
+        when its items could not be stored even alone, ``RuntimeError`` when the service is stopping.
+        """
+        if self._task is None or self._closing:
+            raise RuntimeError("ingest is not accepting feedback: the group committer is not running")
+        waiting = _Waiting(submission, asyncio.get_running_loop().create_future())
+        if waiting.size >= self._max_items:
+            await self._flush([waiting])
+        else:
+            self._queue.append(waiting)
+            self._queued_items += waiting.size
+            self._arrived.set()
+            if self._queued_items >= self._max_items:
+                self._full.set()
+        # shield: a client that hangs up must not cancel the answer other code may still be setting
+        return await asyncio.shield(waiting.future)
+
+    async def aclose(self) -> None:
+        """Flush what is queued, then stop the flusher; requests it could not finish fail."""
+        self._closing = True
+        self._arrived.set()
+        self._full.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=30)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._stop(self._queue)
+        self._queue.clear()
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            if self._linger and self._queued_items < self._max_items and not self._closing:
+                # the first request of a group waits at most `linger` for others to join it
+                first = self._queue[0]
+                left = self._linger - (time.monotonic() - first.arrived)
+                if left > 0:
+                    self._full.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), timeout=left)
+            batch = self._take()
+            try:
+                await self._flush(batch)
+            except Exception:  # a bug, not the store (whose errors _flush answers): keep serving the others
+                log.exception("group commit flusher failed", requests=len(batch))
+
+    def _take(self) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        total = 0
+        while self._queue and (not batch or total + self._queue[0].size <= self._max_items):
+            waiting = self._queue.pop(0)
+            batch.append(waiting)
+            total += waiting.size
+        self._queued_items -= total
+        return batch
+
+    async def _flush(self, batch: list[_Waiting]) -> None:
+        """Store ``batch`` in one transaction; on failure, each submission alone. Every future gets its answer."""
+        try:
+            try:
+                outcomes = await store_submissions(
+                    self._uow, [w.submission for w in batch], duplicate_window=self._window
+                )
+            except Exception as exc:
+                if len(batch) == 1:
+                    self._fail(batch, exc)
+                    return
+                log.warning("group commit failed; storing its requests one by one", requests=len(batch),
+                            error=repr(exc))
+                for waiting in batch:
+                    try:
+                        (outcome,) = await store_submissions(
+                            self._uow, [waiting.submission], duplicate_window=self._window
+                        )
+                    except Exception as alone:
+                        self._fail([waiting], alone)
+                    else:
+                        self._answer(waiting, outcome)
+                return
+            GROUP_COMMIT_SIZE.observe(sum(w.size for w in batch))
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                self._answer(waiting, outcome)
+        finally:
+            # cancelled mid-flush (shutdown): whatever was not answered was not acknowledged
+            self._stop(batch)
+
+    @staticmethod
+    def _answer(waiting: _Waiting, outcome: list[uuid.UUID] | NonceReplayed) -> None:
+        if waiting.future.done():
+            return
+        if isinstance(outcome, NonceReplayed):
+            waiting.future.set_exception(outcome)
+        else:
+            waiting.future.set_result(outcome)
+
+    @staticmethod
+    def _fail(batch: list[_Waiting], exc: Exception) -> None:
+        """Answer each unanswered request with :class:`NotStored` caused by the store's ``exc``."""
+        for waiting in batch:
+            if waiting.future.done():
+                continue
+            log.warning("request not stored", items=waiting.size, error=repr(exc))
+            failure = NotStored(f"not stored: {exc!r}")
+            failure.__cause__ = exc
+            waiting.future.set_exception(failure)
+
+    @staticmethod
+    def _stop(batch: list[_Waiting]) -> None:
+        """Answer each unanswered request with ``RuntimeError``: the service stops before storing it."""
+        for waiting in batch:
+            if not waiting.future.done():
+                waiting.future.set_exception(RuntimeError("ingest stopped before these items were stored"))
