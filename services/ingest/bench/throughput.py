@@ -26,14 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+from loadgen import Send, raw_poster  # the root bench folder is not a package
 
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.keys import KeyStore
@@ -85,7 +87,7 @@ async def _drive(url: str, key: str, make: Callable[[int], Request], seconds: fl
     latencies: list[float] = []
     items = errors = 0
     deadline = time.monotonic() + seconds
-    post = _raw_poster(url, key) if client == "raw" else _httpx_poster(url, key, concurrency)
+    post = raw_poster(url, key) if client == "raw" else _httpx_poster(url, key, concurrency)
     async with post as send:
 
         async def worker() -> None:
@@ -115,9 +117,6 @@ async def _drive(url: str, key: str, make: Callable[[int], Request], seconds: fl
     }
 
 
-Send = Callable[[str, bytes, dict[str, str]], Awaitable[bool]]
-
-
 @asynccontextmanager
 async def _httpx_poster(url: str, key: str, concurrency: int) -> AsyncIterator[Send]:
     """httpx: the reference client, but it spends ~4 ms of CPU per request (more than ingest itself)."""
@@ -130,49 +129,6 @@ async def _httpx_poster(url: str, key: str, concurrency: int) -> AsyncIterator[S
             return response.status_code == 202 and "feedback_ids" in response.json()
 
         yield send
-
-
-@asynccontextmanager
-async def _raw_poster(url: str, key: str) -> AsyncIterator[Send]:
-    """A minimal HTTP/1.1 keep-alive client on asyncio streams: one connection per worker (task), reused.
-
-    It writes the request bytes and reads the status line, the headers and a ``Content-Length`` body —
-    enough for ingest's answers, at a fraction of httpx's CPU, so that the load generator sharing the
-    machine's 2 cores with the server takes as little of them as possible.
-    """
-    parsed = urlsplit(url)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    connections: dict[asyncio.Task[object] | None, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
-
-    async def send(path: str, body: bytes, headers: dict[str, str]) -> bool:
-        task = asyncio.current_task()
-        conn = connections.get(task)
-        if conn is None:
-            conn = connections[task] = await asyncio.open_connection(host, port)
-        reader, writer = conn
-        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        writer.write(f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {key}\r\n{head}"
-                     f"content-length: {len(body)}\r\n\r\n".encode() + body)
-        try:
-            raw = await reader.readuntil(b"\r\n\r\n")
-            lines = raw.decode("latin-1").split("\r\n")
-            status = int(lines[0].split(" ", 2)[1])
-            fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-            payload = await reader.readexactly(int(fields.get("content-length", "0")))
-        except BaseException:
-            connections.pop(task, None)
-            writer.close()
-            raise
-        if fields.get("connection", "").lower() == "close":
-            connections.pop(task, None)
-            writer.close()
-        return status == 202 and b'"feedback_ids"' in payload
-
-    try:
-        yield send
-    finally:
-        for _, writer in connections.values():
-            writer.close()
 
 
 async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
