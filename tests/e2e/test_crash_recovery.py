@@ -30,7 +30,7 @@ from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.testing import free_port, store_url, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # 3,000 items through two crashes: minutes under load
 
 
 class Service:

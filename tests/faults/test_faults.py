@@ -46,7 +46,8 @@ from tests.faults.harness import (
     running,
 )
 
-pytestmark = pytest.mark.faults
+# A scenario streams for minutes and waits out outages: more than the suite-wide 5-minute hang guard.
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 Record = Callable[[Row], None]
 
