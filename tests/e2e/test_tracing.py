@@ -1,4 +1,4 @@
-"""One trace from the caller's request to the notification, exported by OTLP to a real local collector.
+"""One trace from the caller's request to the webhook receiver, exported by OTLP to a real local collector.
 
 The system runs as `make run` does, with ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at an HTTP server in this
 test that decodes the OTLP/protobuf export requests the four services send.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import gzip
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+from standardwebhooks import Webhook
 
 from feedbackloop.testing import serve_app, wait_for
 from ingest.service import raw_event_id
 from tests.e2e.system import System
-from tests.e2e.test_walkthrough import SECRET, receiver
+from tests.e2e.test_walkthrough import SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +78,22 @@ def collector() -> tuple[FastAPI, list[Exported]]:
     return app, spans
 
 
+@asynccontextmanager
+async def receiver() -> AsyncIterator[tuple[str, list[str]]]:
+    """A webhook receiver that verifies each delivery's signature and keeps its ``traceparent`` header."""
+    traceparents: list[str] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> dict[str, bool]:
+        Webhook(SECRET).verify(await request.body(), dict(request.headers))
+        traceparents.append(request.headers.get("traceparent", ""))
+        return {"ok": True}
+
+    async with serve_app(app) as url:
+        yield f"{url}/hook", traceparents
+
+
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[System]:
     running = System.on_free_ports(tmp_path / "var")
@@ -121,10 +139,11 @@ async def test_one_trace_runs_from_the_callers_request_through_all_four_services
                 "classified": span("classification", "PRODUCER", "publish feedback.classified.v1", **trace),
                 "aggregate": span("aggregation", "CONSUMER", "process feedback.classified.v1", **trace),
                 "notify": span("notification", "CONSUMER", "process feedback.classified.v1", **trace),
+                "deliver": span("notification", "CLIENT", "deliver webhook", **trace),
             }
 
         found = await wait_for(hops, lambda got: all(got.values()), timeout=30, what="a span from every hop")
-        await wait_for(_now(received), bool, timeout=20, what="the webhook delivery")
+        (traceparent,) = await wait_for(_now(received), bool, timeout=20, what="the webhook delivery")
 
     hop = {k: v for k, v in found.items() if v is not None}
     assert hop["server"].parent_id == caller_span, "the caller's traceparent is continued by ingest's server span"
@@ -132,14 +151,16 @@ async def test_one_trace_runs_from_the_callers_request_through_all_four_services
     assert hop["classify"].parent_id == hop["raw"].span_id, "the Kafka record's traceparent is the producer span"
     assert hop["classified"].parent_id == hop["classify"].span_id
     assert hop["aggregate"].parent_id == hop["notify"].parent_id == hop["classified"].span_id
-    chain = [hop[k] for k in ("raw", "classify", "classified", "aggregate", "notify")]
+    assert hop["deliver"].parent_id == hop["notify"].span_id, "the delivery worker continues the consumed event's trace"
+    assert traceparent == f"00-{hop['deliver'].trace_id}-{hop['deliver'].span_id}-01", "the receiver continues it too"
+    chain = [hop[k] for k in ("raw", "classify", "classified", "aggregate", "notify", "deliver")]
     assert len({s.trace_id for s in chain}) == 1 and len({s.span_id for s in chain}) == len(chain)
     assert {s.service for s in chain} == {"ingest", "classification", "aggregation", "notification"}
     assert not any(s.name.split()[-1] in ("/healthz", "/readyz", "/metrics") for s in spans), "probes are not traced"
 
 
-def _now(value: list[dict[str, Any]]) -> Any:
-    async def probe() -> list[dict[str, Any]]:
+def _now(value: list[Any]) -> Any:
+    async def probe() -> list[Any]:
         return value
 
     return probe

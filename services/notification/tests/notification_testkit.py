@@ -47,13 +47,16 @@ def insight(severity: str = "critical") -> Insight:
                                    "created_at": now})
 
 
-async def produce(kafka: KafkaSettings, records: list[tuple[str, bytes, str]]) -> None:
-    """Send ``(topic, value, key)`` records in order and wait for the broker's acknowledgements."""
+async def produce(kafka: KafkaSettings, records: list[tuple[str, bytes, str]],
+                  headers: dict[str, str] | None = None) -> None:
+    """Send ``(topic, value, key)`` records in order, each with ``headers`` (e.g. a ``traceparent``), and wait
+    for the broker's acknowledgements."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=False)
+    encoded = [(name, value.encode()) for name, value in (headers or {}).items()]
     await producer.start()
     try:
         for topic, value, key in records:
-            await producer.send_and_wait(topic, value, key=key.encode())
+            await producer.send_and_wait(topic, value, key=key.encode(), headers=encoded or None)
     finally:
         await producer.stop()
 

@@ -23,6 +23,15 @@ Contract (a :class:`feedbackloop.runtime.Worker`; ``run`` returns after ``stop``
   deliveries become ``paused`` (and so do new ones) until ``POST /v1/rules/{id}/channels/{index}/resume``, and an
   ``insights.v1`` event says so, through the outbox, in the same transaction.
 
+* **trace**: each attempt is a ``CLIENT`` span ``deliver <channel type>`` (``deliver webhook``, ``deliver slack``,
+  ``deliver email``) in the trace of the event that queued the delivery (the context stored with it; none stored:
+  a trace of its own per attempt), with the delivery id, rule id, channel index, attempt number and target host
+  (never the URL: a Slack URL is a credential) as attributes, and the HTTP status or SMTP reply code, or the error,
+  recorded on it. A webhook request carries that span's ``traceparent`` (and ``tracestate``), so the receiver
+  continues the trace; each retry is a new span in the same trace, so it sends the same trace id and a new span
+  id. Slack and email get no trace headers (neither continues a trace). The span is made whether or not export
+  is on (:mod:`feedbackloop.tracing`); the attempt's log line carries its ``trace_id`` and ``span_id``.
+
 Delivery is at least once: a crash between send and record sends again when the lease runs out, with the same
 ``webhook-id``, which is how a receiver drops the duplicate. Secrets: ``whsec_<base64>`` is decoded as the
 Standard Webhooks spec says; any other secret is used as its UTF-8 bytes (``standardwebhooks.Webhook`` decodes
@@ -36,17 +45,19 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
 import httpx
+from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
+from feedbackloop import tracing
 from feedbackloop.contracts import INSIGHTS, Insight
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, is_sqlite
 from feedbackloop.logs import get_logger
@@ -60,7 +71,8 @@ from notification.egress import Resolver, TargetRefused, guarded_client, system_
 from notification.store.models import DeliveryAttempt
 from notification.store.repository import Claim, DeliveryRepository, NoiseRepository
 
-__all__ = ["CHANNELS_PAUSED", "PAUSE_NAMESPACE", "DeliveryWorker", "Outcome", "signature_headers", "signer_for"]
+__all__ = ["CHANNELS_PAUSED", "PAUSE_NAMESPACE", "SERVICE", "DeliveryWorker", "Outcome", "signature_headers",
+           "signer_for"]
 
 log = get_logger(__name__)
 
@@ -74,6 +86,8 @@ CHANNELS_PAUSED = Counter("notification_channels_paused_total", "Channels paused
 PAUSE_NAMESPACE = uuid.UUID("7c2e9b14-6a3f-5d82-b0e4-1f5a8c3d9e27")
 _LEASE_MARGIN = timedelta(seconds=30)
 _ERROR_CHARS = 500
+#: The tracing service name of the delivery spans (the one the runtime traces notification's consumer under).
+SERVICE = "notification"
 
 
 def signer_for(secret: str) -> Webhook:
@@ -180,10 +194,25 @@ class DeliveryWorker:
                 await self._record(uow_factory, claim, Outcome(None, "the rule or channel was deleted", None, 0.0,
                                                                retryable=False), attempted=False)
                 return
-            await self._record(uow_factory, claim, await self._send(client, claim, claim.channel))
+            outcome = await self._traced_send(client, claim, claim.channel)
+            await self._record(uow_factory, claim, outcome)
         except Exception as exc:
             log.exception("recording a delivery attempt failed; it is retried when its lease ends",
                           delivery_id=claim.id, error=repr(exc))
+
+    async def _traced_send(self, client: httpx.AsyncClient, claim: Claim, channel: dict[str, Any]) -> Outcome:
+        """:meth:`_send` in a ``deliver <type>`` client span of the delivery's stored trace context."""
+        kind = str(channel.get("type", "webhook"))
+        attributes: dict[str, Any] = {
+            "notification.delivery.id": claim.id, "notification.rule.id": claim.rule_id,
+            "notification.channel.index": claim.channel_index, "notification.delivery.attempt": claim.attempt,
+            "server.address": self._settings.smtp_host if kind == "email" else _host(channel.get("url")),
+        }
+        with tracing.client_span(SERVICE, f"deliver {kind}", claim.trace_context, attributes) as span:
+            outcome = await self._send(client, claim, channel)
+            _note(span, kind, outcome)
+            outcome.log_ids = tracing.log_ids(span)
+        return outcome
 
     async def _send(self, client: httpx.AsyncClient, claim: Claim, channel: dict[str, Any]) -> Outcome:
         started = time.perf_counter()
@@ -198,7 +227,8 @@ class DeliveryWorker:
             else:
                 body = encode_body(claim.payload)
                 headers = {"content-type": "application/json",
-                           **signature_headers(channel["secret"], claim.id, body, datetime.now(UTC))}
+                           **signature_headers(channel["secret"], claim.id, body, datetime.now(UTC)),
+                           **tracing.inject()}  # the current span: the attempt's, so the receiver continues it
             outcome = await self._post(client, channel["url"], body, headers)
         outcome.took = time.perf_counter() - started
         ATTEMPT_SECONDS.observe(outcome.took)
@@ -289,7 +319,7 @@ class DeliveryWorker:
         ATTEMPTS.labels(result).inc()
         log_method = log.info if succeeded else log.warning
         log_method("delivery attempt", delivery_id=claim.id, attempt=claim.attempt, outcome=result,
-                   status_code=status, error=error)
+                   status_code=status, error=error, **outcome.log_ids)
 
     async def _track_health(self, uow: UnitOfWork, claim: Claim, succeeded: bool, error: str | None,
                             now: datetime) -> None:
@@ -332,6 +362,26 @@ class Outcome:
     retry_after: float | None
     took: float
     retryable: bool
+    log_ids: dict[str, str | None] = field(default_factory=dict)  # trace_id and span_id of the attempt's span
+
+
+def _host(url: object) -> str:
+    """The host of a channel URL, for the span (the URL itself may hold a credential); ``""`` if unreadable."""
+    try:
+        return httpx.URL(str(url)).host
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return ""
+
+
+def _note(span: Span, kind: str, outcome: Outcome) -> None:
+    """Record an attempt's reply code and error on its span (status ERROR for any failed attempt)."""
+    if outcome.status is not None:
+        span.set_attribute("notification.smtp.reply_code" if kind == "email" else "http.response.status_code",
+                           outcome.status)
+    if outcome.error is not None:
+        span.set_attribute("error.type", str(outcome.status) if outcome.status is not None else "_OTHER")
+        span.set_attribute("notification.delivery.retryable", outcome.retryable)
+        span.set_status(Status(StatusCode.ERROR, outcome.error[:300]))
 
 
 def channel_paused_insight(*, rule_id: str, rule_name: str, team: str, channel_index: int, channel_type: str,

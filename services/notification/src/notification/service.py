@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from feedbackloop import tracing
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.http import Conflict, NotFound, ProblemError
 from feedbackloop.logs import get_logger
@@ -255,6 +256,11 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
       or when the rule's throttle already let ``limit`` messages through in the channel's open window (rolled
       into one digest per window, sent when the window ends). The digest is itself a delivery (``event_kind``
       ``digest``), queued here with its release time, and filled with its items at its first send.
+
+    Each row keeps the current trace context (:func:`feedbackloop.tracing.inject`: the consumer's ``process
+    <topic>`` span), so the delivery worker's attempts are spans of the event's trace; a digest keeps the context
+    of the event that opened it. Outside any span (no valid context) nothing is kept and each attempt starts a
+    trace of its own.
     """
     session = uow.session
     rules = [r for r in await RuleRepository(session).enabled() if _fires(r, event_kind, data)]
@@ -268,6 +274,7 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
     paused = await state.paused_channels({r.id for r in rules})
     first = timedelta(seconds=next_delay(schedule, 0, jitter=jitter) or 0.0)
     grace = timedelta(seconds=noise.digest_grace_s)
+    trace_context = tracing.inject() or None
     rows: list[dict[str, Any]] = []
     digests: dict[str, dict[str, Any]] = {}
     for rule in rules:
@@ -285,7 +292,7 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
                    "rule_id": rule.id, "channel_index": index, "url": shown, "status": "pending", "attempts": 0,
                    "schedule_start": 0, "next_attempt_at": now + first, "last_status_code": None,
                    "last_error": None, "created_at": now, "delivered_at": None, "payload": payload,
-                   "digest_id": None}
+                   "digest_id": None, "trace_context": trace_context}
             hold: tuple[str, datetime, datetime] | None = None  # reason, window start, release time
             if (rule.id, index) in paused:
                 row.update(status="paused", next_attempt_at=None, last_error="the channel is paused")
@@ -302,7 +309,7 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
                     "id": digest_id, "event_id": f"digest:{digest_id}", "event_kind": "digest", "rule_id": rule.id,
                     "channel_index": index, "url": shown, "status": "pending", "attempts": 0, "schedule_start": 0,
                     "next_attempt_at": release + grace, "last_status_code": None, "last_error": None,
-                    "created_at": now, "delivered_at": None, "digest_id": None,
+                    "created_at": now, "delivered_at": None, "digest_id": None, "trace_context": trace_context,
                     "payload": {"type": "digest", "reason": reason, "rule": payload["rule"],
                                 "window": {"from": opened.isoformat(), "to": release.isoformat()}}})
                 DELIVERIES_HELD.labels(reason).inc()

@@ -2,7 +2,9 @@
 
 A delivery is one (event, rule, channel): the unique key makes queuing it twice a no-op. Its id is the
 Standard Webhooks ``webhook-id`` the receiver sees on every attempt, so a receiver can drop duplicates.
-Channel secrets are stored in ``rules.channels`` (never in a delivery) and never leave the service.
+Channel secrets are stored in ``rules.channels`` (never in a delivery) and never leave the service. A delivery
+keeps the W3C trace context (``traceparent``/``tracestate``) of the consumed event that queued it, so every
+attempt, however late and after however many restarts, is a span of that event's trace.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ class Delivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     digest_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True,
                                                   comment="the digest this held item was rolled into")
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(
+        JSON, nullable=True,
+        comment="W3C traceparent/tracestate of the event that queued it; each attempt continues it")
 
     __table_args__ = (
         UniqueConstraint("event_id", "rule_id", "channel_index", name="uq_deliveries_event_rule_channel"),

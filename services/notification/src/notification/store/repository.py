@@ -163,6 +163,7 @@ class Claim:
     """A due delivery leased to one sender, with what it needs to send (the channel, secret included, from the rule).
 
     ``channel`` is ``None`` when the rule or the channel was deleted since the delivery was queued.
+    ``trace_context`` is the ``traceparent``/``tracestate`` stored when it was queued (``None``: none was).
     """
 
     id: str
@@ -171,6 +172,7 @@ class Claim:
     rule_id: str
     channel_index: int
     channel: dict[str, Any] | None
+    trace_context: dict[str, str] | None = None
 
 
 class DeliveryRepository:
@@ -235,7 +237,7 @@ class DeliveryRepository:
             if d.event_kind == "digest" and "items" not in d.payload:
                 d.payload = await self._fill_digest(d)
             claims.append(Claim(id=d.id, attempt=d.attempts + 1, payload=d.payload, rule_id=d.rule_id,
-                                channel_index=d.channel_index, channel=channel))
+                                channel_index=d.channel_index, channel=channel, trace_context=d.trace_context))
         return claims
 
     async def _fill_digest(self, digest: Delivery) -> dict[str, Any]:
