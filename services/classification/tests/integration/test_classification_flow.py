@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, store_url, wait_for
+from feedbackloop.testing import query_store, serve_app, store_url, wait_for
 
 
 def _settings(tmp_path: Path, kafka: KafkaSettings, common: CommonSettings) -> ClassificationSettings:
@@ -114,8 +113,8 @@ async def test_raw_items_are_classified_once_and_poison_is_dead_lettered(
     assert praise_out.sentiment.score > 0.5
 
     assert [key for key, _ in dead] == [b"poison"]
-    with sqlite3.connect(tmp_path / "classification.db") as db:
-        rows = db.execute("SELECT feedback_id, revision, kind, sentiment FROM classifications").fetchall()
+    rows = await query_store(settings.database_url,
+                             "SELECT feedback_id, revision, kind, sentiment FROM classifications")
     assert sorted(rows) == sorted([(str(bug.feedback_id), 1, "bug", bug_out.sentiment.label),
                                    (str(request.feedback_id), 1, "feature_request", request_out.sentiment.label),
                                    (str(praise.feedback_id), 1, "praise", "positive")])
@@ -169,6 +168,5 @@ async def test_preview_labels_without_storing(tmp_path: Path, kafka_settings: Ka
     assert "account.login" in {c["id"] for c in account["children"]}
     assert taxonomy_no_key.status_code == 401
 
-    with sqlite3.connect(tmp_path / "classification.db") as db:
-        assert db.execute("SELECT count(*) FROM classifications").fetchone() == (0,)
-        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+    assert await query_store(settings.database_url, "SELECT count(*) FROM classifications") == [(0,)]
+    assert await query_store(settings.database_url, "SELECT count(*) FROM outbox") == [(0,)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from classification.store.models import runtime_tables
 from feedbackloop.cli.main import app as cli
 from feedbackloop.contracts import RawFeedback, feedback_id_for
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
+from feedbackloop.testing import query_store, store_url
 
 TEXTS = ["Your podcast recommendations keep suggesting true crime shows to me",
          "The podcast recommendations are all true crime, I hate true crime",
@@ -35,16 +36,16 @@ def _raw(n: int, text: str) -> RawFeedback:
                                        "created_at": now, "received_at": now})
 
 
-def _outbox(db: Path) -> list[tuple[str, int]]:
-    with sqlite3.connect(db) as conn:
-        return [(k, v) for k, v in conn.execute(
-            "SELECT key, json_extract(value, '$.data.revision') FROM outbox ORDER BY id").fetchall()]
+async def _outbox(url: str) -> list[tuple[str, int]]:
+    """(key, revision) of each outbox row in order; the value is read as text on either dialect."""
+    rows = await query_store(url, "SELECT key, value FROM outbox ORDER BY id")
+    return [(key, json.loads(value)["data"]["revision"]) for key, value in rows]
 
 
 async def test_dry_run_then_real_run_republishes_only_changes_and_keeps_corrections(
         tmp_path: Path, encoder: Encoder, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = tmp_path / "classification.db"
-    settings = ClassificationSettings(database_url=f"sqlite+aiosqlite:///{db}")
+    settings = ClassificationSettings(database_url=store_url(tmp_path, "classification"))
+    db = settings.database_url
     engine = create_engine(settings.database_url)
     await upgrade(engine, MIGRATIONS)
     units = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/feedbackloop/classification")
@@ -63,12 +64,12 @@ async def test_dry_run_then_real_run_republishes_only_changes_and_keeps_correcti
          "keywords": ["podcast*"]}]}
     await put_taxonomy(units, live, document, changed_by="test")
     await engine.dispose()
-    published_before = _outbox(db)
+    published_before = await _outbox(db)
     assert len(published_before) == len(TEXTS) + 1
 
     shadow = await reclassify(settings, datetime.now(UTC) - timedelta(hours=1), dry_run=True,
                               state_dir=tmp_path / "state", encoder=encoder, progress=False)
-    assert _outbox(db) == published_before, "a dry run publishes nothing"
+    assert await _outbox(db) == published_before, "a dry run publishes nothing"
     assert shadow.seen == len(TEXTS) and shadow.kept_corrected == 1
     assert shadow.transitions["themes"]["(none) → podcasts"] == 2, shadow.summary()
     assert 0 < shadow.changed < len(TEXTS) and "DRY RUN" in shadow.summary()
@@ -78,12 +79,12 @@ async def test_dry_run_then_real_run_republishes_only_changes_and_keeps_correcti
                             state_dir=tmp_path / "state", encoder=encoder, progress=False)
     assert (real.changed, real.published) == (shadow.changed, shadow.changed)
     assert real.transitions == shadow.transitions
-    new_events = _outbox(db)[len(published_before):]
+    new_events = (await _outbox(db))[len(published_before):]
     assert len(new_events) == real.published
-    with sqlite3.connect(db) as conn:
-        rows = dict(conn.execute("SELECT feedback_id, json_extract(item, '$.themes[0].id') FROM classifications"))
-        kind, revision = conn.execute("SELECT kind, revision FROM classifications WHERE feedback_id = ?",
-                                      (corrected_id,)).fetchone()
+    stored = {fid: (json.loads(item) if isinstance(item, str) else item, kind, revision) for fid, item, kind, revision
+              in await query_store(db, "SELECT feedback_id, item, kind, revision FROM classifications")}
+    rows = {fid: (item["themes"][0]["id"] if item["themes"] else None) for fid, (item, _, _) in stored.items()}
+    _, kind, revision = stored[corrected_id]
     assert rows[str(feedback_id_for("api", "0"))] == "podcasts"
     assert rows[corrected_id] is None and kind == "complaint", "the person's labels stand"
     assert revision == 2, "a corrected item whose other labels did not change is not re-published"
@@ -91,7 +92,7 @@ async def test_dry_run_then_real_run_republishes_only_changes_and_keeps_correcti
 
     again = await reclassify(settings, datetime.now(UTC) - timedelta(hours=1), state_dir=tmp_path / "state",
                              encoder=encoder, progress=False)
-    assert (again.changed, again.published) == (0, 0) and _outbox(db)[len(published_before):] == new_events
+    assert (again.changed, again.published) == (0, 0) and (await _outbox(db))[len(published_before):] == new_events
 
     monkeypatch.setenv("CLASSIFICATION_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CLASSIFICATION_MODEL_DIR", str(request.config.rootpath / "var" / "models"))
@@ -102,6 +103,6 @@ async def test_dry_run_then_real_run_republishes_only_changes_and_keeps_correcti
     # A fresh process embeds in other batches (int8 dynamic quantization: a borderline label may move), so
     # only the wiring is checked here; the diffs themselves are checked above.
     assert "DRY RUN" in result.output and "'with-podcasts'" in result.output, result.output
-    assert _outbox(db)[len(published_before):] == new_events
+    assert (await _outbox(db))[len(published_before):] == new_events
     bad = CliRunner().invoke(cli, ["reclassify", "--since", "yesterday-ish"])
     assert bad.exit_code == 1 and "--since" in bad.output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import handed_data, serve_app, wait_for
+from feedbackloop.testing import handed_data, query_store, serve_app, store_url, wait_for
 
 INTENTS = ("card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "exchange_rate", "top_up_failed")
 TAUGHT, HELD_OUT = 8, 12
@@ -103,7 +102,7 @@ async def test_taxonomy_put_corrections_learning_and_restart(
     finally:
         await producer.stop()
 
-    settings = ClassificationSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/classification.db",
+    settings = ClassificationSettings(database_url=store_url(tmp_path, "classification"),
                                       kafka=kafka_settings, common=common_settings)
     admin = {"authorization": f"Bearer {admin_key}"}
     held_texts = [{"text": t} for i in INTENTS for t in held[i]]
@@ -188,9 +187,8 @@ async def test_taxonomy_put_corrections_learning_and_restart(
         assert taxonomy["version"] == "banking-1" and taxonomy["examples_learned"] == taught_count
         restarted = (await client.post("/v1/classify", json=held_texts)).json()["items"]
         assert _accuracy(restarted, held_truth) == accuracy_after
-    with sqlite3.connect(tmp_path / "classification.db") as db:
-        assert db.execute("SELECT count(*) FROM corrections").fetchone() == (taught_count,)
-        sizes = dict(db.execute("SELECT id, size FROM theme_clusters").fetchall())
+    assert await query_store(settings.database_url, "SELECT count(*) FROM corrections") == [(taught_count,)]
+    sizes = dict(await query_store(settings.database_url, "SELECT id, size FROM theme_clusters"))
     assert sizes[odd[0].id] == 2
     print(f"theme accuracy on held-out items: default taxonomy {accuracy_before:.2f}, "
           f"zero-shot {accuracy_zero_shot:.2f}, after {taught_count} corrections {accuracy_after:.2f}")
