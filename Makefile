@@ -79,3 +79,6 @@ eval: $(STAMP)  ## classification measured on ../shared/datasets: per-label P/R/
 
 bench-classification: $(STAMP)  ## classification items/s with batching and RSS (var/bench/classification.json)
 	@$(BIN)/python -m classification.benchmark
+
+models: $(STAMP)  ## export the packaged MiniLM to ONNX (fp32 + int8) in var/models ahead of time (else done on first use)
+	@$(BIN)/python -m classification.export var/models

@@ -25,7 +25,7 @@ class ClassificationSettings(ServiceSettings):
                                       description="Customer plans that raise an item's urgency one level (JSON list)")
     embeddings: bool = Field(default=True, description="Use the sentence-embedding models (false: the rules alone)")
     model_dir: Path = Field(default=Path("var/models"),
-                            description="Where the ONNX export of the packaged embedding model is kept (made on "
-                                        "first use from the package's own weights)")
+                            description="Where the ONNX export of the packaged embedding model is kept (made on first "
+                                        "use from the package's own weights, by a subprocess)")
     quantized: bool = Field(default=True, description="Run the int8-quantized ONNX model (false: float32)")
     max_body_bytes: int = Field(default=4 << 20, ge=1024, description="Largest request body accepted")

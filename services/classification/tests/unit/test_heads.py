@@ -1,8 +1,9 @@
 """The learned heads and the theme matcher, on hand-made vectors: pure logic, no model."""
 
 import numpy as np
+import pytest
 
-from classification.domain.heads import LinearHead, ThemeModel, fit_head
+from classification.domain.heads import LinearHead, ThemeModel, fit_head, fit_softmax
 
 
 def _unit(*values: float) -> np.ndarray:
@@ -35,3 +36,25 @@ def test_examples_move_a_theme_towards_texts_like_them() -> None:
     before = zero_shot.scores(item[None])[0, 0]
     after = few_shot.scores(item[None])[0, few_shot.theme_ids.index("billing")]
     assert after > before
+
+
+def test_the_numpy_fit_finds_scikit_learns_solution() -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 8))
+    features = np.vstack([c + 0.8 * rng.normal(size=(25, 8)) for c in centres]).astype(np.float32)
+    labels = [name for name in "abcd" for _ in range(25)]
+    ours, theirs = fit_softmax(features, labels, c=1.0, iterations=3000), fit_head(features, labels, c=1.0,
+                                                                                    class_weight=None)
+    assert ours.classes == theirs.classes == ("a", "b", "c", "d")
+    assert np.abs(ours.proba(features) - theirs.proba(features)).max() < 0.02
+    with pytest.raises(ValueError):
+        fit_softmax(features, ["a"] * len(features))
+
+
+def test_weighted_rows_and_balanced_classes_move_the_boundary() -> None:
+    features = np.array([[0.0], [0.2], [0.8], [1.0]], dtype=np.float32)
+    plain = fit_head(features, ["n", "n", "p", "p"], c=100)
+    heavy = fit_head(features, ["n", "n", "p", "p"], c=100, sample_weight=np.array([1.0, 1.0, 1.0, 0.01]),
+                     class_weight=None)
+    middle = np.array([[0.5]], dtype=np.float32)
+    assert heavy.proba(middle)[0, 0] > plain.proba(middle)[0, 0]  # "p" weighs less: the middle leans to "n"

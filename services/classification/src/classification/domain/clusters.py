@@ -23,7 +23,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from classification.domain.stopwords import ENGLISH_STOP_WORDS
 
 __all__ = ["JOIN_SIMILARITY", "ClusterIndex", "ClusterState", "cluster_id_for", "text_terms"]
 

@@ -4,7 +4,9 @@ Everything here is pure computation on vectors the caller hands in (see :mod:`cl
 they come from); nothing reads a file or a model.
 
 * :class:`LinearHead` — a multinomial logistic regression (weights, bias, class names): ``proba(X)`` rows sum to 1.
-  :func:`fit_head` trains one with scikit-learn.
+  :func:`fit_head` trains one with scikit-learn (offline: the fit and evaluation commands only);
+  :func:`fit_softmax` trains one with numpy alone (at run time: the theme model is refitted when the taxonomy or
+  the corrections change, and a running service never imports scikit-learn).
 * :func:`kind_features` / :func:`sentiment_features` — the embedding plus the rule layer's signals (phrase hits
   per kind, VADER's compound and strongest clauses), so a head learns when to trust the rules.
 * :class:`ThemeModel` — themes from their name + description (zero-shot) and examples (few-shot). With prototypes
@@ -25,7 +27,8 @@ from classification.domain.kind import RULES as KIND_RULES
 from classification.domain.kind import phrase_hits
 from classification.domain.sentiment import SentimentResult
 
-__all__ = ["KIND_FEATURE_KINDS", "LinearHead", "ThemeModel", "fit_head", "kind_features", "sentiment_features"]
+__all__ = ["KIND_FEATURE_KINDS", "LinearHead", "ThemeModel", "fit_head", "fit_softmax", "kind_features",
+           "sentiment_features"]
 
 Matrix = npt.NDArray[np.float32]
 KIND_FEATURE_KINDS = tuple(KIND_RULES)
@@ -63,16 +66,75 @@ class LinearHead:
 
 
 def fit_head(features: Matrix, labels: Sequence[str], *, c: float = 1.0,
-             class_weight: str | None = "balanced") -> LinearHead:
-    """Fit a multinomial logistic regression; at least two distinct labels are required (``ValueError``)."""
+             class_weight: str | None = "balanced",
+             sample_weight: npt.NDArray[np.float64] | None = None) -> LinearHead:
+    """Fit a multinomial logistic regression with scikit-learn (a training-time tool: imports it).
+
+    ``sample_weight`` weighs rows; with ``class_weight="balanced"`` the weights are then re-scaled so that every
+    class carries the same total weight. At least two distinct labels are required (``ValueError``).
+    """
     from sklearn.linear_model import LogisticRegression
 
     if len(set(labels)) < 2:
         raise ValueError("a head needs at least two classes")
-    model = LogisticRegression(C=c, max_iter=2000, class_weight=class_weight)
-    model.fit(features, list(labels))
+    model = LogisticRegression(C=c, max_iter=3000, class_weight=None if sample_weight is not None else class_weight)
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if class_weight == "balanced":
+            names = np.asarray(labels)
+            totals = {label: float(weights[names == label].sum()) for label in set(labels)}
+            scale = np.array([sum(totals.values()) / (len(totals) * totals[label]) for label in labels])
+            weights = weights * scale
+    model.fit(features, list(labels), sample_weight=weights)
     return LinearHead(tuple(str(c) for c in model.classes_), model.coef_.astype(np.float32),
                       model.intercept_.astype(np.float32))
+
+
+def fit_softmax(features: Matrix, labels: Sequence[str], *, c: float = 1.0, iterations: int = 400,
+                tolerance: float = 1e-5) -> LinearHead:
+    """Multinomial logistic regression in numpy: minimizes ``c · Σ cross-entropy + ½‖W‖²`` (bias not penalized),
+    scikit-learn's objective, by Nesterov-accelerated gradient descent with adaptive restart.
+
+    Deterministic; stops after ``iterations`` steps or when the gradient's largest entry falls below
+    ``tolerance`` (relative to ``c`` · rows). At least two distinct labels are required (``ValueError``).
+    """
+    classes = tuple(sorted(set(labels)))
+    if len(classes) < 2:
+        raise ValueError("a head needs at least two classes")
+    x = np.asarray(features, dtype=np.float32)
+    index = {name: n for n, name in enumerate(classes)}
+    onehot = np.zeros((len(x), len(classes)), dtype=np.float32)
+    onehot[np.arange(len(x)), [index[label] for label in labels]] = 1.0
+    # Lipschitz constant of the gradient: c · ‖[X 1]‖₂² / 2 (the softmax Hessian is bounded by ½) + 1.
+    augmented = np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
+    step = 1.0 / (c * float(np.linalg.norm(augmented, 2)) ** 2 / 2 + 1.0)
+    theta = np.zeros((augmented.shape[1], len(classes)), dtype=np.float32)
+    previous, momentum = theta, 1.0
+    penalty = np.ones((augmented.shape[1], 1), dtype=np.float32)
+    penalty[-1] = 0.0
+
+    def objective_and_gradient(t: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        logits = augmented @ t
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        total = exp.sum(axis=1, keepdims=True)
+        loss = float(c * -(onehot * (logits - np.log(total))).sum() + 0.5 * ((t * penalty) ** 2).sum())
+        return loss, c * augmented.T @ (exp / total - onehot) + t * penalty
+
+    last = float("inf")
+    for _ in range(iterations):
+        ahead = theta + ((momentum - 1) / (momentum + 2)) * (theta - previous) if momentum > 1 else theta
+        loss, gradient = objective_and_gradient(ahead)
+        if loss > last:  # adaptive restart: drop the momentum when the objective goes up
+            momentum, ahead = 1.0, theta
+            loss, gradient = objective_and_gradient(ahead)
+        previous, theta = theta, ahead - step * gradient
+        momentum += 1
+        last = loss
+        if np.abs(gradient).max() < tolerance * c * len(x):
+            break
+    return LinearHead(classes, theta[:-1].T.astype(np.float32).copy(), theta[-1].astype(np.float32).copy())
 
 
 def kind_features(vectors: Matrix, texts: Sequence[str], sentiments: Sequence[SentimentResult]) -> Matrix:
@@ -109,7 +171,7 @@ class ThemeModel:
             return cls((), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), None)
         stacked = np.vstack([prototypes[i] for i in ids]).astype(np.float32)
         owners = np.concatenate([np.full(len(prototypes[i]), n, dtype=np.int64) for n, i in enumerate(ids)])
-        head = fit_head(stacked, [ids[o] for o in owners], c=c, class_weight=None) if len(ids) >= 2 else None
+        head = fit_softmax(stacked, [ids[o] for o in owners], c=c) if len(ids) >= 2 else None
         return cls(ids, stacked, owners, head)
 
     def scores(self, vectors: Matrix) -> Matrix:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from classification.domain.sentiment import SentimentResult
 
@@ -87,7 +88,9 @@ def phrase_hits(kind: str, text: str) -> tuple[str, ...]:
     return _hits(kind, text.replace("\u2019", "'"))
 
 
+@lru_cache(maxsize=256)
 def _hits(kind: str, text: str) -> tuple[str, ...]:
+    # Cached: the rules (detect_kind) and the kind head's features (phrase_hits) read the same text.
     found: list[str] = []
     for pattern in _COMPILED[kind]:
         match = pattern.search(text)

@@ -85,6 +85,12 @@ def _keyword_pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){body}(?!\w)")
 
 
+def _needle(keyword: str) -> str:
+    """A substring every match of :func:`_keyword_pattern` contains: the first word (without a trailing ``*``)."""
+    words = keyword.strip().lower().split()
+    return words[0].removesuffix("*") if words else ""
+
+
 @dataclass(frozen=True)
 class Taxonomy:
     version: str
@@ -92,8 +98,8 @@ class Taxonomy:
     match_threshold: float = 0.45
     max_themes: int = 3
     _by_id: dict[str, Theme] = field(init=False, repr=False, compare=False)
-    _patterns: dict[str, tuple[tuple[str, float, re.Pattern[str]], ...]] = field(init=False, repr=False,
-                                                                                  compare=False)
+    _patterns: dict[str, tuple[tuple[str, float, re.Pattern[str], str], ...]] = field(init=False, repr=False,
+                                                                                       compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {t.id: t for t in self.themes})
@@ -101,7 +107,8 @@ class Taxonomy:
         for theme in self.themes:
             words = theme.keywords or (theme.name,)
             patterns[theme.id] = tuple(
-                (w, _PHRASE_WEIGHT if len(w.split()) > 1 else _WORD_WEIGHT, _keyword_pattern(w)) for w in words)
+                (w, _PHRASE_WEIGHT if len(w.split()) > 1 else _WORD_WEIGHT, _keyword_pattern(w), _needle(w))
+                for w in words)
         object.__setattr__(self, "_patterns", patterns)
 
     def get(self, theme_id: str) -> Theme | None:
@@ -123,7 +130,9 @@ class Taxonomy:
         lowered = text.lower()
         found: list[ThemeMatch] = []
         for theme in self.themes:
-            hits = [(word, weight) for word, weight, pattern in self._patterns[theme.id] if pattern.search(lowered)]
+            # The needle (the keyword's first word, literally) is a cheap pre-check before the regex.
+            hits = [(word, weight) for word, weight, pattern, needle in self._patterns[theme.id]
+                    if needle in lowered and pattern.search(lowered)]
             from_embedding = float((embedding_scores or {}).get(theme.id, 0.0))
             if not hits and from_embedding <= 0:
                 continue

@@ -5,13 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Example", "banking77", "kind_examples", "sentiment_examples", "url_reviews"]
+__all__ = ["URR_SENTIMENT_WEIGHT", "Example", "banking77", "kind_examples", "sentiment_examples", "url_reviews",
+           "urr_reviews_by_stars", "urr_sentences", "written_sentiments"]
 
 HERE = Path(__file__).parent
 SEED = 7
+#: Weight of one star-labelled URR review in the sentiment head's fit, against 1 for a written sentence.
+URR_SENTIMENT_WEIGHT = 0.25
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +24,7 @@ class Example:
     text: str
     label: str
     source: str
+    weight: float = 1.0
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:
@@ -54,11 +60,26 @@ def kind_examples(datasets: Path, *, per_source: int = 60) -> list[Example]:
     return written_kinds() + assembled
 
 
+def written_sentiments(*, mixed: bool = False) -> list[Example]:
+    """``sentiment_written.tsv``: one sentence each, positive / neutral / negative (and ``mixed`` if asked)."""
+    with (HERE / "sentiment_written.tsv").open(encoding="utf-8") as handle:
+        return [Example(row["text"], row["sentiment"], f"written/{row['channel']}")
+                for row in csv.DictReader(handle, delimiter="\t") if mixed or row["sentiment"] != "mixed"]
+
+
+def urr_reviews_by_stars(datasets: Path) -> list[Example]:
+    """URR reviews labelled from stars (weak labels: 1-2 negative, 3 neutral, 4-5 positive); source = review id."""
+    return [Example(str(r["text"]), str(r["sentiment_from_stars"]), f"urr/{r['id']}", URR_SENTIMENT_WEIGHT)
+            for r in url_reviews(datasets)]
+
+
+def urr_sentences(datasets: Path, *, min_words: int = 3) -> list[Example]:
+    """URR reviews split into sentences of at least ``min_words`` words, each with its review's star label."""
+    return [Example(sentence, e.label, e.source) for e in urr_reviews_by_stars(datasets)
+            for sentence in _SENTENCE_END.split(e.text) if len(sentence.split()) >= min_words]
+
+
 def sentiment_examples(datasets: Path) -> list[Example]:
-    """URR reviews by stars, plus neutral factual texts (package docstring)."""
-    rng = random.Random(SEED)
-    examples = [Example(str(r["text"]), str(r["sentiment_from_stars"]), "urr") for r in url_reviews(datasets)]
-    examples += [Example(e.text, "neutral", e.source) for e in written_kinds() if e.label in ("question", "other")]
-    queries = [str(r["text"]) for r in banking77(datasets)]
-    examples += [Example(t, "neutral", "banking77") for t in rng.sample(queries, 150)]
-    return examples
+    """The sentiment head's training set: the written sentences (weight 1) and the star-labelled URR reviews
+    (weight :data:`URR_SENTIMENT_WEIGHT`: many, real, but weakly labelled whole reviews). Three classes."""
+    return written_sentiments() + urr_reviews_by_stars(datasets)
