@@ -5,17 +5,12 @@ relays publish each classified event exactly once."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from feedbackloop.broker import EmbeddedBroker
@@ -25,54 +20,19 @@ from feedbackloop.db import create_engine
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.testing import free_port, wait_for
+from tests.postgres.copies import ServiceCopy, child_env
 
 pytestmark = pytest.mark.e2e
 
 
-class Copy:
-    """One `python -m classification` process."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.env = {**env, "CLASSIFICATION_PORT": str(self.port)}
-        self.log = log
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "classification"], env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
-
-    async def ready(self) -> int:
-        async with httpx.AsyncClient(timeout=2) as client:
-            return (await client.get(f"http://127.0.0.1:{self.port}/readyz")).status_code
-
-    async def handled(self) -> int:
-        async with httpx.AsyncClient(timeout=2) as client:
-            body = (await client.get(f"http://127.0.0.1:{self.port}/metrics")).text
-        return sum(int(s.value) for family in text_string_to_metric_families(body) for s in family.samples
-                   if s.name == "feedbackloop_events_consumed_total" and s.labels.get("outcome") == "handled"
-                   and s.labels.get("topic") == FEEDBACK_RAW.name)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise
-        return self.process.returncode
-
-
 @pytest.fixture
 def copies(tmp_path: Path, broker: EmbeddedBroker,
-           postgres_url: Callable[[str], str]) -> Iterator[tuple[list[Copy], str]]:
+           postgres_url: Callable[[str], str]) -> Iterator[tuple[list[ServiceCopy], str]]:
     url = postgres_url("classification")
-    env = {k: v for k, v in __import__("os").environ.items()
-           if not k.startswith(("CLASSIFICATION_", "KAFKA_", "FEEDBACKLOOP_"))}
-    env.update({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_TOPIC_PARTITIONS": "4",
-                "CLASSIFICATION_DATABASE_URL": url, "FEEDBACKLOOP_KEYS_FILE": str(tmp_path / "keys.json"),
-                "FEEDBACKLOOP_LOG_LEVEL": "WARNING"})
-    started = [Copy(env, tmp_path / f"copy-{n}.log") for n in range(2)]
+    env = child_env(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, KAFKA_TOPIC_PARTITIONS="4",
+                    CLASSIFICATION_DATABASE_URL=url, FEEDBACKLOOP_KEYS_FILE=str(tmp_path / "keys.json"),
+                    FEEDBACKLOOP_LOG_LEVEL="WARNING")
+    started = [ServiceCopy("classification", env, tmp_path / f"copy-{n}.log", free_port()) for n in range(2)]
     try:
         yield started, url
     finally:
@@ -126,7 +86,7 @@ async def store_counts(url: str) -> tuple[int, int, int]:
 
 
 async def test_two_copies_share_a_stream_and_one_database_with_no_loss_and_no_duplicates(
-    copies: tuple[list[Copy], str], broker: EmbeddedBroker
+    copies: tuple[list[ServiceCopy], str], broker: EmbeddedBroker
 ) -> None:
     running, url = copies
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_partitions=4)
@@ -138,7 +98,7 @@ async def test_two_copies_share_a_stream_and_one_database_with_no_loss_and_no_du
     await produce(kafka, 0, first_round)
     await wait_for(lambda: store_counts(url), lambda c: c[0] == first_round, timeout=180, interval=0.5,
                    what=f"{first_round} classified items in the shared store")
-    shares = [await copy.handled() for copy in running]
+    shares = [await copy.consumed(FEEDBACK_RAW.name) for copy in running]
     assert sum(shares) == first_round, f"copies handled {shares}: each event exactly once in the group"
     assert all(share > 0 for share in shares), f"both copies took partitions: {shares}"
 

@@ -6,6 +6,11 @@ hour against the hourly rollups, raises insights through the outbox and forgets 
 all in one unit of work. Items that arrive late or out of order re-mark their hour, which is judged
 again; episodes (``domain/episodes.py``) keep that from raising the same insight twice. A run that
 fails (store locked) leaves the hours dirty for the next run.
+
+Several copies on one PostgreSQL store: a run first takes the leader lease :data:`DETECTOR_LEASE`
+(``feedbackloop.db.leader_lease``, an advisory lock); a copy that does not get it skips that tick, so
+one copy judges at a time and a dead leader's lease passes to the next copy that ticks. On SQLite every
+run holds it (one process per store).
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from aggregation.domain.spike import expected_count, judge_spike
 from aggregation.store.analytics import DetectionRepository
 from aggregation.store.repository import InsightRepository
 from feedbackloop.contracts import INSIGHTS, Insight
-from feedbackloop.db import UnitOfWork
+from feedbackloop.db import UnitOfWork, leader_lease
 from feedbackloop.logs import get_logger
 from feedbackloop.runtime import ServiceRuntime, Worker
 
-__all__ = ["DetectionWorker", "detection_worker", "run_detectors"]
+__all__ = ["DETECTOR_LEASE", "DetectionWorker", "detection_worker", "run_detectors"]
+
+DETECTOR_LEASE = "aggregation.detector"
 
 log = get_logger(__name__)
 
@@ -278,9 +285,13 @@ class DetectionWorker:
         self.runs = 0
 
     async def run_once(self) -> list[Insight]:
-        async with self.runtime.uow() as uow:
-            raised = await run_detectors(uow, self.settings, datetime.now(UTC))
-            await uow.commit()
+        """One run, if this copy holds the detector lease; ``[]`` without running when another copy does."""
+        async with leader_lease(self.runtime.engine, DETECTOR_LEASE) as held:
+            if not held:
+                return []
+            async with self.runtime.uow() as uow:
+                raised = await run_detectors(uow, self.settings, datetime.now(UTC))
+                await uow.commit()
         self.runs += 1
         for insight in raised:
             log.info("insight raised", type=insight.type, title=insight.title, insight_id=str(insight.insight_id))

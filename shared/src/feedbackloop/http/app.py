@@ -11,11 +11,12 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Span, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +29,7 @@ from feedbackloop.tracing import TRACE_HEADERS, server_span
 __all__ = ["BodyLimit", "build_app"]
 
 # Newer FastAPI versions trace requests themselves when a global tracer provider is set; our own middleware
-# (`_Tracing`) does it on every version, per service, so FastAPI's is turned off where it exists.
+# (`_Observed`) does it on every version, per service, so FastAPI's is turned off where it exists.
 _NO_NATIVE_TELEMETRY: dict[str, Any] = (
     {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters
@@ -51,9 +52,8 @@ def build_app(
     app.state.settings = settings
     app.state.keys = KeyStore(settings.common.keys_file)
     install_problem_handlers(app)
-    app.add_middleware(_Metrics, service=service)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(_Tracing, service=service)  # outermost: a refused body is traced too
+    app.add_middleware(_Observed, service=service)  # outermost: a refused body is counted and traced too
     for router in routers:
         app.include_router(router)
     ops = APIRouter(tags=["operations"])
@@ -124,7 +124,15 @@ class _TooLarge(Exception):
     pass
 
 
-class _Metrics:
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+_TRACE_HEADER_BYTES = frozenset(h.encode() for h in TRACE_HEADERS)
+
+
+class _Observed:
+    """Per request: the Prometheus count and latency by route and status, and a ``SERVER`` span continuing the
+    caller's ``traceparent`` (probes and scrapes excepted), named by its route once routed. One middleware,
+    one wrapper of ``send``: each layer costs every request."""
+
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
@@ -134,6 +142,7 @@ class _Metrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        method = scope["method"]
         status = 500
 
         async def capture(message: Message) -> None:
@@ -142,52 +151,24 @@ class _Metrics:
                 status = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            metrics.HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - started)
-
-
-_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
-_TRACE_HEADER_BYTES = frozenset(h.encode() for h in TRACE_HEADERS)
-
-
-class _Tracing:
-    """A ``SERVER`` span per request (probes and scrapes excepted), named by its route once routed."""
-
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in _UNTRACED:
-            await self.app(scope, receive, send)
-            return
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope.get("headers") or []
-            if k in _TRACE_HEADER_BYTES
-        }
-        method = scope["method"]
-        with server_span(self.service, method, scope["path"], headers) as span:
-            status = 500
-
-            async def capture(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
+        if scope.get("path") in _UNTRACED:
+            span_scope: AbstractContextManager[Span | None] = nullcontext()
+        else:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []
+                       if k in _TRACE_HEADER_BYTES}
+            span_scope = server_span(self.service, method, scope["path"], headers)
+        with span_scope as span:
             try:
                 await self.app(scope, receive, capture)
             finally:
                 route = getattr(scope.get("route"), "path", None)
-                if route:
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(StatusCode.ERROR)
+                path = route or "unmatched"
+                metrics.HTTP_REQUESTS.labels(self.service, method, path, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(self.service, method, path).observe(time.perf_counter() - started)
+                if span is not None:
+                    if route:
+                        span.update_name(f"{method} {route}")
+                        span.set_attribute("http.route", route)
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(StatusCode.ERROR)

@@ -207,19 +207,22 @@ class Consumer:
         self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]
     ) -> list[_Dead]:
         dead: list[_Dead] = []
+        outcomes: list[tuple[str, str]] = []  # counted once the batch committed: a retried batch counts once
         async with self._uow() as uow:
             seen = await uow.already_processed(e.id for _, _, e in events)
             for record, sub, event in events:
                 if event.id in seen:
-                    metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "duplicate").inc()
+                    outcomes.append((record.topic, "duplicate"))
                     continue
                 seen.add(event.id)
                 failure = await self._handle_one(uow, sub, event, record)
                 if failure is None:
-                    metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "handled").inc()
+                    outcomes.append((record.topic, "handled"))
                 else:
                     dead.append(_Dead(record, *failure))
             await uow.commit()
+        for topic, outcome in outcomes:
+            metrics.EVENTS_CONSUMED.labels(self.service, topic, outcome).inc()
         return dead
 
     async def _handle_one(
