@@ -51,7 +51,10 @@ async def apply_classified(uow: UnitOfWork, event: Envelope[Any]) -> bool:
 
     insights = InsightRepository(uow.session)
     insight_id = str(urgent_insight_id(item.feedback_id))
-    insight = urgent_insight(item, already_flagged=await insights.exists(insight_id), now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    insight = urgent_insight(item, already_flagged=False, now=now)
+    if insight is not None and await insights.exists(insight_id):  # only an urgent item asks the store
+        insight = None
     if insight is not None:
         await insights.add(insight_id, insight.type, insight.severity, insight.theme, insight.created_at,
                            insight.model_dump(mode="json", by_alias=True))

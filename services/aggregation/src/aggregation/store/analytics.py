@@ -6,14 +6,32 @@ read-only session per call on the runtime's ``read_engine``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Numeric, and_, case, cast, delete, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    Numeric,
+    Table,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from aggregation.domain.episodes import Episode
 from aggregation.domain.items import as_utc
@@ -50,6 +68,82 @@ def _upsert(session: AsyncSession, table: Any) -> Any:
     return (postgresql.insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite.insert(table))
 
 
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(session: AsyncSession, name: str, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
+    """The statement ``name``, built once per dialect by ``build(insert)`` (``insert``: the dialect's, with
+    ON CONFLICT) and reused, so that its cache key is computed once, not per execution. Parameters go
+    with each execution, never into the statement."""
+    dialect = session.get_bind().dialect.name
+    stmt = _STATEMENTS.get((dialect, name))
+    if stmt is None:
+        stmt = _STATEMENTS[(dialect, name)] = build(postgresql.insert if dialect == "postgresql" else sqlite.insert)
+    return stmt
+
+
+def _rollup_upsert(insert_: Callable[[Any], Any]) -> Any:
+    stmt = insert_(Rollup.__table__)
+    return stmt.on_conflict_do_update(
+        index_elements=["bucket", "start", "dimension", "key"],
+        set_={name: getattr(Rollup.__table__.c, name) + getattr(stmt.excluded, name) for name in MEASURES})
+
+
+def _presence_upsert(insert_: Callable[[Any], Any]) -> Any:
+    table = ThemeCustomer.__table__
+    stmt = insert_(table)
+    count, mrr_sum = table.c["count"] + stmt.excluded["count"], table.c.mrr_sum + stmt.excluded.mrr_sum
+    return stmt.on_conflict_do_update(
+        index_elements=["bucket", "start", "theme_key", "customer_key"],
+        set_={"count": count, "mrr_sum": mrr_sum, "mrr": case((count > 0, _cents(mrr_sum / count)), else_=0.0)},
+    ).returning(table.c.bucket, table.c.start, table.c.theme_key, table.c.customer_key, table.c["count"],
+                table.c.mrr_sum)
+
+
+def _totals_upsert(insert_: Callable[[Any], Any]) -> Any:
+    t = ThemeTotal.__table__
+    stmt = insert_(t)
+    return stmt.on_conflict_do_update(index_elements=["theme_id"], set_={
+        "customers": t.c.customers + stmt.excluded.customers,
+        "affected_mrr": t.c.affected_mrr + stmt.excluded.affected_mrr})
+
+
+def _names_upsert(insert_: Callable[[Any], Any]) -> Any:
+    stmt = insert_(ThemeName.__table__)
+    return stmt.on_conflict_do_update(index_elements=["theme_id"],
+                                      set_={"name": stmt.excluded.name, "seen_at": stmt.excluded.seen_at},
+                                      where=ThemeName.__table__.c.seen_at <= stmt.excluded.seen_at)
+
+
+def _dirty_upsert(insert_: Callable[[Any], Any]) -> Any:
+    stmt = insert_(DirtyHour.__table__)
+    return stmt.on_conflict_do_update(index_elements=["start"], set_={"version": DirtyHour.__table__.c.version + 1})
+
+
+_CLUSTERS: Table = ClusterRecord.__table__  # type: ignore[assignment]  # (declared as a FromClause)
+_CLUSTER_TERMS = update(_CLUSTERS).where(_CLUSTERS.c.cluster_id == bindparam("b_id"))
+_CLUSTER_LEAVE = update(_CLUSTERS).where(_CLUSTERS.c.cluster_id == bindparam("b_id")).values(
+    items=_CLUSTERS.c["items"] - 1)
+
+
+def _cluster_join(insert_: Callable[[Any], Any]) -> Any:
+    stmt = insert_(_CLUSTERS)
+    latest = func.max if insert_ is sqlite.insert else func.greatest
+    return stmt.on_conflict_do_update(index_elements=["cluster_id"], set_={
+        "items": _CLUSTERS.c["items"] + 1, "terms": stmt.excluded.terms,
+        "last_seen": latest(_CLUSTERS.c.last_seen, stmt.excluded.last_seen)})
+
+
+def _label_insert(insert_: Callable[[Any], Any]) -> Any:
+    return insert_(LabelKey.__table__).on_conflict_do_nothing(index_elements=["kind", "value"])
+
+
+def _label_select(insert_: Callable[[Any], Any]) -> Any:
+    table = LabelKey.__table__
+    return select(table.c.value, table.c.key).where(table.c.kind == bindparam("kind"),
+                                                     table.c.value.in_(bindparam("values", expanding=True)))
+
+
 def measures_of(row: Any) -> Measures:
     """Measures of an ORM ``Rollup`` or of a result row labelled with the measure names."""
     values = row._mapping if hasattr(row, "_mapping") else {name: getattr(row, name) for name in MEASURES}
@@ -66,9 +160,80 @@ def _mean_mrr(count: int, mrr_sum: float) -> float:
     return round(mrr_sum / count, 2) if count > 0 else 0.0
 
 
+_COMMITTED_CAP = 200_000
+"""Entries kept per engine in :data:`_COMMITTED`; past it the cache starts over (it is only a shortcut)."""
+
+_COMMITTED: weakref.WeakKeyDictionary[Engine, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+"""Per database (engine): facts a committed transaction of this process established that stay true for
+good, whatever other copies do: ``("label", kind, value) -> key`` (label keys are never changed or
+deleted) and ``("named", theme_id) -> (seen_at, name)``, a lower bound of the stored naming (it only
+moves forward)."""
+
+
+class TransactionMemo:
+    """What the open transaction of one session has already written, so that later items of the same
+    unit of work can skip a statement that would change nothing.
+
+    Each fact is tagged with the innermost transaction (savepoint) that was open when it was learned.
+    When a savepoint or the transaction rolls back, the facts it (or a savepoint inside it) learned are
+    dropped: a dead-lettered event's writes are not remembered. When the outermost transaction commits,
+    the lasting facts (those whose kind is in :attr:`LASTING`) move to the process-wide per-engine cache
+    and the memo empties. Get it with :meth:`of`; it lives in ``session.info``.
+    """
+
+    LASTING = ("label", "named")
+
+    def __init__(self, session: Session, engine: Engine) -> None:
+        self._session = session
+        self._engine = engine
+        self._facts: dict[Hashable, tuple[SessionTransaction | None, Any]] = {}
+        event.listen(session, "after_soft_rollback", self._rolled_back)
+        event.listen(session, "after_commit", self._committed)
+
+    @classmethod
+    def of(cls, session: AsyncSession) -> TransactionMemo:
+        sync = session.sync_session
+        memo = sync.info.get("aggregation.memo")
+        if memo is None:
+            memo = sync.info["aggregation.memo"] = cls(sync, session.get_bind().engine)
+        return memo
+
+    def get(self, key: Hashable) -> Any | None:
+        """The fact under ``key``, from this transaction or else from a committed one; None if unknown."""
+        fact = self._facts.get(key)
+        if fact is not None:
+            return fact[1]
+        return _COMMITTED.get(self._engine, {}).get(key)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self._facts[key] = (self._session.get_nested_transaction() or self._session.get_transaction(), value)
+
+    def _rolled_back(self, session: Session, previous: SessionTransaction) -> None:
+        def undone(txn: SessionTransaction | None) -> bool:
+            while txn is not None:
+                if txn is previous:
+                    return True
+                txn = txn.parent
+            return False
+
+        self._facts = {k: f for k, f in self._facts.items() if not undone(f[0])}
+
+    def _committed(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released: its facts stand or fall with the enclosing transaction
+        lasting = {k: f[1] for k, f in self._facts.items() if isinstance(k, tuple) and k[0] in self.LASTING}
+        self._facts = {}
+        if lasting:
+            cache = _COMMITTED.setdefault(self._engine, {})
+            if len(cache) + len(lasting) > _COMMITTED_CAP:
+                cache.clear()
+            cache.update(lasting)
+
+
 class RollupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.memo = TransactionMemo.of(session)
 
     async def add(self, deltas: Mapping[RollupKey, Measures]) -> None:
         """Add each delta to its cell (creating it at zero first); cells are never deleted, zeros stay.
@@ -81,27 +246,31 @@ class RollupRepository:
                 for k, m in deltas.items() if k.dimension != "theme_customer"]
         if not rows:
             return
-        stmt = _upsert(self.session, Rollup.__table__)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["bucket", "start", "dimension", "key"],
-            set_={name: getattr(Rollup.__table__.c, name) + getattr(stmt.excluded, name) for name in MEASURES})
-        await self.session.execute(stmt, rows)
+        await self.session.execute(_statement(self.session, "rollup", _rollup_upsert), rows)
 
     async def label_keys(self, kind: str, values: Iterable[str]) -> dict[str, int]:
         """The integer key of each value of ``kind`` (theme | customer), creating the missing ones."""
-        wanted = sorted(set(values))
+        found: dict[str, int] = {}
+        wanted = []
+        for value in sorted(set(values)):
+            key = self.memo.get(("label", kind, value))
+            if key is None:
+                wanted.append(value)
+            else:
+                found[value] = key
         if not wanted:
-            return {}
-        table = LabelKey.__table__
-        found = {r.value: r.key for r in await self.session.execute(
-            select(table.c.value, table.c.key).where(table.c.kind == kind, table.c.value.in_(wanted)))}
-        missing = [v for v in wanted if v not in found]
+            return found
+        lookup = _statement(self.session, "label_select", _label_select)
+        looked_up = {r.value: r.key for r in await self.session.execute(lookup, {"kind": kind, "values": wanted})}
+        missing = [v for v in wanted if v not in looked_up]
         if missing:
-            stmt = _upsert(self.session, table).on_conflict_do_nothing(index_elements=["kind", "value"])
-            await self.session.execute(stmt, [{"kind": kind, "value": v} for v in missing])
-            found.update({r.value: r.key for r in await self.session.execute(
-                select(table.c.value, table.c.key).where(table.c.kind == kind, table.c.value.in_(missing)))})
-        return found
+            await self.session.execute(_statement(self.session, "label_insert", _label_insert),
+                                       [{"kind": kind, "value": v} for v in missing])
+            looked_up.update({r.value: r.key for r in await self.session.execute(
+                lookup, {"kind": kind, "values": missing})})
+        for value, key in looked_up.items():
+            self.memo.put(("label", kind, value), key)
+        return found | looked_up
 
     async def _add_presence(self, deltas: Mapping[RollupKey, Measures]) -> None:
         """Add (theme, customer) deltas to their presence rows, and the change of the theme's distinct
@@ -112,22 +281,20 @@ class RollupRepository:
         pairs = {k: k.key.partition(THEME_CUSTOMER_SEP)[::2] for k in deltas}
         themes = await self.label_keys("theme", (t for t, _ in pairs.values()))
         customers = await self.label_keys("customer", (c for _, c in pairs.values()))
-        table = ThemeCustomer.__table__
+        ordered = sorted(deltas.items(), key=lambda kv: (kv[0].bucket, kv[0].start, kv[0].key))
+        rows = [{"bucket": k.bucket, "start": k.start, "theme_key": themes[pairs[k][0]],
+                 "customer_key": customers[pairs[k][1]], "customer_id": pairs[k][1], "count": m.count,
+                 "mrr_sum": m.mrr_sum, "mrr": _mean_mrr(m.count, m.mrr_sum)} for k, m in ordered]
+        # One statement for all the rows (executemany with RETURNING is sent as one multi-row INSERT);
+        # the rows come back in no promised order, so each carries its key.
+        stmt = _statement(self.session, "presence", _presence_upsert)
+        after = {tuple(r[:4]): r[4:] for r in await self.session.execute(stmt, rows)}
         totals: dict[str, list[float]] = {}
-        for k, m in sorted(deltas.items(), key=lambda kv: (kv[0].bucket, kv[0].start, kv[0].key)):
-            theme, customer = pairs[k]
-            stmt = _upsert(self.session, table).values(
-                bucket=k.bucket, start=k.start, theme_key=themes[theme], customer_key=customers[customer],
-                customer_id=customer, count=m.count, mrr_sum=m.mrr_sum, mrr=_mean_mrr(m.count, m.mrr_sum))
-            count, mrr_sum = table.c["count"] + stmt.excluded["count"], table.c.mrr_sum + stmt.excluded.mrr_sum
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["bucket", "start", "theme_key", "customer_key"],
-                set_={"count": count, "mrr_sum": mrr_sum,
-                      "mrr": case((count > 0, _cents(mrr_sum / count)), else_=0.0)},
-            ).returning(table.c["count"], table.c.mrr_sum)
-            new = (await self.session.execute(stmt)).one()
+        for (k, m), row in zip(ordered, rows, strict=True):
             if k.bucket != "total":
                 continue
+            theme = pairs[k][0]
+            new = after[(row["bucket"], row["start"], row["theme_key"], row["customer_key"])]
             old_count, old_sum = new[0] - m.count, new[1] - m.mrr_sum
             total = totals.setdefault(theme, [0, 0.0])
             total[0] += int(new[0] > 0) - int(old_count > 0)
@@ -135,52 +302,45 @@ class RollupRepository:
         rows = [{"theme_id": t, "customers": int(c), "affected_mrr": mrr} for t, (c, mrr) in sorted(totals.items())
                 if c or mrr]
         if rows:
-            t = ThemeTotal.__table__
-            stmt = _upsert(self.session, t)
-            stmt = stmt.on_conflict_do_update(index_elements=["theme_id"], set_={
-                "customers": t.c.customers + stmt.excluded.customers,
-                "affected_mrr": t.c.affected_mrr + stmt.excluded.affected_mrr})
-            await self.session.execute(stmt, rows)
+            await self.session.execute(_statement(self.session, "totals", _totals_upsert), rows)
 
     async def name_themes(self, names: Iterable[tuple[str, str]], seen_at: datetime) -> None:
         """Record each (theme id, name) unless a newer item already named the theme."""
-        rows = [{"theme_id": t, "name": n, "seen_at": as_utc(seen_at)} for t, n in names]
+        seen_at = as_utc(seen_at)
+        rows = []
+        for theme_id, name in dict(names).items():
+            # The stored (seen_at, name) only moves forward: an older naming, or the same one again, is a no-op.
+            known = self.memo.get(("named", theme_id))
+            if known is not None and (seen_at < known[0] or (seen_at == known[0] and name == known[1])):
+                continue
+            rows.append({"theme_id": theme_id, "name": name, "seen_at": seen_at})
         if not rows:
             return
-        stmt = _upsert(self.session, ThemeName.__table__)
-        stmt = stmt.on_conflict_do_update(index_elements=["theme_id"],
-                                          set_={"name": stmt.excluded.name, "seen_at": stmt.excluded.seen_at},
-                                          where=ThemeName.__table__.c.seen_at <= stmt.excluded.seen_at)
-        await self.session.execute(stmt, rows)
+        await self.session.execute(_statement(self.session, "names", _names_upsert), rows)
+        for row in rows:
+            self.memo.put(("named", row["theme_id"]), (seen_at, row["name"]))
 
     async def mark_dirty(self, hours: Iterable[int]) -> None:
-        rows = [{"start": h, "version": 1} for h in sorted(set(hours))]
+        """Mark the hours dirty for the detectors (a new version of each); an hour already marked in this
+        transaction is not marked again (the detectors cannot have read it in between)."""
+        rows = [{"start": h, "version": 1} for h in sorted(set(hours)) if self.memo.get(("dirty", h)) is None]
         if not rows:
             return
-        stmt = _upsert(self.session, DirtyHour.__table__)
-        stmt = stmt.on_conflict_do_update(index_elements=["start"],
-                                          set_={"version": DirtyHour.__table__.c.version + 1})
-        await self.session.execute(stmt, rows)
+        for row in rows:
+            self.memo.put(("dirty", row["start"]), True)
+        await self.session.execute(_statement(self.session, "dirty", _dirty_upsert), rows)
 
     async def move_cluster(self, old: str | None, new: str | None, terms: list[str], seen_at: datetime) -> None:
         """The item left cluster ``old`` and joined ``new`` (either may be None)."""
         if old == new:
             if new is not None:
-                await self.session.execute(update(ClusterRecord).where(ClusterRecord.cluster_id == new)
-                                           .values(terms=terms))
+                await self.session.execute(_CLUSTER_TERMS, {"b_id": new, "terms": terms})
             return
         if old is not None:
-            await self.session.execute(update(ClusterRecord).where(ClusterRecord.cluster_id == old)
-                                       .values(items=ClusterRecord.items - 1))
+            await self.session.execute(_CLUSTER_LEAVE, {"b_id": old})
         if new is not None:
-            stmt = _upsert(self.session, ClusterRecord.__table__).values(
-                cluster_id=new, terms=terms, items=1, last_seen=as_utc(seen_at), insight_id=None)
-            stmt = stmt.on_conflict_do_update(index_elements=["cluster_id"], set_={
-                "items": ClusterRecord.__table__.c["items"] + 1, "terms": stmt.excluded.terms,
-                "last_seen": func.max(ClusterRecord.__table__.c.last_seen, stmt.excluded.last_seen)
-                if self.session.get_bind().dialect.name == "sqlite"
-                else func.greatest(ClusterRecord.__table__.c.last_seen, stmt.excluded.last_seen)})
-            await self.session.execute(stmt)
+            await self.session.execute(_statement(self.session, "cluster_join", _cluster_join), {
+                "cluster_id": new, "terms": terms, "items": 1, "last_seen": as_utc(seen_at), "insight_id": None})
 
 
 @dataclass(frozen=True)

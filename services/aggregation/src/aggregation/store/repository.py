@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aggregation.domain.filters import FeedbackFilter, InsightFilter, ThemeFilter
@@ -20,6 +20,19 @@ from aggregation.domain.items import FeedbackRow, ThemeRow, as_utc
 from aggregation.store.models import FeedbackRecord, FeedbackTheme, InsightRecord
 
 __all__ = ["FeedbackRepository", "InsightRepository", "Page", "ReadQueries", "ThemePage", "ThemeStats"]
+
+
+_FEEDBACK = cast(Table, FeedbackRecord.__table__)
+_THEMES = cast(Table, FeedbackTheme.__table__)
+# The statements of the apply path, built once: their cache keys are computed once, and each execution
+# only passes its parameters.
+_STORED = select(_FEEDBACK.c.revision, _FEEDBACK.c.data).where(_FEEDBACK.c.feedback_id == bindparam("b_id"))
+_INSERT_FEEDBACK = insert(_FEEDBACK)
+_UPDATE_FEEDBACK = update(_FEEDBACK).where(_FEEDBACK.c.feedback_id == bindparam("b_id"))
+_DELETE_THEMES = delete(_THEMES).where(_THEMES.c.feedback_id == bindparam("b_id"))
+_INSERT_THEMES = insert(_THEMES)
+_INSIGHT_EXISTS = select(InsightRecord.__table__.c.insight_id).where(
+    InsightRecord.__table__.c.insight_id == bindparam("b_id"))
 
 
 class FeedbackRepository:
@@ -34,22 +47,19 @@ class FeedbackRepository:
 
     async def stored(self, feedback_id: str) -> tuple[int, dict[str, Any]] | None:
         """The stored (revision, data) of the item, None if it was never stored."""
-        result = await self.session.execute(
-            select(FeedbackRecord.revision, FeedbackRecord.data).where(FeedbackRecord.feedback_id == feedback_id))
-        row = result.one_or_none()
+        row = (await self.session.execute(_STORED, {"b_id": feedback_id})).one_or_none()
         return (row.revision, row.data) if row is not None else None
 
     async def replace(self, row: FeedbackRow, themes: Sequence[ThemeRow], *, exists: bool) -> None:
         """Write ``row`` over the stored item (or insert it) and make ``themes`` its only theme rows."""
         values = row.values()
         if exists:
-            await self.session.execute(
-                update(FeedbackRecord).where(FeedbackRecord.feedback_id == row.feedback_id).values(values))
-            await self.session.execute(delete(FeedbackTheme).where(FeedbackTheme.feedback_id == row.feedback_id))
+            await self.session.execute(_UPDATE_FEEDBACK, {**values, "b_id": row.feedback_id})
+            await self.session.execute(_DELETE_THEMES, {"b_id": row.feedback_id})
         else:
-            await self.session.execute(insert(FeedbackRecord).values(values))
+            await self.session.execute(_INSERT_FEEDBACK, values)
         if themes:
-            await self.session.execute(insert(FeedbackTheme), [t.values() for t in themes])
+            await self.session.execute(_INSERT_THEMES, [t.values() for t in themes])
 
 
 class InsightRepository:
@@ -57,8 +67,7 @@ class InsightRepository:
         self.session = session
 
     async def exists(self, insight_id: str) -> bool:
-        result = await self.session.execute(
-            select(InsightRecord.insight_id).where(InsightRecord.insight_id == insight_id))
+        result = await self.session.execute(_INSIGHT_EXISTS, {"b_id": insight_id})
         return result.scalar_one_or_none() is not None
 
     async def add(self, insight_id: str, type_: str, severity: str, theme: str | None, created_at: datetime,
