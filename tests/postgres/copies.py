@@ -3,16 +3,23 @@ port of its own, its log in a file, its readiness and consumed-event counters re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["ServiceCopy", "child_env"]
+from feedbackloop.testing import free_port
+
+__all__ = ["ServiceCopy", "child_env", "read_topic", "two_copies"]
 
 
 def child_env(**settings: str) -> dict[str, str]:
@@ -76,3 +83,27 @@ class ServiceCopy:
                 self.kill()
                 raise
         return self.process.returncode
+
+
+@contextmanager
+def two_copies(service: str, env: dict[str, str], folder: Path) -> Iterator[list[ServiceCopy]]:
+    """Two copies of ``service`` (logs ``<service>-<n>.log`` in ``folder``), stopped with SIGTERM afterwards."""
+    started = [ServiceCopy(service, env, folder / f"{service}-{n}.log", free_port()) for n in range(2)]
+    try:
+        yield started
+    finally:
+        for copy in started:
+            copy.stop()
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every event on ``topic`` from the start (the CloudEvents documents), until 1.5 s pass with nothing new."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    events: list[dict[str, Any]] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=1500):
+            events += [json.loads(r.value) for records in batch.values() for r in records]
+        return events
+    finally:
+        await consumer.stop()

@@ -4,13 +4,12 @@ relays publish each classified event exactly once."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from feedbackloop.broker import EmbeddedBroker
@@ -19,8 +18,8 @@ from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.db import create_engine
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, wait_for
-from tests.postgres.copies import ServiceCopy, child_env
+from feedbackloop.testing import wait_for
+from tests.postgres.copies import ServiceCopy, child_env, read_topic, two_copies
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +31,8 @@ def copies(tmp_path: Path, broker: EmbeddedBroker,
     env = child_env(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, KAFKA_TOPIC_PARTITIONS="4",
                     CLASSIFICATION_DATABASE_URL=url, FEEDBACKLOOP_KEYS_FILE=str(tmp_path / "keys.json"),
                     FEEDBACKLOOP_LOG_LEVEL="WARNING")
-    started = [ServiceCopy("classification", env, tmp_path / f"copy-{n}.log", free_port()) for n in range(2)]
-    try:
+    with two_copies("classification", env, tmp_path) as started:
         yield started, url
-    finally:
-        for copy in started:
-            copy.stop()
 
 
 async def produce(kafka: KafkaSettings, start: int, count: int) -> None:
@@ -56,21 +51,6 @@ async def produce(kafka: KafkaSettings, start: int, count: int) -> None:
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def classified_records(kafka: KafkaSettings) -> list[str]:
-    consumer = AIOKafkaConsumer(FEEDBACK_CLASSIFIED.name, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    ids: list[str] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1500)
-            if not batch:
-                return ids
-            ids += [json.loads(r.value)["data"]["feedback_id"] for rs in batch.values() for r in rs]
-    finally:
-        await consumer.stop()
 
 
 async def store_counts(url: str) -> tuple[int, int, int]:
@@ -106,7 +86,7 @@ async def test_two_copies_share_a_stream_and_one_database_with_no_loss_and_no_du
     items, outbox, _ = await wait_for(lambda: store_counts(url), lambda c: c[2] == 0, timeout=60, interval=0.5,
                                       what="the shared outbox drained")
     assert (items, outbox) == (total, total), f"{items} items and {outbox} outbox rows for {total} events"
-    ids = await classified_records(kafka)
+    ids = [e["data"]["feedback_id"] for e in await read_topic(kafka.bootstrap_servers, FEEDBACK_CLASSIFIED.name)]
     expected = {str(feedback_id_for("two", str(n))) for n in range(total)}
     assert set(ids) == expected, f"missing {len(expected - set(ids))}"
     assert len(ids) == total, f"{len(ids) - total} duplicate classified records on the topic"

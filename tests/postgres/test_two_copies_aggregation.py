@@ -9,7 +9,6 @@ production path's concurrency, which SQLite (one process per store) does not hav
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from aggregation_testkit import classified
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,8 +29,8 @@ from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.db import create_engine, lease_key
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, query_store, wait_for
-from tests.postgres.copies import ServiceCopy, child_env
+from feedbackloop.testing import query_store, wait_for
+from tests.postgres.copies import ServiceCopy, child_env, read_topic, two_copies
 
 pytestmark = pytest.mark.e2e
 
@@ -48,12 +47,8 @@ def aggregation_pair(tmp_path: Path, broker: EmbeddedBroker, postgres_url: Calla
                     AGGREGATION_DATABASE_URL=url, AGGREGATION_DETECT_INTERVAL_SECONDS="0.5",
                     FEEDBACKLOOP_KEYS_FILE=str(keys_file), FEEDBACKLOOP_LOG_LEVEL="WARNING",
                     FEEDBACKLOOP_LOG_FORMAT="console")
-    started = [ServiceCopy("aggregation", env, tmp_path / f"aggregation-{n}.log", free_port()) for n in range(2)]
-    try:
+    with two_copies("aggregation", env, tmp_path) as started:
         yield started, url
-    finally:
-        for copy in started:
-            copy.stop()
 
 
 def stream(now: datetime) -> tuple[list[tuple[str, ClassifiedFeedback]], dict[str, ClassifiedFeedback]]:
@@ -112,19 +107,6 @@ async def produce(kafka: KafkaSettings, records: list[tuple[str, ClassifiedFeedb
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def published_insights(kafka: KafkaSettings) -> list[str]:
-    consumer = AIOKafkaConsumer(INSIGHTS.name, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    ids: list[str] = []
-    try:
-        while batch := await consumer.getmany(timeout_ms=1500):
-            ids += [json.loads(r.value)["data"]["insight_id"] for rs in batch.values() for r in rs]
-        return ids
-    finally:
-        await consumer.stop()
 
 
 async def all_feedback(client: httpx.AsyncClient, base: str) -> list[dict[str, Any]]:
@@ -237,7 +219,7 @@ async def check_detectors(url: str, kafka: KafkaSettings, running: list[ServiceC
     # Each insight goes out once, whichever copy's relay publishes it.
     await wait_for(lambda: query_store(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
                    lambda rows: rows[0][0] == 0, timeout=60, interval=0.5, what="both outboxes drained")
-    published = Counter(await published_insights(kafka))
+    published = Counter(e["data"]["insight_id"] for e in await read_topic(kafka.bootstrap_servers, INSIGHTS.name))
     assert set(published) == {r[0] for r in raised}, "every stored insight published, nothing else"
     assert max(published.values()) == 1, f"published twice: {[k for k, v in published.items() if v > 1]}"
 

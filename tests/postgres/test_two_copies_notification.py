@@ -21,9 +21,9 @@ from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, query_store, serve_app, wait_for
+from feedbackloop.testing import query_store, serve_app, wait_for
 from notification.service import delivery_id_for
-from tests.postgres.copies import ServiceCopy, child_env
+from tests.postgres.copies import ServiceCopy, child_env, two_copies
 
 pytestmark = pytest.mark.e2e
 
@@ -41,12 +41,8 @@ def notification_pair(tmp_path: Path, broker: EmbeddedBroker, postgres_url: Call
                     NOTIFICATION_RETRY_SCHEDULE="0,1,1,2,2,5", NOTIFICATION_RETRY_JITTER="0",
                     FEEDBACKLOOP_KEYS_FILE=str(keys_file), FEEDBACKLOOP_LOG_LEVEL="WARNING",
                     FEEDBACKLOOP_LOG_FORMAT="console")
-    started = [ServiceCopy("notification", env, tmp_path / f"notification-{n}.log", free_port()) for n in range(2)]
-    try:
+    with two_copies("notification", env, tmp_path) as started:
         yield started, url
-    finally:
-        for copy in started:
-            copy.stop()
 
 
 def matching(start: int, count: int) -> list[tuple[tuple[str, bytes, str], str]]:
