@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import MetaData, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback, feedback_id_for
 from feedbackloop.db import (
@@ -59,14 +60,19 @@ async def read_topic(kafka: KafkaSettings, expected: int, timeout: float = 30) -
     return seen
 
 
+async def outbox_store(url: str, kafka: KafkaSettings) -> tuple[AsyncEngine, UnitOfWorkFactory]:
+    """A fresh store with the runtime tables (an outbox) and the topics created."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await ensure_topics(kafka)
+    return engine, UnitOfWorkFactory(session_factory(engine), tables, "/test")
+
+
 async def test_two_relays_on_one_outbox_publish_each_event_once_in_key_order(
     postgres_url: Callable[[str], str], kafka_settings: KafkaSettings
 ) -> None:
-    engine = create_engine(postgres_url("relay"))
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    await ensure_topics(kafka_settings)
-    uow_factory = UnitOfWorkFactory(session_factory(engine), tables, "/test")
+    engine, uow_factory = await outbox_store(postgres_url("relay"), kafka_settings)
     keys = [f"key-{k}" for k in range(5)]
     total = 600
     for start in range(0, total, 100):  # several commits, as many use cases would make
@@ -110,10 +116,7 @@ async def test_two_relays_on_one_outbox_publish_each_event_once_in_key_order(
         assert mine == sorted(mine), f"events of {key} out of order: {mine}"
 
 
-async def count_unsent(engine: object) -> int:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    assert isinstance(engine, AsyncEngine)
+async def count_unsent(engine: AsyncEngine) -> int:
     outbox = tables.outbox
     async with engine.connect() as conn:
         return int((await conn.execute(
@@ -125,11 +128,7 @@ async def test_a_relay_round_skips_while_another_copy_holds_the_relay_lock(
 ) -> None:
     from feedbackloop.runtime.relay import RELAY_LOCK
 
-    engine = create_engine(postgres_url("relay"))
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    await ensure_topics(kafka_settings)
-    uow_factory = UnitOfWorkFactory(session_factory(engine), tables, "/test")
+    engine, uow_factory = await outbox_store(postgres_url("relay"), kafka_settings)
     async with uow_factory() as uow:
         uow.publish(FEEDBACK_RAW, raw(0, "k"), event_id="evt-held")
         await uow.commit()

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import text
 
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, FEEDBACK_RAW, RawFeedback, encode, feedback_id_for
 from feedbackloop.contracts.envelope import new_envelope
-from feedbackloop.db import create_engine
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import wait_for
+from feedbackloop.testing import query_store, wait_for
 from tests.postgres.copies import ServiceCopy, child_env, read_topic, two_copies
 
 pytestmark = pytest.mark.e2e
@@ -54,14 +52,10 @@ async def produce(kafka: KafkaSettings, start: int, count: int) -> None:
 
 
 async def store_counts(url: str) -> tuple[int, int, int]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            items = (await conn.execute(text("SELECT count(*) FROM classifications"))).scalar_one()
-            outbox = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
-            unsent = (await conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))).scalar_one()
-    finally:
-        await engine.dispose()
+    """Classified items, outbox rows, and outbox rows not yet published, in the shared store."""
+    ((items, outbox, unsent),) = await query_store(url, """SELECT
+        (SELECT count(*) FROM classifications), (SELECT count(*) FROM outbox),
+        (SELECT count(*) FROM outbox WHERE sent_at IS NULL)""")
     return int(items), int(outbox), int(unsent)
 
 

@@ -25,8 +25,9 @@ SDK's batch processor thread (``OTEL_BSP_*`` variables apply); an unreachable co
 spans and a log line, never a failed request or event. :func:`flush_tracing` sends what is queued at a
 service's stop; the SDK's exit hook shuts the exporters down.
 
-Work queued by one task and done by another (a group commit, a delivery worker) keeps its trace by
-handing the context over: :func:`capture` where the work is queued, :func:`continued` where it is done.
+Work queued by one task and done by another keeps its trace by carrying the context over: ingest's group
+commit publishes each request's events inside a copy of that request's ``contextvars`` context; notification
+stores :func:`inject`'s headers with each delivery and opens a :func:`client_span` from them per attempt.
 """
 
 from __future__ import annotations
@@ -52,11 +53,9 @@ from feedbackloop.logs import get_logger
 __all__ = [
     "TRACE_HEADERS",
     "add_span_processor",
-    "capture",
     "client_span",
     "configure_tracing",
     "consume_span",
-    "continued",
     "current_traceparent",
     "exporter_names",
     "extract",
@@ -214,23 +213,6 @@ def current_traceparent() -> str | None:
     return inject().get("traceparent")
 
 
-def capture() -> otel_context.Context:
-    """The current trace context, to hand to work done later in another task (see :func:`continued`)."""
-    return otel_context.get_current()
-
-
-@contextmanager
-def continued(context: otel_context.Context) -> Iterator[None]:
-    """Make a context from :func:`capture` current for the block: events published in it continue that trace.
-
-    For work queued by one task and done by another (a group commit, a delivery worker), whose own
-    context would otherwise start new traces.
-    """
-    token = otel_context.attach(context)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
 
 
 def log_ids(span: Span | None = None) -> dict[str, str | None]:
