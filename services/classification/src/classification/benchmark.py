@@ -19,7 +19,7 @@ from pathlib import Path
 
 from classification.config import ClassificationSettings
 from classification.service import PreviewItem, build_classifier
-from classification.training.data import banking77, url_reviews
+from classification.tools.datasets import banking77, url_reviews
 
 
 def _rss_mb() -> float:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from classification.domain.calibration import DEFAULT_REVIEW_THRESHOLDS
 from feedbackloop.settings import ServiceSettings, default_database_url
 
 DEFAULT_TAXONOMY_FILE = Path(__file__).parent / "taxonomy" / "default.yaml"
@@ -28,4 +29,8 @@ class ClassificationSettings(ServiceSettings):
                             description="Where the ONNX export of the packaged embedding model is kept (made on first "
                                         "use from the package's own weights, by a subprocess)")
     quantized: bool = Field(default=True, description="Run the int8-quantized ONNX model (false: float32)")
+    review_thresholds: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_REVIEW_THRESHOLDS),
+        description="Per label (sentiment, kind, themes): under this calibrated confidence an item is marked "
+                    "needs_review and listed by GET /v1/review (JSON object)")
     max_body_bytes: int = Field(default=4 << 20, ge=1024, description="Largest request body accepted")

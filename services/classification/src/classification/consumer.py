@@ -1,5 +1,7 @@
 """What classification reads: ``feedback.raw.v1``, each event handed to :func:`handle_raw` via the runtime.
 
+Before the batch's transaction, :func:`make_preparer` embeds every text of the batch in one model call (the encoder
+runs batches of up to 64 texts instead of one at a time; the handler then finds each vector in the cache).
 The runtime gives the handler one unit of work per batch (each event in a savepoint, its id recorded as
 processed, duplicates skipped before the handler is called); the handler labels the item and raises the
 ``feedback.classified.v1`` event through the outbox. It never commits and never talks to Kafka.
@@ -7,14 +9,16 @@ processed, duplicates skipped before the handler is called); the handler labels 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-from classification.service import LiveState, classify_item
+from classification.service import LiveState, PreviewItem, classify_item
 from feedbackloop.contracts import FEEDBACK_RAW, Envelope, RawFeedback
 from feedbackloop.db import UnitOfWork
-from feedbackloop.runtime import EventHandler, PoisonMessage, Subscription
+from feedbackloop.runtime import BatchPreparer, EventHandler, PoisonMessage, Subscription
 
-__all__ = ["make_handler", "subscriptions"]
+__all__ = ["make_handler", "make_preparer", "subscriptions"]
 
 
 def make_handler(live: LiveState) -> EventHandler:
@@ -29,6 +33,15 @@ def make_handler(live: LiveState) -> EventHandler:
     return handle_raw
 
 
+def make_preparer(live: LiveState) -> BatchPreparer:
+    """Embeds the batch's texts at once, off the event loop, with the classifier in force."""
+    async def prepare(events: Sequence[Envelope[Any]]) -> None:
+        items = [PreviewItem(e.data.text, e.data.subject) for e in events if isinstance(e.data, RawFeedback)]
+        await asyncio.to_thread(live.classifier.warm, items)
+
+    return prepare
+
+
 def subscriptions(live: LiveState) -> list[Subscription]:
-    """The topics classification consumes, each with its handler."""
-    return [Subscription(FEEDBACK_RAW, make_handler(live))]
+    """The topics classification consumes, each with its handler and batch preparation."""
+    return [Subscription(FEEDBACK_RAW, make_handler(live), make_preparer(live))]

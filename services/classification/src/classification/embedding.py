@@ -20,6 +20,7 @@ Contract of :class:`Encoder`:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,7 +98,11 @@ class Encoder:
         self.tokenizer = Tokenizer.from_file(str(packaged_model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
-        self.name = f"{MODEL_NAME}-onnx-{'int8' if quantized else 'fp32'}"
+        card = path.with_suffix(".json")
+        about = json.loads(card.read_text()) if card.exists() else {}
+        #: Rated domains whose labels the encoder was fine-tuned on (empty: the packaged weights as they are).
+        self.trained_on: tuple[str, ...] = tuple(about.get("fine_tuned_on", ()))
+        self.name = str(about.get("name") or f"{MODEL_NAME}-onnx-{'int8' if quantized else 'fp32'}")
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._lock = threading.Lock()
 

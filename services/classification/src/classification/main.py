@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from classification import __version__
-from classification.api import classify, corrections, taxonomy
+from classification.api import classify, corrections, review, taxonomy
 from classification.config import ClassificationSettings
 from classification.consumer import subscriptions
 from classification.embedding import Encoder
@@ -51,6 +51,6 @@ def create_app(settings: ClassificationSettings | None = None, *, encoder: Encod
         version=__version__,
         settings=settings,
         lifespan=lifespan,
-        routers=[classify.router, taxonomy.router, corrections.router],
+        routers=[classify.router, taxonomy.router, corrections.router, review.router],
         max_body_bytes=settings.max_body_bytes,
     )

@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from classification.config import ClassificationSettings
+from classification.domain.calibration import DEFAULT_REVIEW_THRESHOLDS
 from classification.domain.clusters import ClusterIndex, ClusterState
+from classification.domain.documents import Document, split_document
 from classification.domain.heads import LinearHead, ThemeModel
 from classification.domain.memory import ExampleMemory, LearnedExample
 from classification.domain.pipeline import Labels, Models, classify, reading, score_for
@@ -47,6 +50,7 @@ __all__ = [
     "CorrectionRejected",
     "LiveState",
     "PreviewItem",
+    "ReviewPage",
     "TaxonomyVersionTaken",
     "UnknownFeedback",
     "build_classifier",
@@ -58,6 +62,7 @@ __all__ = [
     "preview",
     "put_taxonomy",
     "restore",
+    "review_queue",
     "taxonomy_versions",
 ]
 
@@ -97,20 +102,35 @@ class Classifier:
     encoder: Encoder | None = None
     models: Models | None = None
     learned: tuple[LearnedExample, ...] = ()
+    review_thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_REVIEW_THRESHOLDS))
 
     def label(self, text: str, *, subject: str | None = None, customer: Customer | None = None,
               language_hint: str | None = None) -> Labels:
         return self.label_many([PreviewItem(text, subject, customer, language_hint)])[0]
 
     def label_many(self, items: Sequence[PreviewItem]) -> list[Labels]:
-        """Labels of each item, in order; the embeddings of the whole batch are computed in one go."""
-        readings = [reading(i.text, i.subject) for i in items]
-        vectors = self.encoder.encode(readings) if self.encoder is not None else None
+        """Labels of each item, in order. The embeddings of the whole batch — each item's reading and, for items
+        of several sentences, each sentence (the kind is decided part by part) — are computed in one call."""
+        documents = [split_document(i.text, i.subject) for i in items]
+        vectors = part_vectors = None
+        if self.encoder is not None:
+            texts, spans = _texts_to_embed(items, documents)
+            encoded = self.encoder.encode(texts)
+            vectors = encoded[:len(items)]
+            part_vectors = [None if span is None else encoded[span[0]:span[1]] for span in spans]
         return [classify(i.text, subject=i.subject, customer=i.customer, language_hint=i.language,
                          taxonomy=self.taxonomy, high_value_mrr=self.high_value_mrr,
                          priority_plans=self.priority_plans,
-                         vector=None if vectors is None else vectors[n], models=self.models)
+                         vector=None if vectors is None else vectors[n], models=self.models,
+                         document=documents[n], part_vectors=None if part_vectors is None else part_vectors[n],
+                         review_thresholds=self.review_thresholds)
                 for n, i in enumerate(items)]
+
+    def warm(self, items: Sequence[PreviewItem]) -> None:
+        """Embed every text :meth:`label_many` would read for ``items`` in one model call, so that labelling them
+        one at a time afterwards finds each vector in the encoder's cache (the consumer's batch preparation)."""
+        if self.encoder is not None and items:
+            self.encoder.encode(_texts_to_embed(items, [split_document(i.text, i.subject) for i in items])[0])
 
     def with_taxonomy(self, taxonomy: Taxonomy) -> Classifier:
         """The same classifier matching against another taxonomy (its theme model rebuilt)."""
@@ -136,6 +156,20 @@ class Classifier:
     def vector_of(self, text: str, subject: str | None = None) -> np.ndarray | None:
         """The embedding the classifier read the item by (cached), or None without the embedding model."""
         return None if self.encoder is None else self.encoder.encode([reading(text, subject)])[0]
+
+
+def _texts_to_embed(items: Sequence[PreviewItem], documents: Sequence[Document],
+                    ) -> tuple[list[str], list[tuple[int, int] | None]]:
+    """Each item's reading, then the parts of each item of several parts; per item, the span of its parts."""
+    texts = [reading(i.text, i.subject) for i in items]
+    spans: list[tuple[int, int] | None] = []
+    for document in documents:
+        if len(document.parts) > 1:
+            spans.append((len(texts), len(texts) + len(document.parts)))
+            texts.extend(document.parts)
+        else:
+            spans.append(None)
+    return texts, spans
 
 
 def build_theme_model(encoder: Encoder, taxonomy: Taxonomy, learned: Sequence[LearnedExample] = ()) -> ThemeModel:
@@ -172,7 +206,8 @@ def build_classifier(settings: ClassificationSettings, encoder: Encoder | None =
         encoder = Encoder(settings.model_dir, quantized=settings.quantized)
     models = load_models(encoder, taxonomy) if encoder is not None else None
     classifier = Classifier(taxonomy, high_value_mrr=settings.high_value_mrr,
-                            priority_plans=tuple(settings.priority_plans), encoder=encoder, models=models)
+                            priority_plans=tuple(settings.priority_plans), encoder=encoder, models=models,
+                            review_thresholds=dict(settings.review_thresholds))
     classifier.label("Warming up: the language and sentiment models load on first use.")
     return classifier
 
@@ -293,6 +328,9 @@ async def classify_item(uow: UnitOfWork, raw: RawFeedback, live: LiveState | Cla
         "language": labels.language,
         "model": labels.model,
         "classified_at": now,
+        "kind_confidence": labels.kind_confidence,
+        "needs_review": labels.needs_review,
+        "review_reasons": labels.review_reasons,
         "cluster": await _cluster(uow, state, classifier, raw, labels, now),
     })
     await repo.upsert(item, created_at=now)
@@ -367,6 +405,27 @@ async def put_taxonomy(units: UnitOfWorkFactory, live: LiveState, document: Any,
     return taxonomy
 
 
+@dataclass(frozen=True)
+class ReviewPage:
+    items: list[ClassifiedFeedback]
+    next_key: tuple[datetime, str] | None
+    total: int
+
+
+async def review_queue(sessions: async_sessionmaker[AsyncSession], *, after: tuple[datetime, str] | None,
+                       limit: int, reason: str | None = None, kind: str | None = None) -> ReviewPage:
+    """The items waiting for a person's look (``needs_review``), oldest first, a page at a time; ``total`` counts
+    the whole queue (unfiltered). A correction of an item takes it off the queue. Reads only (a read session)."""
+    async with sessions() as session:
+        repo = ClassificationRepository(session)
+        rows = list(await repo.review_page(after, limit + 1, reason=reason, kind=kind))
+        total = await repo.review_count()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_key = (rows[-1].created_at, rows[-1].feedback_id) if more and rows else None
+    return ReviewPage([ClassifiedFeedback.model_validate(r.item) for r in rows], next_key, total)
+
+
 async def taxonomy_versions(units: UnitOfWorkFactory) -> list[dict[str, Any]]:
     """Every version put through the API, newest first: ``{seq, version, changed_by, changed_at}``."""
     async with units() as uow:
@@ -412,6 +471,8 @@ async def correct_item(units: UnitOfWorkFactory, live: LiveState, feedback_id: s
                 changes["cluster"] = None
         if "product_area" in labels:
             changes["product_area"] = labels["product_area"]
+        # A person has looked at the item: it leaves the review queue whatever they changed.
+        changes.update(needs_review=False, review_reasons=[])
         now = datetime.now(UTC)
         item = ClassifiedFeedback.model_validate({**current.model_dump(), **changes, "revision": current.revision + 1,
                                                   "corrected_by": who, "classified_at": now})

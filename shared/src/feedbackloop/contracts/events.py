@@ -104,6 +104,9 @@ class RawFeedback(_Model):
 class Sentiment(_Model):
     label: SentimentLabel
     score: float = Field(ge=-1, le=1)
+    confidence: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Calibrated probability that the label is right (absent from producers before it was added)")
 
 
 class ThemeLabel(_Model):
@@ -139,6 +142,13 @@ class ClassifiedFeedback(RawFeedback):
     corrected_by: str | None = None
     classified_at: datetime | None = None
     cluster: Cluster | None = Field(default=None, description="Set when the item fits no theme")
+    kind_confidence: float | None = Field(default=None, ge=0, le=1,
+                                          description="Calibrated probability that the kind is right")
+    needs_review: bool = Field(default=False,
+                               description="A label's confidence is under its review threshold; a person's "
+                                           "correction clears it")
+    review_reasons: list[str] = Field(default_factory=list,
+                                      description="Which labels are unsure: sentiment, kind, themes")
 
 
 class Release(_Model):

@@ -1,6 +1,13 @@
 """Running a service: Kafka clients, the consumer runtime, the outbox relay and the DLQ."""
 
-from feedbackloop.runtime.consumer import DLQ_HEADERS, Consumer, ConsumerStalled, EventHandler, Subscription
+from feedbackloop.runtime.consumer import (
+    DLQ_HEADERS,
+    BatchPreparer,
+    Consumer,
+    ConsumerStalled,
+    EventHandler,
+    Subscription,
+)
 from feedbackloop.runtime.errors import PoisonMessage, TransientError, is_transient
 from feedbackloop.runtime.kafka import all_topic_names, ensure_topics, make_consumer, make_producer
 from feedbackloop.runtime.relay import OutboxRelay, replay_outbox
@@ -8,6 +15,7 @@ from feedbackloop.runtime.service import ServiceRuntime, Worker, WorkerFactory, 
 
 __all__ = [
     "DLQ_HEADERS",
+    "BatchPreparer",
     "Consumer",
     "ConsumerStalled",
     "EventHandler",

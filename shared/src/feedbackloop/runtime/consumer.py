@@ -4,6 +4,9 @@ Each step's contract:
 
 * **fetch** (``getmany``) blocks at most ``poll_timeout``; offsets are never auto-committed.
 * **decode** validates each record against its topic's schema; a record that fails is poison.
+* **prepare** (optional, per subscription) sees the batch's decoded events before the transaction opens, to do
+  work that is cheaper for many at once (classification embeds every text of the batch in one model call). It
+  writes nothing and decides nothing: an error there is logged and the handlers run as if it had not been called.
 * **handle** runs every new event of the batch in one unit of work: each event in a savepoint, its
   id recorded in ``processed_events`` with its results and outbox rows. An event id seen before is
   skipped (transport is at least once; effects are exactly once). A transient error (store locked
@@ -46,11 +49,12 @@ from feedbackloop.runtime.kafka import headers_dict, make_consumer
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.tracing import consume_span
 
-__all__ = ["DLQ_HEADERS", "Consumer", "ConsumerStalled", "EventHandler", "Subscription"]
+__all__ = ["DLQ_HEADERS", "BatchPreparer", "Consumer", "ConsumerStalled", "EventHandler", "Subscription"]
 
 log = get_logger(__name__)
 
 EventHandler = Callable[[UnitOfWork, Envelope[Any]], Awaitable[None]]
+BatchPreparer = Callable[[Sequence[Envelope[Any]]], Awaitable[None]]
 
 #: Headers a dead-lettered record carries besides its original ones.
 DLQ_HEADERS = (
@@ -70,6 +74,7 @@ DLQ_HEADERS = (
 class Subscription:
     topic: Topic
     handler: EventHandler
+    prepare: BatchPreparer | None = None
 
 
 @dataclass
@@ -182,6 +187,7 @@ class Consumer:
                 events.append((record, sub, decode(sub.topic, record.value, headers_dict(record.headers))))
             except DecodeError as exc:
                 dead.append(_Dead(record, exc, 1))
+        await self._prepare(events)
         delay = 0.2
         while True:
             try:
@@ -202,6 +208,18 @@ class Consumer:
                 return False
         metrics.EVENT_PROCESSING.labels(self.service).observe(time.perf_counter() - started)
         return True
+
+    async def _prepare(self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]) -> None:
+        """Each subscription's ``prepare`` over its events of the batch (outside the transaction)."""
+        by_topic: dict[str, tuple[BatchPreparer, list[Envelope[Any]]]] = {}
+        for _, sub, event in events:
+            if sub.prepare is not None:
+                by_topic.setdefault(sub.topic.name, (sub.prepare, []))[1].append(event)
+        for topic, (prepare, batch) in by_topic.items():
+            try:
+                await prepare(batch)
+            except Exception as exc:  # a warm-up only: the handlers do the work anyway
+                log.warning("batch preparation failed; handling event by event", topic=topic, error=repr(exc))
 
     async def _handle(
         self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]

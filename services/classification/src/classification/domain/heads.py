@@ -39,30 +39,45 @@ SIMILARITY_FULL = 0.40
 
 @dataclass(frozen=True)
 class LinearHead:
-    """Softmax regression: ``proba(X) = softmax(X @ weights.T + bias)``; ``classes[i]`` is column ``i``."""
+    """Softmax regression: ``proba(X) = softmax((X @ weights.T + bias) / temperature)``; ``classes[i]`` is column
+    ``i``. ``temperature`` (1 = as fitted) is set by calibration on held-out domains, so that the top probability
+    is a confidence one can act on; it never changes which class is on top."""
 
     classes: tuple[str, ...]
     weights: Matrix
     bias: Matrix
+    temperature: float = 1.0
 
-    def proba(self, features: Matrix) -> Matrix:
-        logits = features @ self.weights.T + self.bias
+    def logits(self, features: Matrix) -> Matrix:
+        logits: Matrix = (features @ self.weights.T + self.bias).astype(np.float32)
         if len(self.classes) == 2 and logits.shape[1] == 1:  # scikit-learn's binary form
             logits = np.hstack([-logits / 2, logits / 2])
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        out: Matrix = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
-        return out
+        return logits
+
+    def proba(self, features: Matrix) -> Matrix:
+        return softmax(self.logits(features) / self.temperature)
+
+    def with_temperature(self, temperature: float) -> LinearHead:
+        return LinearHead(self.classes, self.weights, self.bias, float(temperature))
 
     def as_arrays(self, prefix: str) -> dict[str, npt.NDArray[np.generic]]:
         return {f"{prefix}.classes": np.array(self.classes), f"{prefix}.weights": self.weights,
-                f"{prefix}.bias": self.bias}
+                f"{prefix}.bias": self.bias, f"{prefix}.temperature": np.array(self.temperature, dtype=np.float32)}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, npt.NDArray[np.generic]], prefix: str) -> LinearHead:
+        temperature = float(arrays[f"{prefix}.temperature"]) if f"{prefix}.temperature" in arrays else 1.0
         return cls(tuple(str(c) for c in arrays[f"{prefix}.classes"]),
                    np.asarray(arrays[f"{prefix}.weights"], dtype=np.float32),
-                   np.asarray(arrays[f"{prefix}.bias"], dtype=np.float32))
+                   np.asarray(arrays[f"{prefix}.bias"], dtype=np.float32), temperature)
+
+
+def softmax(logits: Matrix) -> Matrix:
+    """Row-wise softmax, stable for large logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    out: Matrix = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def fit_head(features: Matrix, labels: Sequence[str], *, c: float = 1.0,
@@ -148,9 +163,11 @@ def kind_features(vectors: Matrix, texts: Sequence[str], sentiments: Sequence[Se
 
 
 def sentiment_features(vectors: Matrix, sentiments: Sequence[SentimentResult]) -> Matrix:
-    """Embedding + VADER's compound score and its strongest positive and negative clause."""
-    extra = np.array([(s.score, s.strongest_positive, s.strongest_negative) for s in sentiments],
-                     dtype=np.float32).reshape(len(sentiments), 3)
+    """Embedding + VADER's compound, its strongest positive / negative and its last clause, and its shares of
+    positive, negative and neutral words (the lexicon carries across domains where the embedding alone does not:
+    see the README's evaluation)."""
+    extra = np.array([(s.score, s.strongest_positive, s.strongest_negative, s.last_clause, s.positive, s.negative,
+                       s.neutral) for s in sentiments], dtype=np.float32).reshape(len(sentiments), 7)
     return np.hstack([vectors, 2.0 * extra]).astype(np.float32)
 
 
@@ -165,13 +182,21 @@ class ThemeModel:
 
     @classmethod
     def build(cls, prototypes: Mapping[str, Matrix], *, c: float = 10.0) -> ThemeModel:
-        """``prototypes``: theme id → its prototype vectors (name + description first, then examples)."""
+        """``prototypes``: theme id → its prototype vectors (name + description first, then examples).
+
+        The logistic regression's temperature is calibrated by two-fold cross-validation over the examples (each
+        half predicted by a model fitted on the other half and every theme's name), when every theme has at least
+        two examples: a theme's confidence then means what it says, so the taxonomy's ``match_threshold`` keeps
+        the right share of items whatever the number of themes.
+        """
         ids = tuple(theme_id for theme_id, rows in prototypes.items() if len(rows))
         if not ids:
             return cls((), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), None)
         stacked = np.vstack([prototypes[i] for i in ids]).astype(np.float32)
         owners = np.concatenate([np.full(len(prototypes[i]), n, dtype=np.int64) for n, i in enumerate(ids)])
         head = fit_softmax(stacked, [ids[o] for o in owners], c=c) if len(ids) >= 2 else None
+        if head is not None and all(len(prototypes[i]) >= 3 for i in ids):
+            head = head.with_temperature(_cross_fitted_temperature(stacked, owners, ids, c))
         return cls(ids, stacked, owners, head)
 
     def scores(self, vectors: Matrix) -> Matrix:
@@ -190,3 +215,25 @@ class ThemeModel:
         order = [self.head.classes.index(t) for t in self.theme_ids]
         scores: Matrix = (proba[:, order] * gate).astype(np.float32)
         return scores
+
+
+def _cross_fitted_temperature(stacked: Matrix, owners: npt.NDArray[np.int64], ids: tuple[str, ...], c: float) -> float:
+    """Temperature from two folds of each theme's examples (its first prototype, the name, stays in training)."""
+    from classification.domain.calibration import fit_temperature
+
+    first = np.zeros(len(owners), dtype=bool)
+    first[np.unique(owners, return_index=True)[1]] = True
+    position = np.zeros(len(owners), dtype=np.int64)
+    for theme in range(len(ids)):
+        rows = np.flatnonzero(owners == theme)
+        position[rows] = np.arange(len(rows))
+    logits, truth = [], []
+    for fold in (0, 1):
+        test = ~first & (position % 2 == fold)
+        train = ~test
+        head = fit_softmax(stacked[train], [ids[o] for o in owners[train]], c=c)
+        z = head.logits(stacked[test])
+        order = [head.classes.index(t) for t in ids]
+        logits.append(z[:, order])
+        truth += owners[test].tolist()
+    return fit_temperature(np.vstack(logits), truth)

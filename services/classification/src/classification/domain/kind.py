@@ -18,12 +18,15 @@ consumer may treat a kind under 0.5 as a guess. Never raises.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from classification.domain.documents import Document
 from classification.domain.sentiment import SentimentResult
 
-__all__ = ["RULES", "VERSION", "KindResult", "detect_kind", "phrase_hits"]
+__all__ = ["ACTIONABLE", "RULES", "VERSION", "KindDecision", "KindResult", "agree_with_sentiment", "decide_kind",
+           "detect_kind", "phrase_hits"]
 
 VERSION = "1"
 
@@ -123,3 +126,75 @@ def detect_kind(text: str, sentiment: SentimentResult) -> KindResult:
         praise = _hits("praise", text)
         return KindResult("praise", round(min(0.9, 0.3 + 0.3 * sentiment.score + 0.1 * len(praise)), 2), praise)
     return KindResult("other", 0.1 if not text.strip() else 0.2, ())
+
+
+#: Kinds a team acts on, in the order one outranks another inside a document: a ticket that reports a bug and asks
+#: a question is a bug report (with a question); a feature request that asks "is this planned?" is a request.
+ACTIONABLE = ("bug", "feature_request", "question")
+#: A part's probability of an actionable kind must reach this (and be the part's top kind) to decide a document.
+PART_THRESHOLD = 0.5
+#: A title decides alone when its top kind is actionable at this probability (titles say what an issue is).
+TITLE_THRESHOLD = 0.65
+STRUCTURE_CONFIDENCE = 0.85
+
+
+@dataclass(frozen=True, slots=True)
+class KindDecision:
+    """The kind of a document, how sure, and why: ``part`` is the index of the deciding part in the
+    :class:`Document` (None: the whole text or its structure decided); ``reason`` says which rule."""
+
+    kind: str
+    confidence: float
+    part: int | None
+    reason: str
+
+
+def _top(proba: Mapping[str, float]) -> tuple[str, float]:
+    kind = max(proba, key=lambda k: proba[k])
+    return kind, float(proba[kind])
+
+
+def decide_kind(whole: Mapping[str, float], parts: Sequence[Mapping[str, float]], document: Document) -> KindDecision:
+    """Combine the kind probabilities of the whole text and of each part (same order as ``document.parts``).
+
+    In order: a title tag ("[Bug]", "Feature request:", "Question:") decides; then issue-template headings and
+    traces (a feature-request template outranks bug words in its "related to a problem?" section; a trace or a
+    bug template makes a bug); then a confident title; then the parts, in :data:`ACTIONABLE` order (the first kind
+    some part holds at :data:`PART_THRESHOLD` as its top kind, the most probable such part deciding); else the whole
+    text's top kind. A document of one part is the whole text. Pure; never raises on empty input.
+    """
+    if not whole:
+        return KindDecision("other", 0.1, None, "nothing to read")
+    if document.title_tag is not None:
+        return KindDecision(document.title_tag, STRUCTURE_CONFIDENCE, 0 if document.has_title else None, "title tag")
+    if "feature_request" in document.headings:
+        return KindDecision("feature_request", STRUCTURE_CONFIDENCE, None, "feature-request template")
+    if "bug" in document.headings or document.has_trace:
+        return KindDecision("bug", STRUCTURE_CONFIDENCE, None,
+                            "bug-report template" if "bug" in document.headings else "stack trace or error log")
+    if "question" in document.headings:
+        return KindDecision("question", STRUCTURE_CONFIDENCE, None, "question template")
+    whole_kind, whole_p = _top(whole)
+    if len(parts) <= 1:
+        return KindDecision(whole_kind, whole_p, 0 if parts else None, "whole text")
+    if document.has_title:
+        title_kind, title_p = _top(parts[0])
+        if title_kind in ACTIONABLE and title_p >= TITLE_THRESHOLD:
+            return KindDecision(title_kind, title_p, 0, "title")
+    for kind in ACTIONABLE:
+        held = [(p[kind], n) for n, p in enumerate(parts) if _top(p)[0] == kind and p[kind] >= PART_THRESHOLD]
+        if held:
+            best, index = max(held)
+            return KindDecision(kind, max(float(best), float(whole.get(kind, 0.0))), index, "sentence")
+    return KindDecision(whole_kind, whole_p, None, "whole text")
+
+
+def agree_with_sentiment(decision: KindDecision, sentiment: str) -> KindDecision:
+    """A complaint is negative and praise is positive by definition: a complaint the sentiment does not find
+    negative (or mixed), or praise it does not find positive (or mixed), is ``other`` — "Ticket 42" is neither."""
+    if (decision.kind == "complaint" and sentiment not in ("negative", "mixed")) or \
+            (decision.kind == "praise" and sentiment not in ("positive", "mixed")):
+        return KindDecision("other", round(max(0.1, 1 - decision.confidence), 3), decision.part,
+                            f"{decision.kind} without {'negative' if decision.kind == 'complaint' else 'positive'} "
+                            "sentiment")
+    return decision

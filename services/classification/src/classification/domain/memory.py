@@ -4,6 +4,9 @@ A correction says "this text is a ``bug``" or "this text is ``negative``". :clas
 corrected text's embedding with the labels the person set; :meth:`ExampleMemory.recall` finds the nearest
 corrected example for a new text and, when it is at least :data:`RECALL_SIMILARITY` alike (cosine), hands back
 its labels — the new text gets the team's label instead of the model's, with the similarity as the confidence.
+Texts less alike still learn from the team: :meth:`ExampleMemory.blend` mixes the head's probabilities with a
+vote of the corrected examples at least :data:`VOTE_SIMILARITY` alike (each weighing more the closer it is), so
+fifty corrections move the labels of the texts around them, not only of their near-duplicates.
 (Themes learn differently: a corrected text becomes an extra prototype of its theme(s) in the theme matcher,
 see ``service.build_theme_model``.)
 
@@ -18,10 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RECALL_SIMILARITY", "ExampleMemory", "LearnedExample", "Recall"]
+__all__ = ["RECALL_SIMILARITY", "VOTE_SIMILARITY", "ExampleMemory", "LearnedExample", "Recall"]
 
 #: A new text takes a corrected example's label only when at least this alike (cosine of unit embeddings).
 RECALL_SIMILARITY = 0.80
+#: Corrected examples at least this alike vote on a new text's label (see :meth:`ExampleMemory.blend`).
+VOTE_SIMILARITY = 0.55
+VOTE_NEIGHBOURS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +84,30 @@ class ExampleMemory:
         if best_label is None or best < RECALL_SIMILARITY:
             return None
         return Recall(best_label, round(min(1.0, best), 3))
+
+    def blend(self, proba: dict[str, float], vector: npt.NDArray[np.float32], field: str) -> dict[str, float]:
+        """``proba`` (label → probability) mixed with the vote of the nearest corrected examples.
+
+        Each of the :data:`VOTE_NEIGHBOURS` nearest examples with a ``field`` label and a cosine ``s`` of at least
+        :data:`VOTE_SIMILARITY` votes for its label with weight ``w = ((s - floor) / (1 - floor))²``; the result is
+        ``(proba + Σ w · onehot) / (1 + Σ w)``: one very close correction outweighs the head, a few distant ones
+        nudge it. Labels the head does not know are ignored. No votes: ``proba`` unchanged.
+        """
+        labels = self.kinds if field == "kind" else self.sentiments
+        if not labels or vector.size != self.vectors.shape[1]:
+            return proba
+        similarity = self.vectors @ vector.reshape(-1).astype(np.float32)
+        votes: dict[str, float] = {}
+        for index in np.argsort(-similarity)[:VOTE_NEIGHBOURS * 3]:
+            label, s = labels[int(index)], float(similarity[int(index)])
+            if s < VOTE_SIMILARITY:
+                break
+            if label is None or label not in proba:
+                continue
+            votes[label] = votes.get(label, 0.0) + ((s - VOTE_SIMILARITY) / (1 - VOTE_SIMILARITY)) ** 2
+            if len(votes) >= VOTE_NEIGHBOURS:
+                break
+        total = sum(votes.values())
+        if total == 0:
+            return proba
+        return {label: (p + votes.get(label, 0.0)) / (1 + total) for label, p in proba.items()}

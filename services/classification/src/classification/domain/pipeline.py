@@ -12,7 +12,7 @@ there is nothing in it the rules can read, and an emoji's mood is too thin to ca
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,8 @@ from classification.domain import language as language_step
 from classification.domain import sentiment as sentiment_step
 from classification.domain import taxonomy as taxonomy_step
 from classification.domain import urgency as urgency_step
+from classification.domain.calibration import DEFAULT_REVIEW_THRESHOLDS, review_reasons
+from classification.domain.documents import Document, split_document
 from classification.domain.heads import LinearHead, ThemeModel, kind_features, sentiment_features
 from classification.domain.memory import ExampleMemory
 from classification.domain.taxonomy import Taxonomy
@@ -45,7 +47,10 @@ MODEL = ModelInfo(
 class Explanation(BaseModel):
     """Why each label was given: the phrases and rules that fired (for previews and taxonomy tuning)."""
 
-    kind: list[str] = Field(default_factory=list, description="Phrases that decided the kind")
+    kind: list[str] = Field(default_factory=list, description="Phrases (or the sentence) that decided the kind")
+    kind_reason: str = Field(default="rules", description="What decided the kind: rules, whole text, title, "
+                                                          "sentence, title tag, a template, a stack trace, memory")
+    kind_sentence: str | None = Field(default=None, description="The sentence or title that decided the kind")
     themes: dict[str, list[str]] = Field(default_factory=dict, description="Keywords found, by theme id")
     urgency: list[str] = Field(default_factory=list, description="Urgency rules that fired")
 
@@ -62,6 +67,8 @@ class Labels(BaseModel):
     language: str
     model: ModelInfo
     explanation: Explanation
+    needs_review: bool = False
+    review_reasons: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class Models:
     kind: LinearHead | None = None
     sentiment: LinearHead | None = None
     themes: ThemeModel | None = None
-    version: str = "2"  # 2: sentiment head fitted on written sentences + weighted URR reviews
+    version: str = "3"  # 3: heads on rated + forum + written data, calibrated; kind decided sentence by sentence
     memory: ExampleMemory | None = None
 
 
@@ -93,11 +100,16 @@ def classify(text: str, *, subject: str | None = None, customer: Customer | None
              language_hint: str | None = None, taxonomy: Taxonomy,
              high_value_mrr: float = urgency_step.DEFAULT_HIGH_VALUE_MRR,
              priority_plans: Collection[str] = urgency_step.DEFAULT_PRIORITY_PLANS,
-             vector: npt.NDArray[np.float32] | None = None, models: Models | None = None) -> Labels:
+             vector: npt.NDArray[np.float32] | None = None, models: Models | None = None,
+             document: Document | None = None, part_vectors: npt.NDArray[np.float32] | None = None,
+             review_thresholds: Mapping[str, float] = DEFAULT_REVIEW_THRESHOLDS) -> Labels:
     """Label one item. ``subject`` is read together with ``text``; ``customer`` can raise the urgency.
 
     With ``vector`` (the embedding of :func:`reading` of the item) and ``models``, kind, sentiment and themes
-    come from the learned heads (each also reading the rules' signals); without them, from the rules alone.
+    come from the learned heads (each also reading the rules' signals); without them, from the rules alone. With
+    ``document`` (:func:`split_document` of the item) and ``part_vectors`` (one embedding per part), the kind is
+    decided part by part (:func:`~classification.domain.kind.decide_kind`). A label whose confidence is under its
+    ``review_thresholds`` entry marks the item ``needs_review``.
     """
     full = reading(text, subject)
     if not any(ch.isalnum() for ch in full):
@@ -106,25 +118,32 @@ def classify(text: str, *, subject: str | None = None, customer: Customer | None
     kind = kind_step.detect_kind(full, sentiment)
     sentiment_label = sentiment.as_contract()
     kind_label, kind_confidence = kind.kind, kind.confidence
+    kind_evidence, kind_reason, kind_sentence = list(kind.evidence), "rules", None
     embedding_scores: dict[str, float] | None = None
     sentiment_recalled = False
     if vector is not None and models is not None:
         row = vector.reshape(1, -1).astype(np.float32)
+        memory = models.memory if models.memory is not None and len(models.memory) else None
         if models.sentiment is not None:
-            sentiment_label = _learned_sentiment(models.sentiment, row, sentiment)
+            sentiment_label = _learned_sentiment(models.sentiment, row, sentiment, memory)
         if models.kind is not None:
-            proba = models.kind.proba(kind_features(row, [full], [sentiment]))[0]
-            best = int(proba.argmax())
-            kind_label, kind_confidence = models.kind.classes[best], round(float(proba[best]), 3)
+            document = document or split_document(text, subject)
+            decision = _learned_kind(models.kind, row, full, sentiment, document, part_vectors, memory)
+            decision = kind_step.agree_with_sentiment(decision, sentiment_label.label)
+            kind_label, kind_confidence, kind_reason = decision.kind, round(decision.confidence, 3), decision.reason
+            if decision.part is not None and decision.part < len(document.parts):
+                kind_sentence = document.parts[decision.part]
+                kind_evidence = [kind_sentence, *kind_step.phrase_hits(decision.kind, kind_sentence)]
         if models.memory is not None and len(models.memory):
             # The team's corrections win over the heads for texts very like a corrected one.
             recalled_kind = models.memory.recall(row, "kind")
             if recalled_kind is not None:
-                kind_label, kind_confidence = recalled_kind.label, recalled_kind.similarity
+                kind_label, kind_confidence, kind_reason = recalled_kind.label, recalled_kind.similarity, "memory"
             recalled_sentiment = models.memory.recall(row, "sentiment")
             if recalled_sentiment is not None and recalled_sentiment.label != sentiment_label.label:
                 sentiment_label = Sentiment(label=recalled_sentiment.label,
-                                            score=score_for(recalled_sentiment.label, sentiment_label.score))
+                                            score=score_for(recalled_sentiment.label, sentiment_label.score),
+                                            confidence=round(recalled_sentiment.similarity, 3))
             if recalled_sentiment is not None:
                 sentiment_recalled = True
         if models.themes is not None and models.themes.theme_ids:
@@ -137,6 +156,8 @@ def classify(text: str, *, subject: str | None = None, customer: Customer | None
     matches = taxonomy.match(full, embedding_scores)
     urgency = urgency_step.assess_urgency(full, kind=kind_label, sentiment=sentiment, customer=customer,
                                           high_value_mrr=high_value_mrr, priority_plans=priority_plans)
+    reasons = review_reasons({"sentiment": sentiment_label.confidence, "kind": kind_confidence,
+                              "themes": matches[0].confidence if matches else None}, review_thresholds)
     return Labels(
         sentiment=sentiment_label,
         kind=kind_label,
@@ -146,9 +167,32 @@ def classify(text: str, *, subject: str | None = None, customer: Customer | None
         urgency=urgency.level,
         language=language_step.detect_language(full, language_hint),
         model=model_for(taxonomy, models),
-        explanation=Explanation(kind=list(kind.evidence), themes={m.theme.id: list(m.keywords) for m in matches},
+        explanation=Explanation(kind=kind_evidence, kind_reason=kind_reason, kind_sentence=kind_sentence,
+                                themes={m.theme.id: list(m.keywords) for m in matches},
                                 urgency=list(urgency.reasons)),
+        needs_review=bool(reasons),
+        review_reasons=reasons,
     )
+
+
+def _learned_kind(head: LinearHead, row: npt.NDArray[np.float32], full: str,
+                  sentiment: sentiment_step.SentimentResult, document: Document,
+                  part_vectors: npt.NDArray[np.float32] | None,
+                  memory: ExampleMemory | None = None) -> kind_step.KindDecision:
+    """The kind head on the whole text and, for a document of several parts, on each part (each blended with the
+    team's corrections); then :func:`~classification.domain.kind.decide_kind`."""
+    whole = dict(zip(head.classes, head.proba(kind_features(row, [full], [sentiment]))[0].tolist(), strict=True))
+    if memory is not None:
+        whole = memory.blend(whole, row, "kind")
+    parts: list[dict[str, float]] = []
+    if part_vectors is not None and len(document.parts) > 1 and len(part_vectors) == len(document.parts):
+        texts = list(document.parts)
+        proba = head.proba(kind_features(part_vectors.astype(np.float32), texts,
+                                         [sentiment_step.score_sentiment(t) for t in texts]))
+        parts = [dict(zip(head.classes, p.tolist(), strict=True)) for p in proba]
+        if memory is not None:
+            parts = [memory.blend(p, v, "kind") for p, v in zip(parts, part_vectors, strict=True)]
+    return kind_step.decide_kind(whole, parts, document)
 
 
 def reading(text: str, subject: str | None = None) -> str:
@@ -157,15 +201,19 @@ def reading(text: str, subject: str | None = None) -> str:
     return f"{subject.strip()}.\n{body}" if subject and subject.strip() else body
 
 
-def _learned_sentiment(head: LinearHead, row: npt.NDArray[np.float32],
-                       vader: sentiment_step.SentimentResult) -> Sentiment:
-    """The head's label; VADER's ``mixed`` (strong praise and strong blame in one text) stands."""
-    proba = dict(zip(head.classes, head.proba(sentiment_features(row, [vader]))[0], strict=True))
+def _learned_sentiment(head: LinearHead, row: npt.NDArray[np.float32], vader: sentiment_step.SentimentResult,
+                       memory: ExampleMemory | None = None) -> Sentiment:
+    """The head's label (blended with the team's corrections); VADER's ``mixed`` (strong praise and strong blame
+    in one text) stands."""
+    proba = dict(zip(head.classes, head.proba(sentiment_features(row, [vader]))[0].tolist(), strict=True))
+    if memory is not None:
+        proba = memory.blend(proba, row, "sentiment")
     score = round(max(-1.0, min(1.0, float(proba.get("positive", 0.0) - proba.get("negative", 0.0)))), 4)
-    if vader.label == "mixed":
-        return Sentiment(label="mixed", score=score)
     label = max(proba, key=lambda k: proba[k])
-    return Sentiment(label=label, score=score)
+    confidence = round(float(proba[label]), 3)
+    if vader.label == "mixed":
+        return Sentiment(label="mixed", score=score, confidence=confidence)
+    return Sentiment(label=label, score=score, confidence=confidence)
 
 
 #: Kinds that report a problem: product teams read them as negative even when the wording is flat.

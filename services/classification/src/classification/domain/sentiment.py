@@ -38,10 +38,17 @@ _CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+|,?\s+\b(?:but|however|although|t
 
 @dataclass(frozen=True, slots=True)
 class SentimentResult:
+    """VADER's reading: the label, the compound ``score``, the strongest clauses either way, the last clause's
+    score (the verdict often comes last), and the shares of positive / negative / neutral words."""
+
     label: str
     score: float
     strongest_positive: float
     strongest_negative: float
+    last_clause: float = 0.0
+    positive: float = 0.0
+    negative: float = 0.0
+    neutral: float = 1.0
 
     def as_contract(self) -> Sentiment:
         return Sentiment(label=self.label, score=self.score)
@@ -54,8 +61,13 @@ def _analyzer() -> SentimentIntensityAnalyzer:
 
 
 def _compound(text: str) -> float:
+    return _scores(text)[0]
+
+
+def _scores(text: str) -> tuple[float, float, float, float]:
     scores: dict[str, Any] = _analyzer().polarity_scores(text)
-    return max(-1.0, min(1.0, float(scores["compound"])))
+    return (max(-1.0, min(1.0, float(scores["compound"]))), float(scores["pos"]), float(scores["neg"]),
+            float(scores["neu"]))
 
 
 def split_clauses(text: str) -> list[str]:
@@ -71,7 +83,8 @@ def score_sentiment(text: str) -> SentimentResult:
     """Label and score ``text``; see the module docstring for the rules."""
     if not text.strip():
         return SentimentResult("neutral", 0.0, 0.0, 0.0)
-    score = round(_compound(text[:SCORE_CHARS]), 4)
+    compound, positive, negative, neutral = _scores(text[:SCORE_CHARS])
+    score = round(compound, 4)
     clause_scores = [_compound(c) for c in split_clauses(text)] or [score]
     high, low = max(clause_scores), min(clause_scores)
     if high >= STRONG and low <= -STRONG:
@@ -82,4 +95,5 @@ def score_sentiment(text: str) -> SentimentResult:
         label = "negative"
     else:
         label = "neutral"
-    return SentimentResult(label, score, round(high, 4), round(low, 4))
+    return SentimentResult(label, score, round(high, 4), round(low, 4), round(clause_scores[-1], 4),
+                           round(positive, 4), round(negative, 4), round(neutral, 4))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from feedbackloop.db import add_runtime_tables
@@ -37,7 +37,14 @@ class Classification(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     sentiment: Mapped[str] = mapped_column(String(16), comment="the sentiment label")
     item: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the feedback.classified.v1 data as published")
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(),
+                                               comment="a label is under its review threshold and no person "
+                                                       "has corrected the item since")
 
+
+
+# The review queue reads the flagged items in (created_at, feedback_id) order.
+Index("ix_classifications_review", Classification.needs_review, Classification.created_at, Classification.feedback_id)
 
 
 class TaxonomyVersion(Base):

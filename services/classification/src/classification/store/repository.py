@@ -37,12 +37,14 @@ class ClassificationRepository:
             "kind": item.kind,
             "sentiment": item.sentiment.label,
             "item": item.model_dump(mode="json"),
+            "needs_review": item.needs_review,
         }
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
         insert = dialect.insert(Classification).values(**values)
         statement = insert.on_conflict_do_update(
             index_elements=[Classification.feedback_id],
-            set_={k: insert.excluded[k] for k in ("revision", "classified_at", "kind", "sentiment", "item")},
+            set_={k: insert.excluded[k] for k in ("revision", "classified_at", "kind", "sentiment", "item",
+                                                   "needs_review")},
             where=Classification.revision < insert.excluded.revision,
         )
         result = await self.session.execute(statement)
@@ -59,6 +61,31 @@ class ClassificationRepository:
             query = query.where(tuple_(Classification.created_at, Classification.feedback_id) > after)
         query = query.order_by(Classification.created_at, Classification.feedback_id).limit(limit)
         return (await self.session.scalars(query)).all()
+
+
+    async def review_page(self, after: tuple[datetime, str] | None, limit: int, *, reason: str | None = None,
+                          kind: str | None = None) -> Sequence[Classification]:
+        """Items marked ``needs_review`` in (created_at, feedback_id) order after the ``after`` key; ``reason``
+        (a label name) and ``kind`` filter. The reason filter reads the stored item, so it runs over the flagged
+        rows only (a small share of all)."""
+        query = select(Classification).where(Classification.needs_review.is_(True))
+        if kind is not None:
+            query = query.where(Classification.kind == kind)
+        query = query.order_by(Classification.created_at, Classification.feedback_id)
+        found: list[Classification] = []
+        while len(found) < limit:
+            chunk_query = query if after is None else query.where(
+                tuple_(Classification.created_at, Classification.feedback_id) > after)
+            chunk = (await self.session.scalars(chunk_query.limit(limit if reason is None else 500))).all()
+            found += [row for row in chunk if reason is None or reason in (row.item.get("review_reasons") or ())]
+            if reason is None or len(chunk) < 500:
+                break
+            after = (chunk[-1].created_at, chunk[-1].feedback_id)
+        return found[:limit]
+
+    async def review_count(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(Classification)
+                                             .where(Classification.needs_review.is_(True))) or 0)
 
 
 class TaxonomyRepository:
