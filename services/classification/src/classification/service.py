@@ -28,7 +28,15 @@ from classification.domain.clusters import ClusterIndex, ClusterState
 from classification.domain.documents import Document, split_document
 from classification.domain.heads import LinearHead, ThemeModel
 from classification.domain.memory import ExampleMemory, LearnedExample
-from classification.domain.pipeline import Labels, Models, classify, reading, score_for
+from classification.domain.pipeline import (
+    Labels,
+    Models,
+    classify,
+    parts_needed,
+    reading,
+    score_for,
+    whole_kind_proba,
+)
 from classification.domain.taxonomy import Taxonomy, TaxonomyError, parse_taxonomy, taxonomy_from_yaml
 from classification.embedding import Encoder
 from classification.models import HEADS_FILE
@@ -112,12 +120,7 @@ class Classifier:
         """Labels of each item, in order. The embeddings of the whole batch — each item's reading and, for items
         of several sentences, each sentence (the kind is decided part by part) — are computed in one call."""
         documents = [split_document(i.text, i.subject) for i in items]
-        vectors = part_vectors = None
-        if self.encoder is not None:
-            texts, spans = _texts_to_embed(items, documents)
-            encoded = self.encoder.encode(texts)
-            vectors = encoded[:len(items)]
-            part_vectors = [None if span is None else encoded[span[0]:span[1]] for span in spans]
+        vectors, part_vectors = self._embed(items, documents)
         return [classify(i.text, subject=i.subject, customer=i.customer, language_hint=i.language,
                          taxonomy=self.taxonomy, high_value_mrr=self.high_value_mrr,
                          priority_plans=self.priority_plans,
@@ -127,10 +130,34 @@ class Classifier:
                 for n, i in enumerate(items)]
 
     def warm(self, items: Sequence[PreviewItem]) -> None:
-        """Embed every text :meth:`label_many` would read for ``items`` in one model call, so that labelling them
-        one at a time afterwards finds each vector in the encoder's cache (the consumer's batch preparation)."""
-        if self.encoder is not None and items:
-            self.encoder.encode(_texts_to_embed(items, [split_document(i.text, i.subject) for i in items])[0])
+        """Embed every text :meth:`label_many` would read for ``items`` in as few model calls as it would, so that
+        labelling them one at a time afterwards finds each vector in the encoder's cache (the consumer's batch
+        preparation)."""
+        if items:
+            self._embed(items, [split_document(i.text, i.subject) for i in items])
+
+    def _embed(self, items: Sequence[PreviewItem], documents: Sequence[Document],
+               ) -> tuple[np.ndarray | None, list[np.ndarray | None] | None]:
+        """Each item's reading in one call; then, in a second call, the parts of the documents whose kind needs
+        them (:func:`~classification.domain.pipeline.parts_needed`)."""
+        if self.encoder is None:
+            return None, None
+        readings = [reading(i.text, i.subject) for i in items]
+        vectors = self.encoder.encode(readings)
+        head = self.models.kind if self.models is not None else None
+        texts: list[str] = []
+        spans: list[tuple[int, int] | None] = []
+        for n, document in enumerate(documents):
+            whole = whole_kind_proba(head, vectors[n], readings[n]) if head is not None and \
+                len(document.parts) > 1 else None
+            if parts_needed(document, whole):
+                spans.append((len(texts), len(texts) + len(document.parts)))
+                texts.extend(document.parts)
+            else:
+                spans.append(None)
+        encoded = self.encoder.encode(texts) if texts else None
+        parts = [None if span is None or encoded is None else encoded[span[0]:span[1]] for span in spans]
+        return vectors, parts
 
     def with_taxonomy(self, taxonomy: Taxonomy) -> Classifier:
         """The same classifier matching against another taxonomy (its theme model rebuilt)."""
@@ -156,20 +183,6 @@ class Classifier:
     def vector_of(self, text: str, subject: str | None = None) -> np.ndarray | None:
         """The embedding the classifier read the item by (cached), or None without the embedding model."""
         return None if self.encoder is None else self.encoder.encode([reading(text, subject)])[0]
-
-
-def _texts_to_embed(items: Sequence[PreviewItem], documents: Sequence[Document],
-                    ) -> tuple[list[str], list[tuple[int, int] | None]]:
-    """Each item's reading, then the parts of each item of several parts; per item, the span of its parts."""
-    texts = [reading(i.text, i.subject) for i in items]
-    spans: list[tuple[int, int] | None] = []
-    for document in documents:
-        if len(document.parts) > 1:
-            spans.append((len(texts), len(texts) + len(document.parts)))
-            texts.extend(document.parts)
-        else:
-            spans.append(None)
-    return texts, spans
 
 
 def build_theme_model(encoder: Encoder, taxonomy: Taxonomy, learned: Sequence[LearnedExample] = ()) -> ThemeModel:

@@ -125,3 +125,15 @@ def test_complaint_and_praise_need_the_sentiment_that_defines_them() -> None:
     assert agree_with_sentiment(praise, "negative").kind == "other"
     bug = KindDecision("bug", 0.9, 0, "sentence")
     assert agree_with_sentiment(bug, "positive") == bug
+
+
+def test_parts_are_embedded_only_where_they_can_change_the_kind() -> None:
+    from classification.domain.pipeline import parts_needed
+
+    sure, unsure = p(bug=0.9, other=0.1), p(bug=0.5, question=0.4, other=0.1)
+    body = split_document("It stopped syncing. I tried again. Any idea?")
+    assert not parts_needed(body, sure) and parts_needed(body, unsure)
+    assert parts_needed(split_document("Sync stops\nIt stopped syncing. I tried again."), sure), "a title may decide"
+    assert not parts_needed(split_document(BUG_TEMPLATE), unsure), "the template decides without them"
+    assert not parts_needed(split_document("It crashes."), unsure), "one part is the whole text"
+    assert not parts_needed(body, None), "no kind head, no parts"

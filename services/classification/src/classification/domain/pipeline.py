@@ -32,8 +32,8 @@ from classification.domain.taxonomy import Taxonomy
 from feedbackloop.contracts import Customer, ModelInfo, Sentiment, ThemeLabel
 from feedbackloop.contracts.events import Kind, Urgency
 
-__all__ = ["MAX_TEXT_CHARS", "MODEL", "Explanation", "Labels", "Models", "classify", "model_for", "problem_sentiment",
-           "score_for"]
+__all__ = ["MAX_TEXT_CHARS", "MODEL", "Explanation", "Labels", "Models", "classify", "model_for", "parts_needed",
+           "problem_sentiment", "reading", "score_for", "whole_kind_proba"]
 
 VERSION = "3"  # 2: a neutral bug / complaint is negative (problem_sentiment); 3: only without a sentiment head
 MAX_TEXT_CHARS = 20_000
@@ -175,13 +175,37 @@ def classify(text: str, *, subject: str | None = None, customer: Customer | None
     )
 
 
+#: A document's sentences are read one by one only when the whole text's kind is less sure than this (or it has a
+#: title, which may decide alone): a confident whole-text reading costs no extra embeddings.
+PARTS_BELOW = 0.85
+
+
+def whole_kind_proba(head: LinearHead, row: npt.NDArray[np.float32], full: str,
+                     sentiment: sentiment_step.SentimentResult | None = None) -> dict[str, float]:
+    """The kind head's probabilities for the whole text (``row`` is its embedding)."""
+    sentiment = sentiment or sentiment_step.score_sentiment(full)
+    features = kind_features(row.reshape(1, -1).astype(np.float32), [full], [sentiment])
+    return dict(zip(head.classes, head.proba(features)[0].tolist(), strict=True))
+
+
+def parts_needed(document: Document, whole: Mapping[str, float] | None) -> bool:
+    """Whether the kind of ``document`` needs its parts' embeddings: several parts, no structure cue that decides
+    alone (title tag, template headings, trace), a kind head (``whole`` is its reading), and a title or an unsure
+    whole-text reading (:data:`PARTS_BELOW`)."""
+    if len(document.parts) <= 1 or whole is None:
+        return False
+    if document.title_tag is not None or document.headings or document.has_trace:
+        return False
+    return document.has_title or max(whole.values()) < PARTS_BELOW
+
+
 def _learned_kind(head: LinearHead, row: npt.NDArray[np.float32], full: str,
                   sentiment: sentiment_step.SentimentResult, document: Document,
                   part_vectors: npt.NDArray[np.float32] | None,
                   memory: ExampleMemory | None = None) -> kind_step.KindDecision:
     """The kind head on the whole text and, for a document of several parts, on each part (each blended with the
     team's corrections); then :func:`~classification.domain.kind.decide_kind`."""
-    whole = dict(zip(head.classes, head.proba(kind_features(row, [full], [sentiment]))[0].tolist(), strict=True))
+    whole = whole_kind_proba(head, row, full, sentiment)
     if memory is not None:
         whole = memory.blend(whole, row, "kind")
     parts: list[dict[str, float]] = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -79,8 +79,10 @@ def split_clauses(text: str) -> list[str]:
     return clauses
 
 
+@lru_cache(maxsize=4096)
 def score_sentiment(text: str) -> SentimentResult:
-    """Label and score ``text``; see the module docstring for the rules."""
+    """Label and score ``text``; see the module docstring for the rules. Cached: the kind and sentiment steps of
+    one item, and its batch preparation, read the same text."""
     if not text.strip():
         return SentimentResult("neutral", 0.0, 0.0, 0.0)
     compound, positive, negative, neutral = _scores(text[:SCORE_CHARS])
