@@ -42,6 +42,9 @@ BATCH_SIZE = 64
 #: Largest batch in padded tokens (texts x longest text): 64 short texts, or 16 texts of 128 pieces.
 TOKEN_BUDGET = 2048
 CACHE_SIZE = 20_000
+#: A batch holds texts at most this many times as long as its shortest (+ PAD_SLACK pieces): bounded padding.
+PAD_GROWTH = 1.5
+PAD_SLACK = 4
 EXPORT_TIMEOUT_S = 900
 _ONNX = "minilm.onnx"
 _ONNX_INT8 = "minilm-int8.onnx"
@@ -160,12 +163,17 @@ class Encoder:
 
 
 def _batches(lengths: Sequence[int], max_items: int, token_budget: int) -> list[range]:
-    """Consecutive index ranges over ``lengths`` (ascending): at most ``max_items`` each, and ``count * longest``
-    at most ``token_budget`` (a single text longer than the budget is a batch of its own)."""
+    """Consecutive index ranges over ``lengths`` (ascending): at most ``max_items`` each, ``count * longest`` at
+    most ``token_budget`` (a single text longer than the budget is a batch of its own), and no text longer than
+    :data:`PAD_GROWTH` times the batch's first (shortest) one plus a few pieces, so that little of a batch is padding
+    (a random mix of short and long texts otherwise spends most of the model's time on padding)."""
     batches: list[range] = []
     start = 0
     for end in range(1, len(lengths) + 1):
-        if end - start > max_items or ((end - start) * lengths[end - 1] > token_budget and end - 1 > start):
+        count, longest = end - start, lengths[end - 1]
+        too_many = count > max_items or (count * longest > token_budget and end - 1 > start)
+        too_padded = end - 1 > start and longest > PAD_GROWTH * lengths[start] + PAD_SLACK
+        if too_many or too_padded:
             batches.append(range(start, end - 1))
             start = end - 1
     if start < len(lengths):

@@ -13,3 +13,12 @@ def test_short_texts_fill_whole_batches_and_long_ones_stay_under_the_budget() ->
 
 def test_no_texts_no_batches() -> None:
     assert _batches([], 64, 2048) == []
+
+
+def test_a_batch_never_mixes_short_texts_with_much_longer_ones() -> None:
+    lengths = sorted([8] * 30 + [12] * 10 + [40] * 10 + [90] * 4)
+    batches = _batches(lengths, 64, 4096)
+    assert [i for batch in batches for i in batch] == list(range(len(lengths)))
+    for batch in batches:
+        shortest, longest = lengths[batch[0]], lengths[batch[-1]]
+        assert longest <= 1.5 * shortest + 4, (shortest, longest)

@@ -91,7 +91,7 @@ def phrase_hits(kind: str, text: str) -> tuple[str, ...]:
     return _hits(kind, text.replace("\u2019", "'"))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=8192)
 def _hits(kind: str, text: str) -> tuple[str, ...]:
     # Cached: the rules (detect_kind) and the kind head's features (phrase_hits) read the same text.
     found: list[str] = []
