@@ -40,3 +40,17 @@ def test_memory_recalls_the_label_of_a_near_correction_only() -> None:
     assert memory.recall(_unit(0.5, 0.5, 0.7), "kind") is None
     assert memory.recall(_unit(1, 0, 0), "sentiment") is None, "the bug example sets no sentiment"
     assert ExampleMemory.empty().recall(_unit(1, 0, 0), "kind") is None
+
+
+def test_corrections_vote_on_similar_texts_by_closeness_and_leave_distant_ones_alone() -> None:
+    unit = _unit
+    memory = ExampleMemory.build([LearnedExample("a", kind="bug"), LearnedExample("b", kind="bug")],
+                                 np.vstack([unit(1, 0, 0), unit(1, 0.1, 0)]))
+    head = {"bug": 0.2, "question": 0.8}
+    near = memory.blend(head, unit(1, 0.3, 0), "kind")
+    assert near["bug"] > near["question"] and abs(sum(near.values()) - 1) < 1e-6
+    middling = memory.blend(head, unit(1, 1.1, 0), "kind")
+    assert head["bug"] < middling["bug"] < near["bug"], "a less similar text is nudged less"
+    assert memory.blend(head, unit(0, 0, 1), "kind") == head, "an unrelated text keeps the head's reading"
+    assert memory.blend(head, unit(1, 0, 0), "sentiment") == head, "no sentiment was corrected"
+    assert ExampleMemory.empty().blend(head, unit(1, 0, 0), "kind") == head
