@@ -97,11 +97,12 @@ def _event_data(cols: Columns, n: int) -> dict[str, Any]:
         "rating": {"kind": "nps", "value": float(nps), "scale": 10} if nps >= 0 else None, "tags": [], "url": None,
         "language": None, "created_at": stamp, "received_at": stamp, "redactions": {}, "duplicate_of": None,
         "revision": 1, "sentiment": {"label": "negative" if negative else "positive",
-                                     "score": -0.6 if negative else 0.5},
+                                     "score": -0.6 if negative else 0.5, "confidence": None},
         "kind": "bug", "themes": [{"id": f"theme-{theme:02d}", "name": f"Theme {theme:02d}", "confidence": 0.8}],
         "product_area": f"area-{theme // 8}", "urgency": "high" if cols.urgent[n] else "normal",
         "model": {"name": "bench", "version": "1"}, "corrected_by": None,
-        "classified_at": (at + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ"), "cluster": None}
+        "classified_at": (at + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ"), "cluster": None,
+        "kind_confidence": None, "needs_review": False, "review_reasons": []}
 
 
 def _item(cols: Columns, n: int) -> ClassifiedFeedback:
@@ -120,7 +121,8 @@ def _feedback_rows(cols: Columns, first: int, last: int) -> list[dict[str, Any]]
                      "sentiment_score": data["sentiment"]["score"], "urgency": data["urgency"],
                      "product_area": data["product_area"], "language": None, "customer_id": data["customer"]["id"],
                      "customer_plan": data["customer"]["plan"], "customer_mrr": data["customer"]["mrr"],
-                     "text": data["text"], "data": data, "classify_seconds": 2.0, "cluster_id": None})
+                     "text": data["text"], "data": data, "classify_seconds": 2.0, "cluster_id": None,
+                     "backdated": False})
     return rows
 
 

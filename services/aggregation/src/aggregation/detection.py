@@ -4,8 +4,11 @@ Streaming: every applied item marks the hour of its ``created_at`` dirty (``dete
 :class:`DetectionWorker` wakes every ``AGGREGATION_DETECT_INTERVAL_SECONDS`` (10 s), judges each dirty
 hour against the hourly rollups, raises insights through the outbox and forgets the hours it judged,
 all in one unit of work. Items that arrive late or out of order re-mark their hour, which is judged
-again; episodes (``domain/episodes.py``) keep that from raising the same insight twice. A run that
-fails (store locked) leaves the hours dirty for the next run.
+again; episodes (``domain/episodes.py``) keep that from raising the same insight twice. A spike's
+figures are its episode's (all its hours so far), told once the run has judged every dirty hour; an
+episode that has grown materially since its insight was published re-publishes it as the next revision
+(``domain/spike_insight.py``). A growing cluster is an emerging theme unless it repeats a theme the
+store knows (``domain/emerging.py``). A run that fails (store locked) leaves the hours dirty for the next run.
 
 Several copies on one PostgreSQL store: a run first takes the leader lease :data:`DETECTOR_LEASE`
 (``feedbackloop.db.leader_lease``, an advisory lock); a copy that does not get it skips that tick, so
@@ -24,10 +27,27 @@ from typing import Any
 
 from aggregation.config import AggregationSettings
 from aggregation.domain.drops import csat_drop, nps_drop, sentiment_drop
-from aggregation.domain.episodes import Episode, episode_insight_id, find_episode
+from aggregation.domain.emerging import (
+    VOCABULARY_DAYS,
+    ClusterFacts,
+    TermUse,
+    judge_cluster,
+    term_words,
+    terms_to_check,
+)
+from aggregation.domain.episodes import Episode, episode_insight_id, find_episode, insight_event_id
 from aggregation.domain.rollups import UNKNOWN, Measures
 from aggregation.domain.series import DAY, HOUR, HourlySeries
-from aggregation.domain.spike import expected_count, judge_spike
+from aggregation.domain.spike import SpikeConfig, expected_count, judge_spike
+from aggregation.domain.spike_insight import (
+    EVIDENCE_CAP,
+    PublishedSpike,
+    ReleaseNote,
+    SpikeContext,
+    SpikeTally,
+    revise_spike,
+    tell_spike,
+)
 from aggregation.store.analytics import DetectionRepository
 from aggregation.store.repository import InsightRepository
 from feedbackloop.contracts import INSIGHTS, Insight
@@ -52,6 +72,16 @@ class _Series:
     negative: HourlySeries
 
 
+@dataclass
+class _Spiking:
+    """A spike episode an anomalous hour of this run belongs to; ``opened`` when this run opened it."""
+
+    episode: Episode
+    opened: bool
+    dimension: str
+    key: str
+
+
 def _series(cells: dict[int, Measures], begin: int, hours: int, field: str) -> HourlySeries:
     return HourlySeries(begin, hours, {t: float(getattr(m, field)) for t, m in cells.items()})
 
@@ -67,32 +97,49 @@ class _Run:
         self.insights = InsightRepository(uow.session)
         self.raised: list[Insight] = []
         self.names: dict[str, str] = {}
+        self.spiking: dict[str, _Spiking] = {}
+
+    async def join_episode(self, detector: str, subject: str, hour: int, cooldown: int) -> tuple[Episode, bool]:
+        """The episode ``hour`` belongs to, extended to it; or a new one opened at it (then True)."""
+        known = find_episode(await self.repo.episodes(detector, subject), hour, cooldown)
+        if known is not None:
+            await self.repo.extend_episode(known, hour)
+            return Episode(known.detector, known.subject, known.first, max(known.last, hour), known.insight_id), False
+        episode = Episode(detector, subject, hour, hour, episode_insight_id(detector, subject, hour))
+        await self.repo.open_episode(episode)
+        return episode, True
 
     async def episode(self, detector: str, subject: str, hour: int, cooldown: int,
                       build: Callable[[str], Any]) -> None:
         """Open an episode and raise its insight, or extend the episode ``hour`` belongs to."""
-        known = find_episode(await self.repo.episodes(detector, subject), hour, cooldown)
-        if known is not None:
-            await self.repo.extend_episode(known, hour)
-            return
-        insight_id = episode_insight_id(detector, subject, hour)
-        insight: Insight = await build(insight_id)
-        await self.repo.open_episode(Episode(detector, subject, hour, hour, insight_id))
-        await self.insights.add(insight_id, insight.type, insight.severity, insight.theme, insight.created_at,
-                                insight.model_dump(mode="json", by_alias=True))
-        self.uow.publish(INSIGHTS, insight, event_id=insight_id)
+        episode, opened = await self.join_episode(detector, subject, hour, cooldown)
+        if opened:
+            await self.publish(await build(episode.insight_id), new=True)
+
+    async def publish(self, insight: Insight, *, new: bool) -> None:
+        """Store the insight (a new one, or a later revision over the stored one) and raise its event."""
+        insight_id = str(insight.insight_id)
+        data = insight.model_dump(mode="json", by_alias=True)
+        if new:
+            await self.insights.add(insight_id, insight.type, insight.severity, insight.theme, insight.created_at,
+                                    data)
+        else:
+            await self.insights.revise(insight_id, insight.severity, data)
+        self.uow.publish(INSIGHTS, insight, event_id=insight_event_id(insight_id, insight.revision))
         self.raised.append(insight)
 
-    async def release_note(self, first_item: datetime) -> tuple[str, dict[str, Any]]:
+    async def release(self, first_item: datetime) -> ReleaseNote | None:
+        """The release or incident posted at most ``release_window_hours`` before ``first_item``."""
         release = await self.repo.release_before(first_item, self.settings.release_window_hours * 3600)
         if release is None:
-            return "", {}
+            return None
         released_at = datetime.fromisoformat(release["released_at"])
-        minutes = int((first_item - released_at).total_seconds() // 60)
-        word = "incident" if release.get("kind") == "incident" else "release"
-        return (f", {minutes} minutes after {word} {release['version']}",
-                {"release_id": release["release_id"], "release_version": release["version"],
-                 "minutes_after_release": minutes})
+        return ReleaseNote(release["release_id"], release["version"], release.get("kind", "release"),
+                           int((first_item - released_at).total_seconds() // 60))
+
+    async def release_note(self, first_item: datetime) -> tuple[str, dict[str, Any]]:
+        note = await self.release(first_item)
+        return (note.phrase, note.metrics()) if note is not None else ("", {})
 
     def label(self, dimension: str, key: str) -> str:
         if dimension == "theme":
@@ -146,31 +193,66 @@ class _Run:
                 verdict = judge_spike(observed, expected, spike)
                 if verdict.is_spike:
                     spiked.append(key)
-                    await self.episode("spike", f"{dimension}:{key}", hour,
-                                       self.settings.spike_cooldown_hours * HOUR,
-                                       self._spike_builder(dimension, key, hour, verdict.observed, verdict.expected,
-                                                           verdict.p_value))
+                    await self.spike(dimension, key, hour)
             await self.judge_sentiment(hour, series, drops)
             await self.judge_kpis(hour, kpi, drops)
+        for spiking in self.spiking.values():
+            count = series[(spiking.dimension, spiking.key)].count
+            await self.tell(spiking, self.tally(spiking.episode, count, overall.count, first, spike))
 
-    def _spike_builder(self, dimension: str, key: str, hour: int, observed: int, expected: float,
-                       p_value: float) -> Callable[[str], Any]:
-        async def build(insight_id: str) -> Insight:
-            start, end = _at(hour), _at(hour + HOUR)
-            evidence = await self.repo.evidence(dimension, key, start, end)
-            first_item = await self.repo.first_created(evidence) or start
-            note, release = await self.release_note(first_item)
-            ratio = observed / expected
-            severity = "critical" if ratio >= 6 and p_value < self.settings.spike_alpha / 1000 else "warning"
-            return Insight.model_validate({
-                "insight_id": insight_id, "type": "spike",
-                "title": f"{self.label(dimension, key)}: {observed} items, ×{ratio:.1f} the usual, since "  # noqa: RUF001
-                         f"{first_item:%H:%M} UTC{note}",
-                "theme": key if dimension == "theme" else None, "window": {"from": start, "to": end},
-                "metrics": {"observed": observed, "expected": round(expected, 3), "ratio": round(ratio, 2),
-                            "p_value": float(f"{p_value:.3g}"), "dimension": dimension, "key": key, **release},
-                "severity": severity, "evidence": evidence, "created_at": self.now})
-        return build
+    async def spike(self, dimension: str, key: str, hour: int) -> None:
+        """Note the episode an anomalous hour belongs to; it is told once every dirty hour is judged."""
+        episode, opened = await self.join_episode("spike", f"{dimension}:{key}", hour,
+                                                  self.settings.spike_cooldown_hours * HOUR)
+        seen = self.spiking.get(episode.insight_id)
+        if seen is not None:
+            episode = Episode(episode.detector, episode.subject, episode.first,
+                              max(episode.last, seen.episode.last), episode.insight_id)
+        self.spiking[episode.insight_id] = _Spiking(episode, opened or (seen is not None and seen.opened),
+                                                    dimension, key)
+
+    def tally(self, episode: Episode, count: HourlySeries, overall: HourlySeries, first_seen: int,
+              config: SpikeConfig) -> SpikeTally:
+        """The episode's items and their expected number, summed over its hours (the running one in part)."""
+        now_epoch = int(self.now.timestamp())
+        observed, expected = 0, 0.0
+        for hour in range(max(episode.first, count.start), episode.last + HOUR, HOUR):
+            observed += int(count.at(hour))
+            elapsed = (now_epoch - hour) / HOUR if hour <= now_epoch < hour + HOUR else 1.0
+            baseline = expected_count(count, overall, hour, first_seen, config, elapsed=elapsed)
+            expected += baseline if baseline is not None else config.min_expected
+        return SpikeTally(observed, expected)
+
+    async def tell(self, spiking: _Spiking, tally: SpikeTally) -> None:
+        """Raise a new episode's spike insight, or re-publish a grown one's as its next revision."""
+        episode, dimension, key = spiking.episode, spiking.dimension, spiking.key
+        start, end = _at(episode.first), _at(episode.last + HOUR)
+        evidence = await self.repo.evidence(dimension, key, start, end, limit=EVIDENCE_CAP)
+        first_item = await self.repo.first_created(evidence) or start
+        context = SpikeContext(self.label(dimension, key), dimension, key, first_item,
+                               await self.release(first_item), self.settings.spike_nb_size, self.settings.spike_alpha)
+        told = {"window": {"from": start, "to": end}, "evidence": evidence}
+        if spiking.opened:
+            story = tell_spike(tally, context)
+            await self.publish(Insight.model_validate({
+                "insight_id": episode.insight_id, "type": "spike", "title": story.title,
+                "theme": key if dimension == "theme" else None, "metrics": dict(story.metrics),
+                "severity": story.severity, "created_at": self.now, **told}), new=True)
+            return
+        stored = await self.insights.published(episode.insight_id)
+        if stored is None:  # its insight was removed from the store by hand: nothing to revise
+            return
+        severity, data = stored
+        metrics = data.get("metrics") or {}
+        first_observed = metrics.get("first_observed")
+        published = PublishedSpike(int(data.get("revision") or 1), int(metrics.get("observed") or 0), severity,
+                                   int(first_observed) if first_observed is not None else None)
+        revised = revise_spike(published, tally, context)
+        if revised is None:
+            return
+        await self.publish(Insight.model_validate({
+            **data, "title": revised.title, "metrics": dict(revised.metrics), "severity": revised.severity,
+            "revision": revised.revision, "updated_at": self.now, **told}), new=False)
 
     async def judge_sentiment(self, hour: int, series: dict[tuple[str, str], _Series], drops: Any) -> None:
         end = hour + HOUR
@@ -245,9 +327,15 @@ class _Run:
     async def emerging(self) -> None:
         settings = self.settings
         since = self.now - timedelta(days=settings.emerging_window_days)
+        names: dict[str, str] | None = None
         for cluster in await self.repo.unflagged_clusters(settings.emerging_min_items):
             recent = await self.repo.cluster_items_since(cluster.cluster_id, since)
             if recent < settings.emerging_min_items:
+                continue
+            names = names if names is not None else await self.repo.all_theme_names()
+            duplicate_of = await self.repeats_theme(cluster.cluster_id, cluster.terms, recent, since, names)
+            if duplicate_of is not None:
+                await self.repo.mark_duplicate(cluster.cluster_id, duplicate_of, cluster.items)
                 continue
             insight_id = episode_insight_id("emerging_theme", cluster.cluster_id, 0)
             evidence = await self.repo.evidence("cluster", cluster.cluster_id, since, self.now + timedelta(days=1))
@@ -262,14 +350,27 @@ class _Run:
                 "severity": "warning" if recent >= 3 * settings.emerging_min_items else "info",
                 "evidence": evidence, "created_at": self.now})
             await self.repo.flag_cluster(cluster.cluster_id, insight_id)
-            await self.insights.add(insight_id, insight.type, insight.severity, None, insight.created_at,
-                                    insight.model_dump(mode="json", by_alias=True))
-            self.uow.publish(INSIGHTS, insight, event_id=insight_id)
-            self.raised.append(insight)
+            await self.publish(insight, new=True)
+
+    async def repeats_theme(self, cluster_id: str, terms: list[str], recent: int, since: datetime,
+                            names: dict[str, str]) -> str | None:
+        """The existing theme the cluster repeats (``domain/emerging.py``), or None when it is new."""
+        themed, themes = await self.repo.cluster_themes(cluster_id, since)
+        vocabulary_since = self.now - timedelta(days=VOCABULARY_DAYS)
+        use = {}
+        for term in terms_to_check(terms):
+            items, by_theme = await self.repo.term_use(cluster_id, term_words(term), vocabulary_since)
+            use[term] = TermUse(items, by_theme)
+        verdict = judge_cluster(ClusterFacts(cluster_id, tuple(terms), recent, themed, themes), names, use)
+        if not verdict.emerging:
+            log.info("cluster repeats an existing theme; no emerging theme raised", cluster_id=cluster_id,
+                     theme=verdict.duplicate_of, reason=verdict.reason)
+        return verdict.duplicate_of
 
 
 async def run_detectors(uow: UnitOfWork, settings: AggregationSettings, now: datetime) -> list[Insight]:
-    """Judge every dirty hour and every growing cluster; returns the insights raised (not yet committed)."""
+    """Judge every dirty hour and every growing cluster; returns the insights raised or revised (``revision`` >
+    1), not yet committed."""
     run = _Run(uow, settings, now)
     await run.run()
     return run.raised
@@ -294,7 +395,8 @@ class DetectionWorker:
                 await uow.commit()
         self.runs += 1
         for insight in raised:
-            log.info("insight raised", type=insight.type, title=insight.title, insight_id=str(insight.insight_id))
+            log.info("insight raised" if insight.revision == 1 else "insight revised", type=insight.type,
+                     title=insight.title, insight_id=str(insight.insight_id), revision=insight.revision)
         return raised
 
     async def run(self) -> None:

@@ -134,7 +134,8 @@ class KpiReport:
 
 async def _kpis(q: AnalyticsQueries, window: Window) -> KpiSet:
     sums = await q.sums("hour", "all", _epoch(window.start), _epoch(window.end))
-    return kpis_of(sums.get("*", Measures()), await q.median_classify_seconds(window.start, window.end))
+    median, backdated = await q.classify_latency(window.start, window.end)
+    return kpis_of(sums.get("*", Measures()), median, backdated)
 
 
 async def kpi_report(q: AnalyticsQueries, window: Window) -> KpiReport:

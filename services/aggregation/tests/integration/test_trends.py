@@ -15,14 +15,16 @@ import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aggregation_testkit import classified
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from aggregation.config import AggregationSettings
 from aggregation.main import create_app
-from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, encode, new_envelope
+from feedbackloop.contracts import FEEDBACK_CLASSIFIED, INSIGHTS, ClassifiedFeedback, decode, encode, new_envelope
+from feedbackloop.contracts.envelope import Envelope
 from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop.testing import serve_app, wait_for
 
@@ -64,12 +66,39 @@ def _rated(now: datetime) -> tuple[list[ClassifiedFeedback], float, float]:
     return items, 0.0, 50.0
 
 
-def _spike(hour: datetime) -> list[ClassifiedFeedback]:
+def _imported(now: datetime) -> list[ClassifiedFeedback]:
+    """Two tickets of three days ago, imported (received and classified) just now: back-dated."""
+    at = now - timedelta(days=3)
+    return [classified(f"import-{i}", created_at=at, received_at=now, classified_at=now + timedelta(seconds=5),
+                       themes=[], sentiment={"label": "neutral", "score": 0.0}) for i in range(2)]
+
+
+def _spike(hour: datetime, first: int = 0, count: int = 14) -> list[ClassifiedFeedback]:
     return [classified(f"spike-{i}", created_at=hour + timedelta(minutes=10 + i), received_at=hour,
                        text=f"Cannot log in since the update ({i})", urgency="high",
                        themes=[{"id": "account.login", "name": "Login & authentication", "confidence": 0.9}],
                        customer={"id": f"ent{i % 3}", "name": f"Enterprise {i % 3}", "plan": "enterprise",
-                                 "mrr": 2500.0}) for i in range(14)]
+                                 "mrr": 2500.0}) for i in range(first, first + count)]
+
+
+async def _insight_events(kafka: KafkaSettings, insight_id: str,
+                          done: Callable[[list[Envelope[Any]]], bool]) -> list[Envelope[Any]]:
+    """The events of one insight on insights.v1, read from the start until ``done`` says enough."""
+    consumer = AIOKafkaConsumer(INSIGHTS.name, bootstrap_servers=kafka.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    events: list[Envelope[Any]] = []
+    try:
+        async def more() -> list[Envelope[Any]]:
+            batch = await consumer.getmany(timeout_ms=200)
+            events.extend(decode(INSIGHTS, r.value) for rs in batch.values() for r in rs
+                          if r.value is not None and r.key == insight_id.encode())
+            return events
+
+        await wait_for(more, done, what=f"the revisions of insight {insight_id} on {INSIGHTS.name}", timeout=60)
+    finally:
+        await consumer.stop()
+    return events
 
 
 async def _produce(kafka: KafkaSettings, items: list[ClassifiedFeedback]) -> None:
@@ -101,14 +130,15 @@ async def test_spike_kpis_releases_and_dashboard(tmp_path: Path, kafka_settings:
     spike_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     steady = _steady(now)
     rated, nps, csat = _rated(now)
+    imported = _imported(now)
     settings = AggregationSettings(database_url=database_url("aggregation"), kafka=kafka_settings,
                                    common=common_settings, detect_interval_seconds=1.0)
     app = create_app(settings)
     async with serve_app(app) as url, \
             httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {admin_key}"}) as client:
         await wait_for(lambda: client.get("/readyz"), lambda r: r.status_code == 200, what="aggregation ready")
-        await _produce(kafka_settings, steady + rated)
-        total = len(steady) + len(rated)
+        await _produce(kafka_settings, steady + rated + imported)
+        total = len(steady) + len(rated) + len(imported)
         await wait_for(lambda: client.get("/v1/kpis", params={"window": "366d"}),
                        lambda r: r.json()["current"]["volume"] == total, what=f"{total} items rolled up", timeout=60)
 
@@ -150,15 +180,32 @@ async def test_spike_kpis_releases_and_dashboard(tmp_path: Path, kafka_settings:
         await wait_for(detector_runs, lambda n: n >= judged + 2, what="two detector runs after the duplicate")
         assert len((await drained()).json()["items"]) == 1
 
+        # Twelve more items of the same hour: the episode grew materially, so the same insight is re-published
+        # with its new count and evidence, as a higher revision, on insights.v1 (each revision its own event).
+        await _produce(kafka_settings, _spike(spike_hour, first=14, count=12))
+        grown = (await wait_for(drained, lambda r: r.json()["items"][0]["metrics"]["observed"] == 26,
+                                what="the spike insight revised to 26 items", timeout=60)).json()["items"]
+        assert [g["insight_id"] for g in grown] == [spike["insight_id"]]
+        assert grown[0]["revision"] > spike["revision"] and grown[0]["title"].startswith(
+            "Login & authentication: 26 items") and len(grown[0]["evidence"]) == 26
+        events = await _insight_events(kafka_settings, spike["insight_id"],
+                                       lambda es: any(e.data.metrics["observed"] == 26 for e in es))
+        assert [e.data.revision for e in events] == list(range(1, len(events) + 1)), "each revision once, in order"
+        assert len({e.id for e in events}) == len(events) and events[0].id == spike["insight_id"]
+
         # KPIs against the hand-computed values; the previous window holds the steady stream's earlier week.
         kpis = (await client.get("/v1/kpis", params={"window": "7d"})).json()
         assert kpis["current"]["nps"] == nps and kpis["current"]["nps_responses"] == 8
         assert kpis["current"]["csat"] == csat and kpis["current"]["csat_responses"] == 4
         week_ago = now - timedelta(days=7)
-        in_window = sum(1 for i in steady + rated + _spike(spike_hour) if i.created_at >= ceil(now) - timedelta(days=7))
+        in_window = sum(1 for i in steady + rated + imported + _spike(spike_hour, count=26)
+                        if i.created_at >= ceil(now) - timedelta(days=7))
         assert kpis["current"]["volume"] == in_window
         assert kpis["previous"]["nps"] is None and kpis["change"]["nps"] is None
-        assert kpis["current"]["median_time_to_classify_s"] is not None
+        # The steady stream took 2 s each; the two imports (days "late") are left out of it, and counted.
+        assert kpis["current"]["median_time_to_classify_s"] == 2.0
+        assert kpis["current"]["backdated_excluded"] == 2 and kpis["previous"]["backdated_excluded"] == 0
+        assert "items received live; 2 back-dated imports excluded" in (await client.get("/")).text
         assert week_ago < datetime.fromisoformat(kpis["window"]["to"])
 
         # Themes: login ranks first (enterprise revenue, urgency, the burst), with its trend and top customers.
@@ -168,7 +215,7 @@ async def test_spike_kpis_releases_and_dashboard(tmp_path: Path, kafka_settings:
         series = (await client.get("/v1/themes/account.login/timeseries",
                                    params={"bucket": "hour", "from": (spike_hour - timedelta(hours=2)).isoformat(),
                                            "to": (spike_hour + timedelta(hours=1)).isoformat()})).json()["items"]
-        assert len(series) == 3 and series[-1]["count"] >= 14
+        assert len(series) == 3 and series[-1]["count"] >= 26
 
         # Unthemed items that classification put in one cluster grow into an emerging theme, named by its terms.
         cluster = {"id": "cl-dark-mode", "terms": ["dark", "mode", "night"]}

@@ -88,3 +88,19 @@ def test_digest_and_email_rendering() -> None:
     subject, text, html = email_parts(message)
     assert subject.startswith("[critical] Digest: 2")
     assert "> It <script> crashes" in text and "&lt;script&gt;" in html and "<script>" not in html
+
+
+def test_a_revised_product_area_spike_stays_the_episode_it_continues() -> None:
+    from notification.domain.noise import episode_key
+
+    first = {"type": "spike", "theme": None, "title": "Product area billing: 10 items, ×5.0 the usual",  # noqa: RUF001
+             "metrics": {"dimension": "product_area", "key": "billing", "observed": 10}}
+    grown = {**first, "title": "Product area billing: 60 items, ×30.0 the usual", "revision": 2,  # noqa: RUF001
+             "metrics": {"dimension": "product_area", "key": "billing", "observed": 60}}
+    other_area = {**first, "metrics": {"dimension": "product_area", "key": "login", "observed": 10}}
+    assert episode_key(grown) == episode_key(first)
+    assert episode_key(other_area) != episode_key(first)
+    themed = {"type": "spike", "theme": "login", "title": "a", "metrics": {"dimension": "theme", "key": "login"}}
+    assert episode_key({**themed, "title": "b"}) == episode_key(themed)
+    assert episode_key({"type": "urgent_item", "title": "Data loss"}) != episode_key({"type": "urgent_item",
+                                                                                      "title": "Outage"})

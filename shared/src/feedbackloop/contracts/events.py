@@ -182,3 +182,10 @@ class Insight(_Model):
     severity: Severity
     evidence: list[uuid.UUID] = Field(default_factory=list)
     created_at: datetime
+    revision: int = Field(
+        default=1, ge=1,
+        description="1 when raised; each re-publication of the same insight_id with grown figures adds 1 (under a "
+                    "new event id). A consumer that already alerted on this insight_id should treat a higher "
+                    "revision as an update, not a new alert")
+    updated_at: datetime | None = Field(default=None,
+                                        description="When this revision was made; absent on revision 1")

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from aggregation.api.deps import AnalyticsDep, QueriesDep, SettingsDep
 from aggregation.chart import Marker, volume_chart
 from aggregation.domain.filters import FeedbackFilter, InsightFilter
+from aggregation.domain.kpis import backdated_definition, time_to_classify_caption
 from aggregation.domain.rollups import Bucket
 from aggregation.domain.windows import ceil_hour, window_ending
 from aggregation.reports import add_top_customers, kpi_report, rank_themes, series
@@ -140,7 +141,8 @@ async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesD
          "change": _change(None if ch["negative_share"] is None else ch["negative_share"] * 100, relative=False,
                            good_up=False, unit=" pts")},
         {"label": "Time to classify", "value": _duration(c.median_time_to_classify_s),
-         "sub": "median, created → classified",
+         "sub": time_to_classify_caption(c.backdated_excluded),
+         "title": f"Back-dated: {backdated_definition()}, e.g. an import of old tickets",
          "change": _change(ch["median_time_to_classify_s"], relative=True, good_up=False)},
     ]
     top_impact = max((t.impact for t in themes), default=1.0) or 1.0

@@ -24,7 +24,8 @@ class InsightPage(BaseModel):
 
 
 @router.get("/insights", response_model=InsightPage, summary="Insights, newest first",
-            description="Each item is the `insights.v1` data as published.",
+            description="Each item is the `insights.v1` data as last published: a spike whose episode grew "
+            "shows its latest `revision` (figures, evidence, `updated_at`), in the place it was first raised.",
             responses={400: {"description": "Malformed cursor"},
                        422: {"description": "A filter is unknown or invalid; `errors` names it"}})
 async def list_insights(_key: ReadKey, queries: QueriesDep,

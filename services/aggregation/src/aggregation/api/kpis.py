@@ -1,4 +1,5 @@
-"""``GET /v1/kpis``: NPS, CSAT, volume, negative share and time to classify, against the previous window."""
+"""``GET /v1/kpis``: NPS, CSAT, volume, negative share and time to classify (of live items), against the previous
+window."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from aggregation.api.deps import AnalyticsDep
 from aggregation.domain.filters import KpiQuery
+from aggregation.domain.kpis import backdated_definition
 from aggregation.domain.windows import ceil_hour, parse_length, window_ending
 from aggregation.reports import kpi_report
 from feedbackloop.http import ReadKey
@@ -26,7 +28,11 @@ class KpiValues(BaseModel):
     nps_responses: int
     csat: float | None = Field(description="Share of 4-5 among 1-5 `csat` ratings, x 100")
     csat_responses: int
-    median_time_to_classify_s: float | None = Field(description="Median of classified_at - created_at, seconds")
+    median_time_to_classify_s: float | None = Field(
+        description="Median of classified_at - created_at, seconds, over the items received live: back-dated "
+                    f"imports ({backdated_definition()}) are left out")
+    backdated_excluded: int = Field(
+        description="Back-dated imports of the window left out of median_time_to_classify_s")
 
 
 class KpiWindow(BaseModel):
@@ -47,9 +53,11 @@ class Kpis(BaseModel):
         "window": {"from": "2025-03-01T00:00:00Z", "to": "2025-03-08T00:00:00Z"},
         "previous_window": {"from": "2025-02-22T00:00:00Z", "to": "2025-03-01T00:00:00Z"},
         "current": {"volume": 812, "negative_share": 0.31, "sentiment_avg": -0.05, "nps": 21.5, "nps_responses": 200,
-                    "csat": 78.0, "csat_responses": 150, "median_time_to_classify_s": 1.8},
+                    "csat": 78.0, "csat_responses": 150, "median_time_to_classify_s": 1.8,
+                    "backdated_excluded": 0},
         "previous": {"volume": 640, "negative_share": 0.22, "sentiment_avg": 0.08, "nps": 34.0, "nps_responses": 180,
-                     "csat": 84.2, "csat_responses": 140, "median_time_to_classify_s": 1.7},
+                     "csat": 84.2, "csat_responses": 140, "median_time_to_classify_s": 1.7,
+                     "backdated_excluded": 1200},
         "change": {"volume": 0.2688, "negative_share": 0.09, "sentiment_avg": -0.13, "nps": -12.5, "csat": -6.2,
                    "median_time_to_classify_s": 0.0588}}]}}
 

@@ -4,22 +4,37 @@
 ``revision`` + 1. Events may arrive twice or out of order (a replay, a rebalance), so an event is
 applied only when it is newer than what is stored: the stored item is then replaced as a whole,
 themes included, which moves a corrected item from its old themes to its new ones.
+
+An item created more than :data:`BACKDATED_AFTER` before it was received is a back-dated import (a CSV
+of last year's tickets, a backfill through the API), not live feedback: it is stored and counted like any
+other, but its created → classified time measures the import, not the pipeline, so the time-to-classify
+KPI leaves it out (``backdated`` on its row).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from feedbackloop.contracts import ClassifiedFeedback
 
-__all__ = ["FeedbackRow", "ThemeRow", "as_utc", "feedback_row", "should_apply", "theme_rows"]
+__all__ = ["BACKDATED_AFTER", "FeedbackRow", "ThemeRow", "as_utc", "feedback_row", "is_backdated", "should_apply",
+           "theme_rows"]
+
+#: Live feedback reaches ingest within minutes of being written (webhooks retry for a while); an item created
+#: longer than this before it was received was imported after the fact.
+BACKDATED_AFTER = timedelta(hours=1)
 
 
 def as_utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is taken to be UTC already (that is how the store returns them)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def is_backdated(created_at: datetime, received_at: datetime) -> bool:
+    """Whether an item created at ``created_at`` and received at ``received_at`` is a back-dated import."""
+    return as_utc(received_at) - as_utc(created_at) > BACKDATED_AFTER
 
 
 def should_apply(stored_revision: int | None, incoming_revision: int) -> bool:
@@ -55,6 +70,7 @@ class FeedbackRow:
     data: dict[str, Any]
     classify_seconds: float | None = None
     cluster_id: str | None = None
+    backdated: bool = False
 
     def values(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -95,6 +111,7 @@ def feedback_row(item: ClassifiedFeedback) -> FeedbackRow:
         classify_seconds=(as_utc(item.classified_at) - as_utc(item.created_at)).total_seconds()
         if item.classified_at else None,
         cluster_id=item.cluster.id if item.cluster is not None else None,
+        backdated=is_backdated(item.created_at, item.received_at),
     )
 
 

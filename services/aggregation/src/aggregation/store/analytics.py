@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     union_all,
     update,
@@ -436,9 +437,50 @@ class DetectionRepository:
         return rows.scalar_one_or_none()
 
     async def unflagged_clusters(self, min_items: int) -> list[ClusterRow]:
-        rows = await self.session.execute(select(ClusterRecord).where(ClusterRecord.insight_id.is_(None),
-                                                                      ClusterRecord.items >= min_items))
+        """Clusters with no insight yet and at least ``min_items`` items; one judged a duplicate of a theme
+        only once it has doubled since (its verdict is not paid for on every run)."""
+        c = ClusterRecord
+        rows = await self.session.execute(select(c).where(
+            c.insight_id.is_(None), c.items >= min_items,
+            or_(c.judged_items.is_(None), c.items >= 2 * c.judged_items)))
         return [ClusterRow(r.cluster_id, list(r.terms), r.items) for (r,) in rows]
+
+    async def cluster_themes(self, cluster_id: str, since: datetime) -> tuple[int, dict[str, int]]:
+        """Of the cluster's items created since ``since``: how many carry a theme, and how many each theme."""
+        f, t = FeedbackRecord, FeedbackTheme
+        members = and_(f.cluster_id == cluster_id, f.created_at >= since)
+        themed = int((await self.session.execute(select(func.count(func.distinct(t.feedback_id))).select_from(t)
+                                                 .join(f, f.feedback_id == t.feedback_id).where(members)))
+                     .scalar_one())
+        rows = await self.session.execute(select(t.theme_id, func.count()).join(f, f.feedback_id == t.feedback_id)
+                                          .where(members).group_by(t.theme_id))
+        return themed, {r[0]: int(r[1]) for r in rows}
+
+    async def term_use(self, cluster_id: str, words: Iterable[str], since: datetime,
+                       sample: int = 1000) -> tuple[int, dict[str, int]]:
+        """Of the latest ``sample`` items created since ``since``, outside the cluster, whose text holds every
+        one of ``words`` (as substrings, any case): how many there are, and their themes."""
+        f = FeedbackRecord
+        stmt = select(f.feedback_id).where(f.created_at >= since,
+                                           or_(f.cluster_id.is_(None), f.cluster_id != cluster_id))
+        for word in words:
+            stmt = stmt.where(func.lower(f.text).contains(word.lower(), autoescape=True))
+        found = stmt.order_by(f.created_at.desc()).limit(sample).subquery()
+        items = int((await self.session.execute(select(func.count()).select_from(found))).scalar_one())
+        if not items:
+            return 0, {}
+        rows = await self.session.execute(select(FeedbackTheme.theme_id, func.count())
+                                          .where(FeedbackTheme.feedback_id.in_(select(found.c.feedback_id)))
+                                          .group_by(FeedbackTheme.theme_id))
+        return items, {r[0]: int(r[1]) for r in rows}
+
+    async def all_theme_names(self) -> dict[str, str]:
+        rows = await self.session.execute(select(ThemeName.theme_id, ThemeName.name))
+        return {r.theme_id: r.name for r in rows}
+
+    async def mark_duplicate(self, cluster_id: str, theme_id: str, items: int) -> None:
+        await self.session.execute(update(ClusterRecord).where(ClusterRecord.cluster_id == cluster_id)
+                                   .values(duplicate_of=theme_id, judged_items=items))
 
     async def cluster_items_since(self, cluster_id: str, since: datetime) -> int:
         result = await self.session.execute(select(func.count()).select_from(FeedbackRecord).where(
@@ -446,8 +488,9 @@ class DetectionRepository:
         return int(result.scalar_one())
 
     async def flag_cluster(self, cluster_id: str, insight_id: str) -> None:
+        """The cluster is an emerging theme: its insight, and no longer a duplicate of anything."""
         await self.session.execute(update(ClusterRecord).where(ClusterRecord.cluster_id == cluster_id)
-                                   .values(insight_id=insight_id))
+                                   .values(insight_id=insight_id, duplicate_of=None))
 
 
 class ReleaseRepository:
@@ -563,17 +606,22 @@ class AnalyticsQueries:
             rows = await session.execute(select(ThemeName.theme_id, ThemeName.name))
             return {r.theme_id: r.name for r in rows}
 
-    async def median_classify_seconds(self, begin: datetime, end: datetime) -> float | None:
+    async def classify_latency(self, begin: datetime, end: datetime) -> tuple[float | None, int]:
+        """The median created → classified seconds of the items created in [begin, end) and received live,
+        and how many back-dated imports of the window that leaves out (``domain/items.py``)."""
         f = FeedbackRecord
-        where = and_(f.created_at >= begin, f.created_at < end, f.classify_seconds.is_not(None))
+        timed = and_(f.created_at >= begin, f.created_at < end, f.classify_seconds.is_not(None))
+        live = and_(timed, f.backdated.is_(False))
         async with AsyncSession(self.engine) as session:
-            n = int((await session.execute(select(func.count()).select_from(f).where(where))).scalar_one())
+            excluded = int((await session.execute(select(func.count()).select_from(f)
+                                                  .where(timed, f.backdated.is_(True)))).scalar_one())
+            n = int((await session.execute(select(func.count()).select_from(f).where(live))).scalar_one())
             if n == 0:
-                return None
+                return None, excluded
             values: list[float] = [float(v) for (v,) in await session.execute(
-                select(f.classify_seconds).where(where).order_by(f.classify_seconds)
+                select(f.classify_seconds).where(live).order_by(f.classify_seconds)
                 .offset((n - 1) // 2).limit(2 - n % 2)) if v is not None]
-        return sum(values) / len(values)
+        return sum(values) / len(values), excluded
 
     async def releases(self, begin: datetime | None, end: datetime | None, limit: int = 200) -> list[dict[str, Any]]:
         stmt = select(ReleaseRecord.data)

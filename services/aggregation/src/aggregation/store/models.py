@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from feedbackloop.db import add_runtime_tables
@@ -42,10 +42,12 @@ class FeedbackRecord(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the feedback.classified.v1 data of this revision")
     classify_seconds: Mapped[float | None] = mapped_column(Float, comment="classified_at - created_at")
     cluster_id: Mapped[str | None] = mapped_column(String(256), comment="classification's cluster of an unthemed item")
+    backdated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(),
+                                            comment="created long before received: an import, not live feedback")
 
     __table_args__ = (
         Index("ix_feedback_created", "created_at", "feedback_id"),
-        Index("ix_feedback_created_classify", "created_at", "classify_seconds"),
+        Index("ix_feedback_created_live_classify", "created_at", "backdated", "classify_seconds"),
         Index("ix_feedback_kind_created", "kind", "created_at"),
         Index("ix_feedback_sentiment_created", "sentiment_label", "created_at"),
         Index("ix_feedback_urgency_created", "urgency", "created_at"),
@@ -181,6 +183,9 @@ class ClusterRecord(Base):
     items: Mapped[int] = mapped_column(Integer, default=0)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     insight_id: Mapped[str | None] = mapped_column(String(36), comment="its emerging_theme insight, once raised")
+    duplicate_of: Mapped[str | None] = mapped_column(String(256),
+                                                     comment="the existing theme it repeats, when judged not new")
+    judged_items: Mapped[int | None] = mapped_column(Integer, comment="its items when judged a duplicate")
 
 
 class ReleaseRecord(Base):

@@ -76,6 +76,17 @@ class InsightRepository:
             insight_id=insight_id, type=type_, severity=severity, theme=theme, created_at=as_utc(created_at),
             data=data))
 
+    async def published(self, insight_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The stored (severity, data) of the insight's latest revision; None when there is no such insight."""
+        row = (await self.session.execute(select(InsightRecord.severity, InsightRecord.data)
+                                          .where(InsightRecord.insight_id == insight_id))).one_or_none()
+        return (row.severity, dict(row.data)) if row is not None else None
+
+    async def revise(self, insight_id: str, severity: str, data: dict[str, Any]) -> None:
+        """Replace the insight's data with a later revision's; ``created_at`` (its place in lists) stays."""
+        await self.session.execute(update(InsightRecord).where(InsightRecord.insight_id == insight_id)
+                                   .values(severity=severity, data=data))
+
     async def acknowledge(self, insight_id: str, at: datetime, by: str | None) -> dict[str, Any] | None:
         """Mark the insight acknowledged (the first acknowledgement is kept); None when there is no such insight."""
         result = await self.session.execute(select(InsightRecord.data, InsightRecord.acknowledged_at)

@@ -112,8 +112,15 @@ class EpisodeMark:
 
 
 def episode_key(data: Mapping[str, Any]) -> str:
-    """What makes two insights the same story: their type and theme (or title when there is no theme)."""
-    return f"{data.get('type')}\x1f{data.get('theme') or data.get('title')}"
+    """What makes two insights the same story: their type and theme; without a theme, the dimension and key the
+    metrics name (a product-area spike), else the title. Aggregation re-publishes a growing spike as a new
+    ``revision`` of the same insight with a new title: it must stay the same story, sent again only when its
+    severity rises (:func:`is_same_episode`)."""
+    metrics = data.get("metrics")
+    subject = data.get("theme")
+    if not subject and isinstance(metrics, Mapping) and metrics.get("dimension") and metrics.get("key"):
+        subject = f"{metrics['dimension']}:{metrics['key']}"
+    return f"{data.get('type')}\x1f{subject or data.get('title')}"
 
 
 def is_same_episode(previous: EpisodeMark | None, window_from: datetime, severity: str, gap_s: float) -> bool:
