@@ -9,16 +9,19 @@ fail with what they last saw; nothing sleeps blindly.
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+import structlog
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -27,9 +30,11 @@ from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.db.engine import create_engine
 from feedbackloop.db.throwaway import ThrowawayPostgres
 from feedbackloop.keys import KeyStore
+from feedbackloop.logs import configure_logging
 from feedbackloop.settings import CommonSettings, KafkaSettings
 
 __all__ = [
+    "captured_logs",
     "common_settings",
     "database_kind_under_test",
     "database_url",
@@ -220,6 +225,27 @@ def admin_key(keys_file: Path) -> str:
 @pytest.fixture
 def read_key(keys_file: Path) -> str:
     return KeyStore(keys_file).create("test reader", ["read"])[1]
+
+
+@contextmanager
+def captured_logs(service: str, *, fmt: str, level: str = "INFO") -> Iterator[io.StringIO]:
+    """The process's logging set up as a service sets it up (``configure_logging``), written to the buffer yielded
+    instead of stderr; the previous set-up is back after the block."""
+    root = logging.getLogger()
+    touched = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access", "aiokafka", "kafka",
+                                              "httpx", "alembic")]
+    saved = [(lg, lg.handlers[:], lg.propagate, lg.level) for lg in [root, *touched]]
+    structlog_config = structlog.get_config()
+    buffer = io.StringIO()
+    configure_logging(service, level=level, fmt=fmt, stream=buffer)
+    try:
+        yield buffer
+    finally:
+        for lg, handlers, propagate, level_was in saved:
+            lg.handlers[:], lg.propagate = handlers, propagate
+            lg.setLevel(level_was)
+        structlog.configure(**structlog_config)
+        structlog.contextvars.unbind_contextvars("service")
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import uuid
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ __all__ = [
     "Submission",
     "accept_feedback",
     "author_key",
+    "prepare_submission",
     "raw_event_id",
     "store_submissions",
 ]
@@ -65,6 +67,23 @@ class Submission:
         normalized = [normalize(item, received_at) for item in items]
         return cls(items=items, normalized=normalized, received_at=received_at, nonce=nonce,
                    context=contextvars.copy_context())
+
+
+#: A request with more text than this is normalized in a worker thread: redacting 100 KB of hostile text takes
+#: up to a few tenths of a second (see ingest.domain.redact), which the event loop must not spend.
+OFF_LOOP_CHARS = 10_000
+
+
+async def prepare_submission(
+    items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None
+) -> Submission:
+    """:meth:`Submission.of` for a request handler: large texts are normalized (redacted) off the event loop, so
+    health checks and other requests are answered meanwhile. Small ones stay on it (a thread hand-off costs more)."""
+    if sum(len(item.text) + len(item.subject or "") for item in items) <= OFF_LOOP_CHARS:
+        return Submission.of(items, received_at, nonce)
+    context = contextvars.copy_context()  # the request's, not the worker thread's
+    normalized = await asyncio.to_thread(lambda: [normalize(item, received_at) for item in items])
+    return Submission(items=items, normalized=normalized, received_at=received_at, nonce=nonce, context=context)
 
 
 async def accept_feedback(

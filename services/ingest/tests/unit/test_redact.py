@@ -1,3 +1,7 @@
+import time
+
+import pytest
+
 from ingest.domain.redact import redact
 
 
@@ -53,3 +57,56 @@ def test_phone_prefilter_bound_holds_for_every_region() -> None:
     assert redact("ring +43 1234 5 today").counts["phone"] == 1
     assert redact("+683 \uff14\uff10\uff10\uff12").counts["phone"] == 1  # full-width digits
     assert redact("order #12345 failed").text == "order #12345 failed"
+
+
+def _hundred_kb(unit: str) -> str:
+    return (unit * (100_000 // len(unit) + 1))[:100_000]
+
+
+# Each was quadratic or worse somewhere in redaction (the email pattern backtracked through every "1." of a
+# digit-dot run: ~30 s), or floods libphonenumber with candidates; a real 100 KB text is one of these at worst.
+ADVERSARIAL = {
+    "digit-dot": _hundred_kb("1."),
+    "digit-dash": _hundred_kb("1-"),
+    "digit-space": _hundred_kb("1 "),
+    "digit-slash": _hundred_kb("1/"),
+    "plus-digit": _hundred_kb("+1"),
+    "digit-run": "1" * 100_000,
+    "digit-groups": _hundred_kb("1234 "),
+    "digit-pairs": _hundred_kb("12 "),
+    "card-dashes": _hundred_kb("4111-"),
+    "phones": _hundred_kb("(415) 555-2671 "),
+    "at-run": "@" * 100_000,
+    "letter-at": _hundred_kb("a@"),
+    "local-part-run": "a" * 99_999 + "@",
+    "dotted-then-at": _hundred_kb("a.") + "@b",
+    "domain-run": "a@" + _hundred_kb("a."),
+    "plus-run": "+" * 100_000,
+    "iban-letters-digits": "DE89" + _hundred_kb("A1"),
+    "iban-words": _hundred_kb("AB12 "),
+    "iban-bad-checks": _hundred_kb("DE89 3704 0044 0532 0130 01 "),
+    "ipv4-like": _hundred_kb("1.1.1."),
+    "ipv6-like": _hundred_kb("ab12:"),
+    "street-like": _hundred_kb("1 Aa "),
+    "pem-begins": _hundred_kb("-----BEGIN PRIVATE KEY-----"),
+    "full-width-digits": _hundred_kb("\uff11."),
+    "mixed": _hundred_kb("1.2 3-4+5@a.b 6:7 DE89 "),
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_adversarial_100_kb_texts_redact_in_well_under_a_second(name: str) -> None:
+    # CPU time of this process, not wall time: what is measured is the work, not how busy the machine is.
+    started = time.process_time()
+    redact(ADVERSARIAL[name])
+    assert time.process_time() - started < 1.0
+
+
+def test_a_flood_of_candidates_past_the_phone_budget_still_redacts_the_phones_after_it() -> None:
+    """libphonenumber stops after its budget of tries; what follows is redacted by shape (fails closed)."""
+    flood = _hundred_kb("12 ")[:60_000]
+    text = f"{flood} call me at +1 415 555 2671 or 030 1234567, order 4411"
+    result = redact(text)
+    assert "415" not in result.text and "1234567" not in result.text
+    assert result.text.endswith("call me at [PHONE] or [PHONE], order 4411")
+    assert redact("call me at +1 415 555 2671, order 12345678").text == "call me at [PHONE], order 12345678"

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from feedbackloop import metrics
 from feedbackloop.http.problems import install_problem_handlers, problem_response
 from feedbackloop.keys import KeyStore
+from feedbackloop.logs import register_secrets, secret_values
 from feedbackloop.settings import ServiceSettings
 from feedbackloop.tracing import TRACE_HEADERS, server_span
 
@@ -50,6 +51,7 @@ def build_app(
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, **_NO_NATIVE_TELEMETRY)
     app.state.settings = settings
+    register_secrets(secret_values(settings))  # no log line shows them, whatever logs them
     app.state.keys = KeyStore(settings.common.keys_file)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from feedbackloop.http.json_input import parse_json_body
 from feedbackloop.http.problems import ProblemError
 
 __all__ = ["parse_one_or_many"]
@@ -18,14 +18,11 @@ def parse_one_or_many(body: bytes, adapter: TypeAdapter[T], *, max_items: int, n
                       too_many_title: str = "Too many items", invalid_suffix: str = "") -> tuple[list[T], bool]:
     """The validated items and whether the body was a single object.
 
-    Malformed JSON → 400; not an object or a non-empty list → 422; more than ``max_items`` → 413; any invalid
-    item → 422 naming every bad field (``3.text`` in a list, ``text`` for a single object), nothing accepted.
+    Malformed JSON (too deep or a number too long included: :mod:`feedbackloop.http.json_input`) → 400; not an
+    object or a non-empty list → 422; more than ``max_items`` → 413; any invalid item → 422 naming every bad field
+    (``3.text`` in a list, ``text`` for a single object), nothing accepted.
     """
-    try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProblemError("The request body is not valid JSON.", status=400, title="Malformed JSON",
-                           errors=[{"field": "body", "message": str(exc)}]) from exc
+    payload: Any = parse_json_body(body)
     single = isinstance(payload, dict)
     entries = [payload] if single else payload
     if not isinstance(entries, list) or not entries:

@@ -9,6 +9,7 @@ import base64
 import json
 from typing import Any
 
+from feedbackloop.http.json_input import load_json
 from feedbackloop.http.problems import BadRequest
 
 __all__ = ["decode_cursor", "encode_cursor"]
@@ -19,10 +20,13 @@ def encode_cursor(key: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str, length: int) -> list[Any]:
-    """The sort key in ``cursor``; a malformed cursor is a 400 naming the ``cursor`` parameter."""
+    """The sort key in ``cursor``; a malformed cursor is a 400 naming the ``cursor`` parameter.
+
+    The client can send anything as a cursor: a key is a flat list of scalars, so anything nested is refused.
+    """
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, UnicodeDecodeError) as exc:
+        key = load_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), max_depth=1)
+    except ValueError as exc:  # bad base64 (binascii.Error) or InvalidJson
         raise BadRequest(
             "Malformed cursor: pass back `next_cursor` exactly as it was returned.",
             errors=[{"field": "cursor", "message": "malformed cursor"}],

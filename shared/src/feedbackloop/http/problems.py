@@ -4,13 +4,19 @@
     ├── NotFound            404
     ├── Conflict            409
     └── BadRequest          400 (with ``errors`` naming fields)
+        └── MalformedJson   400 "Malformed JSON", ``errors: [{"field": "body", "message": <why>}]``
 
 Request validation errors become 422 (400 for a body that is not JSON) with one entry per field in
-``errors``: ``{"field": "items.3.text", "message": "Field required"}``.
+``errors``: ``{"field": "items.3.text", "message": "Field required"}``. A body too deep or with too long a
+number for the JSON decoder is a 400 ``MalformedJson`` too, wherever it was decoded: by FastAPI for a typed
+body, by :mod:`feedbackloop.http.json_input`, or by a route's own ``json.loads`` / ``yaml.safe_load`` (a
+``RecursionError`` raised inside the json or yaml package). Any other exception is a logged 500.
 """
 
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,8 +31,10 @@ __all__ = [
     "PROBLEM_JSON",
     "BadRequest",
     "Conflict",
+    "MalformedJson",
     "NotFound",
     "ProblemError",
+    "decoding_failure",
     "install_problem_handlers",
     "problem_response",
 ]
@@ -72,6 +80,31 @@ class BadRequest(ProblemError):
     status, title = 400, "Bad request"
 
 
+class MalformedJson(BadRequest):
+    """The request body cannot be decoded; ``reason`` says why."""
+
+    title = "Malformed JSON"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The request body is not valid JSON.", errors=[{"field": "body", "message": reason}])
+
+
+def decoding_failure(exc: BaseException) -> str | None:
+    """Why decoding a document failed, in words for the client, when ``exc`` is how a decoder fails on
+    hostile input rather than on a syntax error; else None."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return None
+
+
+def _raised_by_decoder(exc: BaseException) -> bool:
+    """True when the innermost frames of ``exc`` are the json or yaml package's: it failed decoding a document."""
+    modules = [frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    return any(module.partition(".")[0] in ("json", "yaml") for module in modules[-3:])
+
+
 def problem_response(
     status: int,
     title: str,
@@ -101,15 +134,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            instance=request.url.path,
-            errors=exc.errors,
-            headers=exc.headers,
-            **exc.extra,
-        )
+        return _response_of(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -134,6 +159,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = decoding_failure(exc.__cause__) if exc.status_code == 400 and exc.__cause__ else None
+        if reason is not None:  # FastAPI's own decoding of a typed body, which it reports without a reason
+            return _response_of(request, MalformedJson(reason))
         titles = {
             401: "Unauthorized",
             403: "Forbidden",
@@ -157,9 +185,32 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(503, "Store unavailable", "The service's store is busy or away; nothing was stored. "
                                 "Retry shortly.", instance=request.url.path, headers={"Retry-After": "5"})
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A route that decodes JSON or YAML itself meets a document nested deeper than the stack: the client's doing.
+        if _raised_by_decoder(exc):
+            return _response_of(request, MalformedJson("nested too deeply"))
+        return _internal_error(request, exc)
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return problem_response(
-            500, "Internal error", "The server failed to handle this request; it is logged.", instance=request.url.path
-        )
+        return _internal_error(request, exc)
+
+
+def _response_of(request: Request, exc: ProblemError) -> JSONResponse:
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        instance=request.url.path,
+        errors=exc.errors,
+        headers=exc.headers,
+        **exc.extra,
+    )
+
+
+def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
+    return problem_response(
+        500, "Internal error", "The server failed to handle this request; it is logged.", instance=request.url.path
+    )

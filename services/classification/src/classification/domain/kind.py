@@ -49,7 +49,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "feature_request": (
         r"\bwould be (?:(?:super|really|very|so|extremely) )?(?:nice|great|awesome|helpful|useful|cool|handy)\b",
         r"\b(?:will|could|can) (?:it |this |that |they )?be added\b",
-        r"\bis there (?:a|any) (?:possibility|chance|plan)s?\b", r"\bwould it be possible to (?:add|have|support|get)\b",
+        r"\bis there (?:a|any) (?:possibility|chance|plan)s?\b",
+        r"\bwould it be possible to (?:add|have|support|get)\b",
         r"\bplease (?:add|make|include|support|allow|implement)\b", r"\bfeature request\b", r"\bi wish\b",
         r"\bwish (?:there|it|you)\b", r"\b(?:could|can|would) you (?:please )?add\b",
         r"\bit would be \w+ (?:if|to)\b", r"\b(?:add|adding) (?:an? |the )?(?:option|setting|way|button|feature)\b",

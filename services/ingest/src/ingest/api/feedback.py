@@ -13,7 +13,7 @@ from feedbackloop.http.batch import parse_one_or_many
 from ingest.api.deps import CommitterDep, LimitsDep, SettingsDep
 from ingest.domain.feedback import FeedbackIn
 from ingest.group_commit import NotStored
-from ingest.service import Submission
+from ingest.service import prepare_submission
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 _item = TypeAdapter(FeedbackIn)
@@ -60,7 +60,7 @@ async def post_feedback(
     received = datetime.now(UTC)
     items = _parse(await request.body(), settings.max_batch_items)
     try:
-        return Accepted(feedback_ids=await committer.submit(Submission.of(items, received)))
+        return Accepted(feedback_ids=await committer.submit(await prepare_submission(items, received)))
     except NotStored as exc:
         raise not_stored() from exc
 

@@ -8,21 +8,21 @@ Vendor handshakes (Slack ``url_verification``, Intercom and GitHub ``ping``, Hel
 
 from __future__ import annotations
 
-import json
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from feedbackloop.http import NotFound, ProblemError, ReadKey
+from feedbackloop.http import NotFound, ProblemError, ReadKey, parse_json_body
 from feedbackloop.logs import get_logger
 from ingest.api.deps import CommitterDep, LimitsDep, SettingsDep, StatsDep
 from ingest.api.feedback import not_stored
 from ingest.domain.connectors import CONNECTORS, Delivery, VerificationFailed, secret_variable
 from ingest.group_commit import NotStored
 from ingest.metrics import ITEMS_STORED, WEBHOOK_DELIVERIES
-from ingest.service import NonceReplayed, Submission
+from ingest.service import OFF_LOOP_CHARS, NonceReplayed, prepare_submission
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 log = get_logger(__name__)
@@ -82,21 +82,20 @@ async def receive_webhook(
         _rejected(stats, source, now, exc.check)
         raise _unauthorized(exc.check, exc.detail) from None
     try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload: Any = parse_json_body(body)
+    except ProblemError:
         _rejected(stats, source, now, "malformed_json")
-        raise ProblemError(
-            "The request body is not valid JSON.",
-            status=400,
-            title="Malformed JSON",
-            errors=[{"field": "body", "message": str(exc)}],
-        ) from exc
-    outcome = connector.map(payload, delivery, options)
+        raise
+    # A large body's HTML and quoted replies are worked through off the event loop, as its redaction is.
+    if len(body) > OFF_LOOP_CHARS:
+        outcome = await asyncio.to_thread(connector.map, payload, delivery, options)
+    else:
+        outcome = connector.map(payload, delivery, options)
     ids: list[str] = []
     if outcome.items or verified.nonce:
         try:
             stored = await committer.submit(
-                Submission.of(outcome.items, now, (source, verified.nonce) if verified.nonce else None)
+                await prepare_submission(outcome.items, now, (source, verified.nonce) if verified.nonce else None)
             )
         except NonceReplayed:
             _rejected(stats, source, now, "nonce")

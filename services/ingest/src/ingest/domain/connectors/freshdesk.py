@@ -5,7 +5,6 @@ template in the README (``{"freshdesk_webhook": {...}}``, Freshdesk placeholders
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from typing import Any
 
@@ -54,7 +53,7 @@ class Freshdesk:
         if auth.lower().startswith("basic "):
             try:
                 decoded = base64.b64decode(auth[6:].strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # binascii.Error, a non-ASCII header (the server decodes headers as Latin-1), bad UTF-8
                 raise VerificationFailed("token", "The Basic credentials are not valid base64.") from None
             given = decoded.partition(":")[2] or decoded.partition(":")[0]
         if not given:
