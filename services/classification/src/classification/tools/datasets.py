@@ -24,6 +24,7 @@ no problem topic → praise (domains ``weak/banking77`` and ``weak/app-reviews``
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -31,9 +32,23 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KIND_DOMAINS", "RATED_DOMAINS", "SENTIMENT_DOMAINS", "Example", "banking77", "default_root",
-           "kind_examples", "rated_sentences", "sentiment_examples", "sentiment_label", "unlabelled_feedback",
-           "url_reviews", "written_kinds", "written_sentiments"]
+__all__ = [
+    "KIND_DOMAINS",
+    "RATED_DOMAINS",
+    "SENTIMENT_DOMAINS",
+    "Example",
+    "banking77",
+    "default_root",
+    "kind_examples",
+    "rated_sentences",
+    "root_or_exit",
+    "sentiment_examples",
+    "sentiment_label",
+    "unlabelled_feedback",
+    "url_reviews",
+    "written_kinds",
+    "written_sentiments",
+]
 
 WRITTEN = Path(__file__).parent / "written"
 SEED = 7
@@ -66,6 +81,14 @@ def default_root() -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the handed data (../shared/) must sit beside the checkout")
     return path
+
+
+def root_or_exit(parser: argparse.ArgumentParser, given: Path | None) -> Path:
+    """``given``, else :func:`default_root`; a missing folder ends the command with one line on stderr, exit 2."""
+    try:
+        return given or default_root()
+    except FileNotFoundError as exc:
+        parser.exit(2, f"{parser.prog}: {exc}\n")
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:

@@ -29,7 +29,6 @@ import argparse
 import json
 import random
 import re
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -335,11 +334,7 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the `make 
     parser.add_argument("--only", default="sentiment,kind,themes,corrections,speed")
     parser.add_argument("--out", type=Path, default=Path("var/eval/eval.json"))
     args = parser.parse_args(argv)
-    try:
-        root = args.datasets or data.default_root()
-    except FileNotFoundError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 2
+    root = data.root_or_exit(parser, args.datasets)
     encoder = Encoder(args.model_dir)
     fine_tuned_on = set(encoder.trained_on)
     parts = set(args.only.split(","))

@@ -21,7 +21,6 @@ service never trains at start.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -122,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a develope
     parser.add_argument("--model-dir", type=Path, default=Path("var/models"))
     parser.add_argument("--out", type=Path, default=HEADS_FILE)
     args = parser.parse_args(argv)
-    try:
-        root = args.datasets or data.default_root()
-    except FileNotFoundError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 2
+    root = data.root_or_exit(parser, args.datasets)
     encoder = Encoder(args.model_dir)
     sentiment_rows = featurize_sentiment(encoder, data.sentiment_examples(root))
     kind_rows = featurize_kind(encoder, data.kind_examples(root))
