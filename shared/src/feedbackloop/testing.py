@@ -23,10 +23,13 @@ import httpx
 import pytest
 import structlog
 import uvicorn
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from feedbackloop.broker import EmbeddedBroker
+from feedbackloop.contracts.envelope import Envelope, decode
+from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.engine import create_engine
 from feedbackloop.db.throwaway import ThrowawayPostgres
 from feedbackloop.keys import KeyStore
@@ -269,6 +272,25 @@ async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]
     finally:
         server.should_exit = True
         await task
+
+
+async def read_events(kafka: KafkaSettings, topic: Topic, until: Callable[[list[Envelope[Any]]], bool], *,
+                      what: str, timeout: float = 60) -> list[Envelope[Any]]:
+    """The decoded events of ``topic`` from its start, read until ``until(events)`` (fails after ``timeout``)."""
+    consumer = AIOKafkaConsumer(topic.name, bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    events: list[Envelope[Any]] = []
+    try:
+        async def more() -> list[Envelope[Any]]:
+            batch = await consumer.getmany(timeout_ms=200)
+            events.extend(decode(topic, r.value) for rs in batch.values() for r in rs)
+            return events
+
+        await wait_for(more, until, what=what, timeout=timeout)
+    finally:
+        await consumer.stop()
+    return events
 
 
 async def wait_for(

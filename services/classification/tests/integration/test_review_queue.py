@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from classification.config import ClassificationSettings
 from classification.embedding import Encoder
@@ -16,14 +15,13 @@ from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
     FEEDBACK_RAW,
     RawFeedback,
-    decode,
     encode,
     feedback_id_for,
     new_envelope,
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, serve_app, store_url, wait_for
+from feedbackloop.testing import query_store, read_events, serve_app, store_url
 
 TEXTS = ["The app crashes every time I open the settings page",
          "Please add a dark mode to the editor",
@@ -37,23 +35,6 @@ def _raw(n: int, text: str) -> RawFeedback:
     return RawFeedback.model_validate({"feedback_id": feedback_id_for("api", f"review-{n}"), "source": "api",
                                        "external_id": f"review-{n}", "channel": "ticket", "text": text,
                                        "created_at": now, "received_at": now})
-
-
-async def _classified(kafka: KafkaSettings, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(FEEDBACK_CLASSIFIED.name, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    events: list[Any] = []
-    try:
-        async def more() -> list[Any]:
-            batch = await consumer.getmany(timeout_ms=200)
-            events.extend(decode(FEEDBACK_CLASSIFIED, r.value) for rs in batch.values() for r in rs)
-            return events
-
-        await wait_for(more, lambda es: len(es) >= count, what=f"{count} classified events", timeout=60)
-    finally:
-        await consumer.stop()
-    return events
 
 
 async def test_unsure_items_are_queued_paged_filtered_and_cleared_by_a_correction(
@@ -75,7 +56,8 @@ async def test_unsure_items_are_queued_paged_filtered_and_cleared_by_a_correctio
                                       review_thresholds={"sentiment": 0.0, "kind": 0.999, "themes": 0.0})
     async with serve_app(create_app(settings, encoder=encoder)) as url, \
             httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {admin_key}"}, timeout=60) as client:
-        events = await _classified(kafka_settings, len(raws))
+        events = await read_events(kafka_settings, FEEDBACK_CLASSIFIED, lambda es: len(es) >= len(raws),
+                                   what="every item classified")
         assert all(e.data.needs_review and e.data.review_reasons == ["kind"] for e in events)
         assert all(e.data.sentiment.confidence is not None and 0 < e.data.kind_confidence < 1 for e in events)
 

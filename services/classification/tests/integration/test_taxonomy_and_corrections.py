@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from classification.config import ClassificationSettings
 from classification.embedding import Encoder
@@ -19,14 +19,13 @@ from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
     FEEDBACK_RAW,
     RawFeedback,
-    decode,
     encode,
     feedback_id_for,
     new_envelope,
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import handed_data, query_store, serve_app, store_url, wait_for
+from feedbackloop.testing import handed_data, query_store, read_events, serve_app, store_url, wait_for
 
 INTENTS = ("card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "exchange_rate", "top_up_failed")
 TAUGHT, HELD_OUT = 8, 12
@@ -54,23 +53,6 @@ def _raw(external_id: str, text: str) -> RawFeedback:
     return RawFeedback.model_validate({"feedback_id": feedback_id_for("api", external_id), "source": "api",
                                        "external_id": external_id, "channel": "chat", "text": text,
                                        "created_at": now, "received_at": now})
-
-
-async def _events(kafka: KafkaSettings, done: Any, what: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(FEEDBACK_CLASSIFIED.name, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    events: list[Any] = []
-    try:
-        async def more() -> list[Any]:
-            batch = await consumer.getmany(timeout_ms=200)
-            events.extend(decode(FEEDBACK_CLASSIFIED, r.value) for rs in batch.values() for r in rs)
-            return events
-
-        await wait_for(more, done, what=what, timeout=60)
-    finally:
-        await consumer.stop()
-    return events
 
 
 def _accuracy(items: list[dict[str, Any]], truth: list[str]) -> float:
@@ -109,8 +91,9 @@ async def test_taxonomy_put_corrections_learning_and_restart(
     held_truth = [i for i in INTENTS for _ in held[i]]
     async with serve_app(create_app(settings, encoder=encoder)) as url, \
             httpx.AsyncClient(base_url=url, headers=admin, timeout=60) as client:
-        first = await _events(kafka_settings, lambda es: len({e.subject for e in es}) >= len(everything),
-                              "every item classified once")
+        first = await read_events(kafka_settings, FEEDBACK_CLASSIFIED,
+                                  lambda es: len({e.subject for e in es}) >= len(everything),
+                                  what="every item classified once")
         assert len(first) == len(everything) and all(e.data.revision == 1 for e in first)
         clustered = {e.subject: e.data.cluster for e in first if not e.data.themes}
         odd = [clustered.get(str(r.feedback_id)) for r in oddities[:2]]
@@ -166,8 +149,9 @@ async def test_taxonomy_put_corrections_learning_and_restart(
         assert accuracy_after >= accuracy_zero_shot + 0.1, (accuracy_before, accuracy_zero_shot, accuracy_after)
 
         # What an aggregation-style consumer sees: one item per id, the corrected ones at revision 2.
-        events = await _events(kafka_settings, lambda es: len(es) >= len(everything) + taught_count,
-                               "the corrections re-published")
+        events = await read_events(kafka_settings, FEEDBACK_CLASSIFIED,
+                                   lambda es: len(es) >= len(everything) + taught_count,
+                                   what="the corrections re-published")
         latest: dict[str, Any] = {}
         for event in events:
             if event.subject not in latest or event.data.revision > latest[event.subject].revision:
