@@ -61,6 +61,14 @@ INSIGHT = {"type": "insight", "rule": {"id": "r1", "name": "spikes", "team": "pa
                     "quotes": ["Pay button <does nothing>", {"text": "Card declined"}, "x", "a fourth"]}}
 
 
+def test_a_customer_cannot_mention_a_channel_or_disguise_a_link_in_the_slack_text() -> None:
+    title = "<!channel> refund at <https://evil.example|your bank> & co"
+    spoofed = {**INSIGHT, "data": {**INSIGHT["data"], "title": title}}
+    body = slack_body(summarize(spoofed, "http://127.0.0.1:8003/"))
+    assert "<" not in body["text"] and ">" not in body["text"]
+    assert body["text"] == "[critical] &lt;!channel&gt; refund at &lt;https://evil.example|your bank&gt; &amp; co"
+
+
 def test_slack_message_has_title_colour_numbers_three_quotes_and_link() -> None:
     body = slack_body(summarize(INSIGHT, "http://127.0.0.1:8003/"))
     assert body["text"] == "[critical] Checkout complaints tripled"

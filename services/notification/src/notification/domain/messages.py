@@ -192,7 +192,9 @@ def slack_body(message: Message) -> dict[str, Any]:
     if message.link:
         blocks.append({"type": "actions", "elements": [{"type": "button", "url": message.link,
                                                         "text": {"type": "plain_text", "text": "Open the dashboard"}}]})
-    return {"text": f"[{message.severity}] {message.title}",
+    # The fallback text is mrkdwn too (notifications, old clients): a customer's "<!channel>" or "<https://x|bank>"
+    # must arrive as text, not as a mention or a disguised link.
+    return {"text": f"[{message.severity}] {_mrkdwn(message.title)}",
             "attachments": [{"color": message.colour, "blocks": blocks}]}
 
 
