@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,12 +23,12 @@ import httpx
 import pytest
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from feedbackloop.broker import EmbeddedBroker
-from feedbackloop.contracts.envelope import Envelope, decode
+from feedbackloop.contracts.envelope import Envelope, decode, encode, new_envelope
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.engine import create_engine
 from feedbackloop.db.throwaway import ThrowawayPostgres
@@ -272,6 +272,19 @@ async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]
     finally:
         server.should_exit = True
         await task
+
+
+async def publish_events(kafka: KafkaSettings, topic: Topic, payloads: Iterable[Any], *, key: str) -> None:
+    """Publish each payload on ``topic`` as a CloudEvent (what a producing service would send), keyed by the
+    payload's ``key`` attribute, and wait until the broker has each."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        for payload in payloads:
+            await producer.send_and_wait(topic.name, encode(new_envelope(topic, payload, source="/test")),
+                                         key=str(getattr(payload, key)).encode())
+    finally:
+        await producer.stop()
 
 
 async def read_events(kafka: KafkaSettings, topic: Topic, until: Callable[[list[Envelope[Any]]], bool], *,

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from classification.config import ClassificationSettings
 from classification.embedding import Encoder
@@ -15,13 +14,11 @@ from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
     FEEDBACK_RAW,
     RawFeedback,
-    encode,
     feedback_id_for,
-    new_envelope,
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, read_events, serve_app, store_url
+from feedbackloop.testing import publish_events, query_store, read_events, serve_app, store_url
 
 TEXTS = ["The app crashes every time I open the settings page",
          "Please add a dark mode to the editor",
@@ -42,14 +39,7 @@ async def test_unsure_items_are_queued_paged_filtered_and_cleared_by_a_correctio
         encoder: Encoder) -> None:
     raws = [_raw(n, t) for n, t in enumerate(TEXTS)]
     await ensure_topics(kafka_settings)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
-    await producer.start()
-    try:
-        for raw in raws:
-            await producer.send_and_wait(FEEDBACK_RAW.name, encode(new_envelope(FEEDBACK_RAW, raw, source="/test")),
-                                         key=str(raw.feedback_id).encode())
-    finally:
-        await producer.stop()
+    await publish_events(kafka_settings, FEEDBACK_RAW, raws, key="feedback_id")
     # Kind under 0.999 is "unsure" for every item; sentiment never is: the queue holds all five, for `kind`.
     settings = ClassificationSettings(database_url=store_url(tmp_path, "classification"), kafka=kafka_settings,
                                       common=common_settings,

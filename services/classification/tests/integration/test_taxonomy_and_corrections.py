@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from classification.config import ClassificationSettings
 from classification.embedding import Encoder
@@ -19,13 +18,11 @@ from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
     FEEDBACK_RAW,
     RawFeedback,
-    encode,
     feedback_id_for,
-    new_envelope,
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import handed_data, query_store, read_events, serve_app, store_url, wait_for
+from feedbackloop.testing import handed_data, publish_events, query_store, read_events, serve_app, store_url, wait_for
 
 INTENTS = ("card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "exchange_rate", "top_up_failed")
 TAUGHT, HELD_OUT = 8, 12
@@ -75,14 +72,7 @@ async def test_taxonomy_put_corrections_learning_and_restart(
                 _raw("odd-3", "🙂🙂"), _raw("odd-4", "x" * 100_000)]
     everything = [r for rs in raws.values() for r in rs] + oddities
     await ensure_topics(kafka_settings)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
-    await producer.start()
-    try:
-        for raw in everything:
-            await producer.send_and_wait(FEEDBACK_RAW.name, encode(new_envelope(FEEDBACK_RAW, raw, source="/test")),
-                                         key=str(raw.feedback_id).encode())
-    finally:
-        await producer.stop()
+    await publish_events(kafka_settings, FEEDBACK_RAW, everything, key="feedback_id")
 
     settings = ClassificationSettings(database_url=store_url(tmp_path, "classification"),
                                       kafka=kafka_settings, common=common_settings)
