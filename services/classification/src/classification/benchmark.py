@@ -17,8 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
+from classification.classifier import PreviewItem, build_classifier
 from classification.config import ClassificationSettings
-from classification.service import PreviewItem, build_classifier
 from classification.tools.datasets import banking77, url_reviews
 
 

@@ -13,7 +13,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from classification.service import LiveState, PreviewItem, classify_item
+from classification.classifier import PreviewItem
+from classification.service import LiveState, classify_item
 from feedbackloop.contracts import FEEDBACK_RAW, Envelope, RawFeedback
 from feedbackloop.db import UnitOfWork
 from feedbackloop.runtime import BatchPreparer, EventHandler, PoisonMessage, Subscription

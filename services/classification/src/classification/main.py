@@ -11,10 +11,11 @@ from fastapi import FastAPI
 
 from classification import __version__
 from classification.api import classify, corrections, review, taxonomy
+from classification.classifier import build_classifier
 from classification.config import ClassificationSettings
 from classification.consumer import subscriptions
 from classification.embedding import Encoder
-from classification.service import LiveState, build_classifier, restore
+from classification.service import LiveState, restore
 from classification.store.models import runtime_tables
 from feedbackloop.http import build_app
 from feedbackloop.runtime import start_runtime

@@ -27,11 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from classification.classifier import PreviewItem, build_classifier
 from classification.config import ClassificationSettings
 from classification.domain.pipeline import Labels
 from classification.embedding import Encoder
 from classification.main import MIGRATIONS
-from classification.service import LiveState, PreviewItem, build_classifier, classified_event_id, restore
+from classification.service import LiveState, classified_event_id, restore
 from classification.store.models import runtime_tables
 from classification.store.repository import ClassificationRepository, CorrectionRepository
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback

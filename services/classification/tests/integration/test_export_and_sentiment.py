@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classification.classifier import Classifier, PreviewItem, load_models, load_taxonomy
 from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.embedding import Encoder, ModelUnavailable
-from classification.service import Classifier, PreviewItem, load_models, load_taxonomy
 
 TEXTS = ["The export button does nothing since the update", "Love it!", "",
          "How do I change the billing address on our account? " * 20]
@@ -24,7 +24,7 @@ _CHILD = """
 import json, sys
 from pathlib import Path
 from classification.config import ClassificationSettings
-from classification.service import PreviewItem, build_classifier
+from classification.classifier import PreviewItem, build_classifier
 classifier = build_classifier(ClassificationSettings(model_dir=Path(sys.argv[1])))
 texts = json.loads(sys.argv[2])
 vectors = classifier.encoder.encode(texts).tolist()

@@ -6,10 +6,10 @@ from collections import defaultdict
 
 import pytest
 
+from classification.classifier import Classifier, PreviewItem, build_theme_model, load_models, load_taxonomy
 from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.domain.taxonomy import parse_taxonomy
 from classification.embedding import DIMENSIONS, Encoder
-from classification.service import Classifier, PreviewItem, build_theme_model, load_models, load_taxonomy
 from feedbackloop.testing import handed_data
 
 
@@ -74,8 +74,8 @@ def test_few_shot_examples_beat_names_alone_on_banking77(encoder: Encoder) -> No
 
 
 def test_clear_problem_reports_come_out_negative(encoder: Encoder) -> None:
+    from classification.classifier import build_classifier
     from classification.config import ClassificationSettings
-    from classification.service import build_classifier
 
     classifier = build_classifier(ClassificationSettings(), encoder)
     for text in ("Checkout crashes on iOS when I pay with Apple Pay",

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from classification.classifier import load_taxonomy
 from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.domain.pipeline import MODEL, Labels, classify
 from classification.domain.taxonomy import Taxonomy
-from classification.service import load_taxonomy
 from feedbackloop.contracts import Customer
 from feedbackloop.testing import handed_data
 

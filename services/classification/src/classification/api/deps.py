@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from classification.service import Classifier, LiveState
+from classification.classifier import Classifier
+from classification.service import LiveState
 from feedbackloop.db import UnitOfWorkFactory, session_factory
 
 

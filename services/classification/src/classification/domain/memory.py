@@ -8,7 +8,7 @@ Texts less alike still learn from the team: :meth:`ExampleMemory.blend` mixes th
 vote of the corrected examples at least :data:`VOTE_SIMILARITY` alike (each weighing more the closer it is), so
 fifty corrections move the labels of the texts around them, not only of their near-duplicates.
 (Themes learn differently: a corrected text becomes an extra prototype of its theme(s) in the theme matcher,
-see ``service.build_theme_model``.)
+see ``classifier.build_theme_model``.)
 
 Pure: vectors in, labels out. An empty memory recalls nothing.
 """

@@ -232,9 +232,9 @@ def banking77_taxonomy(root: Path, shots: int = 10, seed: int = 0) -> tuple[dict
 
 def eval_themes(encoder: Encoder, root: Path, quick: bool) -> dict[str, Any]:
     """Top-1 through the classifier's own taxonomy path (what ``PUT /v1/taxonomy`` puts in force)."""
+    from classification.classifier import PreviewItem, build_classifier
     from classification.config import ClassificationSettings
     from classification.domain.taxonomy import parse_taxonomy
-    from classification.service import PreviewItem, build_classifier
 
     document, test = banking77_taxonomy(root)
     if quick:
@@ -285,8 +285,8 @@ def eval_corrections(encoder: Encoder, root: Path, corrections: int = 50) -> dic
 
 
 def eval_speed(encoder: Encoder, root: Path) -> dict[str, Any]:
+    from classification.classifier import PreviewItem, build_classifier
     from classification.config import ClassificationSettings
-    from classification.service import PreviewItem, build_classifier
 
     classifier = build_classifier(ClassificationSettings(), encoder)
     texts = [str(r["text"]) for r in data.url_reviews(root)]
