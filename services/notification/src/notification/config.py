@@ -4,7 +4,7 @@
     NOTIFICATION_PORT                    HTTP port                        8004
     NOTIFICATION_RETRY_SCHEDULE          seconds before each attempt      0,5,300,1800,7200,18000,36000,36000
     NOTIFICATION_RETRY_JITTER            ± fraction of each delay         0.1
-    NOTIFICATION_ALLOW_PRIVATE_TARGETS   loopback/private webhook URLs    true when embedded, false in production
+    NOTIFICATION_ALLOW_PRIVATE_TARGETS   loopback webhook targets too     true when embedded, false in production
     NOTIFICATION_DELIVERY_TIMEOUT        seconds one POST may take        10
     NOTIFICATION_DELIVERY_CONCURRENCY    POSTs in flight at once          16
     NOTIFICATION_DELIVERY_POLL_INTERVAL  seconds between queue looks      0.25
@@ -44,8 +44,10 @@ class NotificationSettings(ServiceSettings):
                                             "the number of attempts")
     retry_jitter: float = Field(default=0.1, ge=0, le=1, description="± fraction applied to each scheduled delay")
     allow_private_targets: bool | None = Field(
-        default=None, description="Allow webhooks to loopback/private addresses (and plain http to them); "
-                                  "unset: allowed in the embedded profile, refused in production")
+        default=None, description="Allow webhooks to loopback addresses and local names (and plain http to "
+                                  "them) besides globally routable ones; link-local, private and metadata "
+                                  "addresses are refused either way. Unset: on in the embedded profile, off in "
+                                  "production")
     delivery_timeout: float = Field(default=10.0, gt=0, description="Seconds one webhook POST may take")
     delivery_concurrency: int = Field(default=16, ge=1, description="Webhook POSTs in flight at once")
     delivery_poll_interval: float = Field(default=0.25, gt=0, description="Seconds between looks for due deliveries")

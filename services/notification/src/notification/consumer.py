@@ -1,8 +1,9 @@
 """What notification reads: ``feedback.classified.v1`` and ``insights.v1``, each routed to deliveries.
 
 Each handler runs inside the runtime's unit of work (one transaction per batch, each event in a savepoint):
-it queues the pending deliveries of every matching rule, which commit together with the event's processed
-mark. It then nudges the delivery worker, which sends them once the batch is committed.
+it queues the pending deliveries of every matching rule, each naming the event's ``subject`` (the feedback or
+insight id), which commit together with the event's processed mark. It then nudges the delivery worker, which
+sends them once the batch is committed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def subscriptions(settings: NotificationSettings, wake: Callable[[], None] = lam
         async def handle(uow: UnitOfWork, event: Envelope[Any]) -> None:
             data = event.data.model_dump(mode="json", by_alias=True)
             if await route_event(uow, kind, event.id, data, schedule=settings.schedule, jitter=settings.retry_jitter,
-                                 noise=noise):
+                                 noise=noise, subject=event.subject):
                 wake()
 
         handle.__name__ = f"handle_{kind}"

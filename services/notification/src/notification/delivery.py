@@ -19,6 +19,10 @@ Contract (a :class:`feedbackloop.runtime.Worker`; ``run`` returns after ``stop``
 * **record**: a second short transaction stores the attempt and moves the delivery on: success → ``succeeded``;
   a network error, HTTP 5xx, 408 or 429, or an SMTP 4xx → due again per the retry schedule (``Retry-After``
   honoured), or ``failed`` once the schedule is spent; any other status, or a refused target → ``failed`` at once.
+  A send that cannot even start is a failed attempt too, never a delivery left pending: a URL ``httpx`` cannot
+  read or send to (``InvalidURL``, ``UnsupportedProtocol``, a bad IDNA label) → ``failed`` at once; any other
+  exception while building the request (say, a stored secret that does not decode) → retried per the schedule.
+  Its error names the exception's type, never its text (which might quote a secret).
 * **pause**: ``pause_after_failures`` failed deliveries in a row on one (rule, channel) pause it: its pending
   deliveries become ``paused`` (and so do new ones) until ``POST /v1/rules/{id}/channels/{index}/resume``, and an
   ``insights.v1`` event says so, through the outbox, in the same transaction.
@@ -64,9 +68,10 @@ from feedbackloop.logs import get_logger
 from notification import __version__
 from notification.config import NotificationSettings
 from notification.domain.backoff import is_retryable, next_delay, parse_retry_after
-from notification.domain.channels import channel_from_json
+from notification.domain.channels import channel_from_json, mask_shown_url
 from notification.domain.messages import email_parts, slack_body, summarize
 from notification.domain.payload import encode_body
+from notification.domain.targets import sender_url_problem
 from notification.egress import Resolver, TargetRefused, guarded_client, system_resolver
 from notification.store.models import DeliveryAttempt
 from notification.store.repository import Claim, DeliveryRepository, NoiseRepository
@@ -215,21 +220,25 @@ class DeliveryWorker:
         return outcome
 
     async def _send(self, client: httpx.AsyncClient, claim: Claim, channel: dict[str, Any]) -> Outcome:
+        """One attempt; never raises: a send that cannot even start is an :class:`Outcome` too (:func:`_unsendable`)."""
         started = time.perf_counter()
         kind = channel.get("type", "webhook")
-        if kind == "email":
-            outcome = await self._send_email(claim, channel)
-        else:
-            if kind == "slack":
-                body = json.dumps(slack_body(summarize(claim.payload, self._settings.dashboard_url)),
-                                  ensure_ascii=False)
-                headers = {"content-type": "application/json"}
+        try:
+            if kind == "email":
+                outcome = await self._send_email(claim, channel)
             else:
-                body = encode_body(claim.payload)
-                headers = {"content-type": "application/json",
-                           **signature_headers(channel["secret"], claim.id, body, datetime.now(UTC)),
-                           **tracing.inject()}  # the current span: the attempt's, so the receiver continues it
-            outcome = await self._post(client, channel["url"], body, headers)
+                if kind == "slack":
+                    body = json.dumps(slack_body(summarize(claim.payload, self._settings.dashboard_url)),
+                                      ensure_ascii=False)
+                    headers = {"content-type": "application/json"}
+                else:
+                    body = encode_body(claim.payload)
+                    headers = {"content-type": "application/json",
+                               **signature_headers(channel["secret"], claim.id, body, datetime.now(UTC)),
+                               **tracing.inject()}  # the current span: the attempt's, so the receiver continues it
+                outcome = await self._post(client, channel["url"], body, headers)
+        except Exception as exc:
+            outcome = _unsendable(claim, channel, exc)
         outcome.took = time.perf_counter() - started
         ATTEMPT_SECONDS.observe(outcome.took)
         return outcome
@@ -247,6 +256,8 @@ class DeliveryWorker:
                     retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
         except TargetRefused as exc:
             return Outcome(None, str(exc), None, 0.0, retryable=False)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # the URL itself: sending again cannot help
+            return Outcome(None, f"cannot send to this URL: {exc}", None, 0.0, retryable=False)
         except httpx.TimeoutException:
             error = f"timed out after {self._timeout:g} s"
         except httpx.HTTPError as exc:
@@ -297,7 +308,7 @@ class DeliveryWorker:
                                                           duration_ms=round(outcome.took * 1000, 1)))
                 delivery.attempts = claim.attempt
                 if claim.channel is not None:
-                    delivery.url = channel_from_json(claim.channel).shown_url()
+                    delivery.url = _shown_url(claim.channel, delivery.url)
             delivery.last_status_code = status
             delivery.last_error = error[:_ERROR_CHARS] if error else None
             if succeeded:
@@ -339,15 +350,17 @@ class DeliveryWorker:
         health.paused_at = now
         held = await DeliveryRepository(uow.session).pause_pending(
             claim.rule_id, claim.channel_index, f"channel paused after {threshold} failed deliveries in a row")
-        channel = channel_from_json(claim.channel or {})
+        channel_type = str((claim.channel or {}).get("type", "webhook"))
+        shown = _shown_url(claim.channel or {}, "")
+        shown = mask_shown_url(shown) if shown else "?"  # an insight is read by any key: the URL masked
         rule = claim.payload.get("rule") or {}
         uow.publish(INSIGHTS, channel_paused_insight(
             rule_id=claim.rule_id, rule_name=str(rule.get("name", "?")), team=str(rule.get("team", "?")),
-            channel_index=claim.channel_index, channel_type=channel.type, shown_url=channel.shown_url(),
+            channel_index=claim.channel_index, channel_type=channel_type, shown_url=shown,
             failures=health.consecutive_failures, last_error=error, paused_at=now, held=held),
             event_id=str(uuid.uuid5(PAUSE_NAMESPACE, f"{claim.rule_id}\x1f{claim.channel_index}\x1f"
                                                      f"{now.isoformat()}")))
-        CHANNELS_PAUSED.labels(channel.type).inc()
+        CHANNELS_PAUSED.labels(channel_type).inc()
         log.warning("channel paused", rule_id=claim.rule_id, channel_index=claim.channel_index,
                     failures=health.consecutive_failures, held=held)
 
@@ -363,6 +376,33 @@ class Outcome:
     took: float
     retryable: bool
     log_ids: dict[str, str | None] = field(default_factory=dict)  # trace_id and span_id of the attempt's span
+
+
+def _unsendable(claim: Claim, channel: dict[str, Any], exc: Exception) -> Outcome:
+    """The outcome of an attempt whose request could not be built or started (a bad stored URL or secret, a bug).
+
+    Recorded as a failed attempt like any other, so the delivery moves on: a URL ``httpx`` cannot read
+    (``InvalidURL``, or an IDNA error it raises as it builds the request) fails at once — sending again cannot
+    help; anything else retries on the schedule and then fails. The error names the exception's type and, for a
+    URL problem, what ``httpx`` said about the URL; never the exception's text otherwise, which might quote a secret.
+    """
+    url = channel.get("url")
+    url_problem = sender_url_problem(url) if isinstance(url, str) and channel.get("type") != "email" else None
+    if url_problem is not None:
+        error, retryable = f"cannot send to this URL: {url_problem}", False
+    else:
+        error, retryable = f"cannot build the request: {type(exc).__name__}", True
+    log.warning("delivery could not be sent", delivery_id=claim.id, rule_id=claim.rule_id,
+                channel_index=claim.channel_index, error_type=type(exc).__name__, retryable=retryable)
+    return Outcome(None, error, None, 0.0, retryable=retryable)
+
+
+def _shown_url(channel: dict[str, Any], stored: str) -> str:
+    """The channel's URL as deliveries show it (:meth:`Channel.shown_url`); ``stored`` when it cannot be read."""
+    try:
+        return channel_from_json(channel).shown_url()
+    except (KeyError, TypeError, ValueError):
+        return stored
 
 
 def _host(url: object) -> str:

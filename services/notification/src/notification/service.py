@@ -242,8 +242,11 @@ def _fires(rule: Rule, event_kind: str, data: Mapping[str, Any]) -> bool:
 
 async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, data: Mapping[str, Any], *,
                       schedule: Sequence[float], jitter: float = 0.1, noise: NoiseSettings = NoiseSettings(),
-                      now: datetime | None = None) -> int:
+                      now: datetime | None = None, subject: str | None = None) -> int:
     """Queue a delivery for each channel of each enabled rule the event matches; returns how many were queued.
+
+    Each delivery names its ``subject``: the event's CloudEvents ``subject`` (the feedback or insight id), or,
+    when none is given, the ``feedback_id`` / ``insight_id`` of ``data``.
 
     Runs in the caller's transaction and never commits. Queuing is idempotent per (event, rule, channel): an
     event seen again queues nothing new. An event that matches no rule is counted, and is not an error.
@@ -268,6 +271,7 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
         EVENTS_UNMATCHED.labels(event_kind).inc()
         return 0
     now = now or datetime.now(UTC)
+    subject = _subject_of(event_kind, data) if subject is None else subject[:64]
     state = NoiseRepository(session)
     quiet = {name: hours for name, raw in (await TeamRepository(session).quiet_hours_of({r.team for r in rules}))
              .items() if (hours := _quiet_hours(name, raw)) is not None}
@@ -289,8 +293,8 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
         for index, raw_channel in enumerate(rule.channels):
             shown = channel_from_json(raw_channel).shown_url()
             row = {"id": delivery_id_for(event_id, rule.id, index), "event_id": event_id, "event_kind": event_kind,
-                   "rule_id": rule.id, "channel_index": index, "url": shown, "status": "pending", "attempts": 0,
-                   "schedule_start": 0, "next_attempt_at": now + first, "last_status_code": None,
+                   "subject": subject, "rule_id": rule.id, "channel_index": index, "url": shown, "status": "pending",
+                   "attempts": 0, "schedule_start": 0, "next_attempt_at": now + first, "last_status_code": None,
                    "last_error": None, "created_at": now, "delivered_at": None, "payload": payload,
                    "digest_id": None, "trace_context": trace_context}
             hold: tuple[str, datetime, datetime] | None = None  # reason, window start, release time
@@ -306,7 +310,8 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
                 digest_id = digest_id_for(rule.id, index, reason, release)
                 row.update(status="digested", next_attempt_at=None, digest_id=digest_id)
                 digests.setdefault(digest_id, {
-                    "id": digest_id, "event_id": f"digest:{digest_id}", "event_kind": "digest", "rule_id": rule.id,
+                    "id": digest_id, "event_id": f"digest:{digest_id}", "event_kind": "digest", "subject": None,
+                    "rule_id": rule.id,
                     "channel_index": index, "url": shown, "status": "pending", "attempts": 0, "schedule_start": 0,
                     "next_attempt_at": release + grace, "last_status_code": None, "last_error": None,
                     "created_at": now, "delivered_at": None, "digest_id": None, "trace_context": trace_context,
@@ -323,6 +328,12 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
     log.info("deliveries queued", event_kind=event_kind, deliveries=len(rows), digested=sum(
         r["status"] == "digested" for r in rows))
     return len(rows)
+
+
+def _subject_of(event_kind: str, data: Mapping[str, Any]) -> str | None:
+    """The id an event's data is about: ``feedback_id`` of a feedback item, ``insight_id`` of an insight."""
+    value = data.get("feedback_id" if event_kind == "feedback" else "insight_id")
+    return str(value)[:64] if value is not None else None
 
 
 def _quiet_hours(team: str, raw: Mapping[str, Any]) -> QuietHours | None:
@@ -371,10 +382,11 @@ def _aware(value: datetime) -> datetime:
 
 async def list_deliveries(sessions: async_sessionmaker[AsyncSession], limit: int,
                           after: tuple[datetime, str] | None, *, status: str | None = None,
-                          rule_id: str | None = None, event_id: str | None = None) -> list[Delivery]:
+                          rule_id: str | None = None, event_id: str | None = None,
+                          subject: str | None = None) -> list[Delivery]:
     async with sessions() as session, session.begin():
         return await DeliveryRepository(session).page(limit, after, status=status, rule_id=rule_id,
-                                                      event_id=event_id)
+                                                      event_id=event_id, subject=subject)
 
 
 async def get_delivery(sessions: async_sessionmaker[AsyncSession],

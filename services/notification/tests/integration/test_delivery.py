@@ -65,13 +65,14 @@ async def test_matching_events_are_delivered_signed_retried_and_recorded(
             rules[name] = created.json()["id"]
 
         bug = feedback_record(classified(kind="bug", plan="enterprise"), event_id="evt-bug")
+        critical = insight_record(insight("critical"))
         await produce(kafka_settings, [
             bug,
             feedback_record(classified(kind="bug", plan="free")),  # matches no rule
             bug,  # the same event again
             feedback_record(classified(kind="complaint")),
             feedback_record(classified(kind="question")),
-            insight_record(insight("critical")),
+            critical,
         ])
 
         async def deliveries(**params: Any) -> list[dict[str, Any]]:
@@ -125,6 +126,11 @@ async def test_matching_events_are_delivered_signed_retried_and_recorded(
         assert [d["id"] for d in await deliveries(status="failed")] == [bad["id"]]
         assert [d["id"] for d in await deliveries(rule_id=rules["ok"])] == [ok["id"]]
         assert [d["id"] for d in await deliveries(event_id="evt-bug")] == [ok["id"]]
+        # Each delivery names its subject: the CloudEvents subject (record key), the feedback or insight id.
+        assert ok["subject"] == bug[2] == hit.payload["data"]["feedback_id"]
+        assert by_rule[rules["trends"]]["subject"] == critical[2] == insight_hit.payload["data"]["insight_id"]
+        assert [d["id"] for d in await deliveries(subject=bug[2])] == [ok["id"]]
+        assert [d["id"] for d in await deliveries(subject=critical[2])] == [by_rule[rules["trends"]]["id"]]
         page = (await client.get("/v1/deliveries", params={"limit": 3})).json()
         rest = (await client.get("/v1/deliveries", params={"limit": 3, "cursor": page["next_cursor"]})).json()
         assert len(page["items"]) == 3 and len(rest["items"]) == 1 and rest["next_cursor"] is None

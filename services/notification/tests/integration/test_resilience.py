@@ -90,6 +90,7 @@ rules:
             assert topic == "insights.v1" and insight["type"] == "kpi_drop"
             assert insight["metrics"]["kind"] == "channel_paused" and insight["metrics"]["consecutive_failures"] == 2
             assert "broken questions" in insight["title"]
+            assert insight["metrics"]["channel"] == f"{hooks}/***", "any key reads insights: the URL is masked"
             # Resuming queues the held delivery again (the receiver now answers 200).
             receiver.script["broken"] = []
             resumed = await client.post(f"/v1/rules/{rules['broken questions']['id']}/channels/0/resume")
@@ -130,5 +131,34 @@ rules:
         assert counts == {"rules_created": 2}
         assert await load_rules_file(path, uow, TargetPolicy(https_only=False, allow_private=True)) == {
             "rules_updated": 2}, "upsert by name"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_rules_file_url_the_sender_cannot_parse_is_refused_naming_rule_and_field(tmp_path: Path) -> None:
+    """``http://0177.0.0.1`` reads as a URL to urllib, not to httpx, which would send it: the file is refused."""
+    url = store_url(tmp_path, "rules")
+    engine = create_engine(url)
+    await upgrade(engine, MIGRATIONS)
+    uow = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/tests")
+    path = tmp_path / "rules.yaml"
+    path.write_text("""
+rules:
+  - name: octal host
+    team: t
+    match: {all: []}
+    channels:
+      - {type: webhook, url: "http://0177.0.0.1/hook", secret: s3cret-value}
+      - {type: slack, url: "https://8.8.8.010/services/T/B/x"}
+""")
+    try:
+        with pytest.raises(RulesFileError) as caught:
+            await load_rules_file(path, uow, TargetPolicy(https_only=False, allow_private=True))
+        message = str(caught.value)
+        assert f"{path}: rule 'octal host' (rules[0])" in message
+        assert "channels.0.url: not a valid URL: Invalid IPv4 address: '0177.0.0.1'" in message, message
+        assert "channels.1.url: not a valid URL: Invalid IPv4 address: '8.8.8.010'" in message, message
+        assert "s3cret-value" not in message
+        assert await query_store(url, "SELECT count(*) FROM rules") == [(0,)]
     finally:
         await engine.dispose()

@@ -12,6 +12,7 @@ from notification_testkit import notification_settings
 from sqlalchemy import text
 
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
+from feedbackloop.keys import KeyStore
 from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop.testing import serve_app, store_url
 from notification.domain.targets import TargetPolicy
@@ -64,7 +65,9 @@ async def test_rule_crud_masks_secrets_and_previews(tmp_path: Path, kafka_settin
         first = await client.get("/v1/rules", params={"limit": 2}, headers=reader)
         second = await client.get("/v1/rules", params={"limit": 2, "cursor": first.json()["next_cursor"]},
                                   headers=reader)
-        assert one.status_code == 200 and one.json() == rule
+        # A read key sees the webhook's URL masked too (it may hold a token); an admin key sees it whole.
+        assert one.status_code == 200 and one.json() == {**rule, "channels": [
+            {"type": "webhook", "url": "https://hooks.example.com/***", "secret": "***"}]}
         assert [r["id"] for r in first.json()["items"] + second.json()["items"]] == [rule["id"]] + [
             o["id"] for o in others]
         assert second.json()["next_cursor"] is None
@@ -162,3 +165,99 @@ async def test_route_event_queues_each_event_rule_channel_once(tmp_path: Path) -
         assert rows == [("evt-1", 0, "pending"), ("evt-1", 1, "pending")]
     finally:
         await engine.dispose()
+
+
+async def test_urls_the_sender_cannot_parse_are_refused_with_a_422_naming_the_field(
+        tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, admin_key: str) -> None:
+    """urllib reads these URLs, httpx (which sends them) does not: refused when saved, not stuck when sent."""
+    settings = notification_settings(tmp_path, kafka_settings, common_settings)
+    async with serve_app(create_app(settings)) as url, \
+            httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {admin_key}"}) as client:
+        kept = (await client.post("/v1/rules", json=RULE)).json()
+        for bad in ("http://0177.0.0.1/hook", "https://8.8.8.010/", "https://xn--a.com/hook"):
+            for response in (
+                    await client.post("/v1/rules", json=_with(name="bad", channels=_channel(url=bad))),
+                    await client.put(f"/v1/rules/{kept['id']}", json=_with(channels=[
+                        RULE["channels"][0], {"type": "slack", "url": bad}]))):  # type: ignore[index]
+                assert response.status_code == 422, (bad, response.text)
+                assert response.headers["content-type"] == "application/problem+json"
+                errors = response.json()["errors"]
+                assert any(e["field"].endswith(".url") and "not a valid URL" in e["message"] for e in errors), errors
+                assert SECRET not in response.text
+        assert [r["name"] for r in (await client.get("/v1/rules")).json()["items"]] == ["billing bugs"]
+
+
+async def test_channel_urls_are_masked_for_keys_without_write_scope(
+        tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, admin_key: str,
+        read_key: str, keys_file: Path) -> None:
+    """Discord, Teams, Zapier and plain webhook URLs hold a token in path or query: a read key sees the host only,
+    in rules and in deliveries; a write or admin key sees the URL (and a Slack URL stays masked for everyone)."""
+    token = "tok3n-in-the-url"
+    urls = [f"https://discord.com/api/webhooks/1234/{token}", f"https://hooks.zapier.com/hooks/catch/1/{token}/",
+            f"https://hooks.example.com/in?token={token}"]
+    channels = [{"type": "webhook", "url": u, "secret": SECRET} for u in urls] + [
+        {"type": "slack", "url": f"https://hooks.slack.com/services/T/B/{token}"}]
+    write_key = KeyStore(keys_file).create("test writer", ["write"])[1]
+    settings = notification_settings(tmp_path, kafka_settings, common_settings)
+    async with serve_app(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        admin, writer, reader = ({"authorization": f"Bearer {k}"} for k in (admin_key, write_key, read_key))
+        created = await client.post("/v1/rules", json=_with(match={"all": []}, channels=channels), headers=admin)
+        assert created.status_code == 201, created.text
+        rule = created.json()
+        assert [c["url"] for c in rule["channels"]] == [*urls, "https://hooks.slack.com/***"]
+        engine = create_engine(settings.database_url)
+        try:
+            uow = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/tests")
+            async with uow() as unit:
+                await route_event(unit, "feedback", "evt-mask", {"kind": "bug"}, schedule=(3600.0,))
+                await unit.commit()
+        finally:
+            await engine.dispose()
+        masked = ["https://discord.com/***", "https://hooks.zapier.com/***", "https://hooks.example.com/***",
+                  "https://hooks.slack.com/***"]
+        for headers, expected in ((reader, masked), (writer, [*urls, masked[-1]]), (admin, [*urls, masked[-1]])):
+            one = await client.get(f"/v1/rules/{rule['id']}", headers=headers)
+            listed = await client.get("/v1/rules", headers=headers)
+            sent = await client.get("/v1/deliveries", headers=headers)
+            assert [c["url"] for c in one.json()["channels"]] == expected
+            assert [c["url"] for c in listed.json()["items"][0]["channels"]] == expected
+            items = sorted(sent.json()["items"], key=lambda d: d["channel_index"])
+            assert [d["url"] for d in items] == expected
+            detail = await client.get(f"/v1/deliveries/{items[0]['id']}", headers=headers)
+            assert detail.json()["url"] == expected[0]
+            if headers is reader:
+                for response in (one, listed, sent, detail):
+                    assert token not in response.text and SECRET not in response.text
+
+
+async def test_deliveries_name_their_subject_and_filter_by_it(
+        tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, read_key: str) -> None:
+    """Each delivery records the id its event is about (the CloudEvents subject, else the payload's id); digests and
+    older rows have none; ``?subject=`` selects one item's deliveries."""
+    settings = notification_settings(tmp_path, kafka_settings, common_settings)
+    engine = create_engine(settings.database_url)
+    await upgrade(engine, MIGRATIONS)
+    uow = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/tests")
+    policy = TargetPolicy(https_only=False, allow_private=True)
+    await create_rule(uow, RuleDraft("all", "t", {"all": []}, RULE["channels"]), policy)  # type: ignore[arg-type]
+    feedback_id, insight_id = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        async with uow() as unit:
+            await route_event(unit, "feedback", "evt-a", {"kind": "bug"}, schedule=(3600.0,), subject=feedback_id)
+            await route_event(unit, "feedback", "evt-b", {"feedback_id": str(uuid.uuid4())}, schedule=(3600.0,))
+            await route_event(unit, "insight", "evt-c", {"insight_id": insight_id}, schedule=(3600.0,))
+            await unit.commit()
+    finally:
+        await engine.dispose()
+    async with serve_app(create_app(settings)) as url, \
+            httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {read_key}"}) as client:
+        everything = (await client.get("/v1/deliveries")).json()["items"]
+        assert len(everything) == 3 and all(d["subject"] for d in everything)
+        for subject, event_id in ((feedback_id, "evt-a"), (insight_id, "evt-c")):
+            response = await client.get("/v1/deliveries", params={"subject": subject})
+            assert response.status_code == 200, response.text
+            (only,) = response.json()["items"]
+            assert (only["subject"], only["event_id"]) == (subject, event_id)
+            detail = (await client.get(f"/v1/deliveries/{only['id']}")).json()
+            assert detail["subject"] == subject
+        assert (await client.get("/v1/deliveries", params={"subject": "nothing-about-this"})).json()["items"] == []

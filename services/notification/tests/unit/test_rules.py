@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from feedbackloop.contracts import ClassifiedFeedback, Insight
+from notification.domain.channels import EmailChannel, SlackChannel, mask_shown_url
 from notification.domain.fields import CATALOG, resolve
 from notification.domain.rules import (
     MASK,
@@ -238,7 +239,24 @@ def test_webhook_channels_parse() -> None:
                               EMBEDDED)
     assert channels == [WebhookChannel("https://hooks.example.com/x", "s3cret"),
                         WebhookChannel("http://127.0.0.1:9000/", "whsec_c2VjcmV0")]
-    assert channels[0].masked() == {"type": "webhook", "url": "https://hooks.example.com/x", "secret": MASK}
+    assert channels[0].masked(reveal_urls=True) == {"type": "webhook", "url": "https://hooks.example.com/x",
+                                                    "secret": MASK}
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://discord.com/api/webhooks/1234/tok3n-in-path", "https://discord.com/***"),
+    ("https://acme.webhook.office.com/webhookb2/a@b/IncomingWebhook/tok3n/c", "https://acme.webhook.office.com/***"),
+    ("https://hooks.zapier.com/hooks/catch/1/tok3n/", "https://hooks.zapier.com/***"),
+    ("https://hooks.example.com:8443/x?token=tok3n", "https://hooks.example.com:8443/***"),
+])
+def test_every_channel_url_is_masked_unless_revealed(url: str, shown: str) -> None:
+    """Discord, Teams, Zapier and plain webhook URLs carry a credential in path or query, like Slack's."""
+    webhook = WebhookChannel(url, "s3cret")
+    assert webhook.masked() == {"type": "webhook", "url": shown, "secret": MASK}
+    assert webhook.masked(reveal_urls=True)["url"] == url
+    assert SlackChannel(url).masked(reveal_urls=True)["url"] == shown, "a Slack URL is masked for everyone"
+    assert mask_shown_url(webhook.shown_url()) == shown
+    assert mask_shown_url(EmailChannel(("a@example.com",)).shown_url()) == "mailto:a@example.com"
 
 
 @pytest.mark.parametrize(("channel", "field", "fragment"), [

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from notification.domain.targets import TargetPolicy, check_webhook_url, is_private_host
+from notification.domain.targets import (
+    TargetPolicy,
+    address_allowed,
+    check_webhook_url,
+    is_private_host,
+    sender_url_problem,
+)
 
 EMBEDDED = TargetPolicy(https_only=False, allow_private=True)
 PRODUCTION = TargetPolicy(https_only=True, allow_private=False)
@@ -57,3 +65,46 @@ def test_production_with_private_targets_allows_loopback_http_only() -> None:
 def test_malformed_urls(url: str, fragment: str) -> None:
     problem = check_webhook_url(url, EMBEDDED)
     assert problem and fragment in problem, problem
+
+
+# ------------------------------------------------------------------ one parser with the sender; routable addresses
+
+
+@pytest.mark.parametrize("url", ["http://0177.0.0.1/hook", "https://8.8.8.010/", "https://xn--a.com/hook"])
+@pytest.mark.parametrize("policy", [EMBEDDED, PRODUCTION], ids=["embedded", "production"])
+def test_urls_the_sender_cannot_parse_are_refused_when_saved(url: str, policy: TargetPolicy) -> None:
+    """urllib reads these; httpx, which sends them, does not: refused up front instead of stuck at send time."""
+    assert sender_url_problem(url) is not None
+    problem = check_webhook_url(url, policy)
+    assert problem and "not a valid URL" in problem, problem
+
+
+@pytest.mark.parametrize("address", [
+    "100.64.0.1", "100.100.100.200", "169.254.169.254", "169.254.170.2", "168.63.129.16", "10.0.0.1",
+    "192.168.1.1", "0.0.0.0", "224.0.0.1", "192.88.99.1", "fe80::1", "fd00:ec2::254", "fd00::1", "ff02::1",
+    "2002:7f00:1::", "2002:808:808::1", "::127.0.0.1", "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "64:ff9b:1::1",
+    "::ffff:169.254.169.254", "::",
+])
+def test_addresses_that_are_not_globally_routable_are_refused_in_every_profile(address: str) -> None:
+    parsed = ipaddress.ip_address(address)
+    assert not address_allowed(parsed, allow_loopback=False)
+    assert not address_allowed(parsed, allow_loopback=True), "the embedded profile adds loopback, nothing else"
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"])
+def test_globally_routable_addresses_are_allowed(address: str) -> None:
+    assert address_allowed(ipaddress.ip_address(address), allow_loopback=False)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"])
+def test_loopback_is_allowed_only_in_the_embedded_profile(address: str) -> None:
+    parsed = ipaddress.ip_address(address)
+    assert address_allowed(parsed, allow_loopback=True)
+    assert not address_allowed(parsed, allow_loopback=False)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]:8080/x",
+                                 "http://100.64.0.1/x", "http://10.0.0.5/x", "http://[2002:7f00:1::]/x"])
+def test_embedded_allows_loopback_but_not_link_local_shared_or_metadata(url: str) -> None:
+    problem = check_webhook_url(url, EMBEDDED)
+    assert problem and "not a globally routable address" in problem, problem

@@ -25,21 +25,24 @@ router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 
 @router.get("", response_model=DeliveryPage, summary="List deliveries, newest first")
-async def get_deliveries(_key: ReadKey, sessions: ReadDep, status: DeliveryStatus | None = None,
+async def get_deliveries(key: ReadKey, sessions: ReadDep, status: DeliveryStatus | None = None,
                          rule_id: uuid.UUID | None = None, event_id: str | None = None,
+                         subject: Annotated[str | None, Query(max_length=64, description=(
+                             "Only deliveries about this feedback or insight id"))] = None,
                          limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None) -> DeliveryPage:
     rows = await list_deliveries(sessions, limit + 1, cursor_key(cursor), status=status,
-                                 rule_id=str(rule_id) if rule_id else None, event_id=event_id)
+                                 rule_id=str(rule_id) if rule_id else None, event_id=event_id, subject=subject)
     more = len(rows) > limit
     rows = rows[:limit]
-    return DeliveryPage(items=[delivery_out(d) for d in rows],
+    reveal = key.allows("write")
+    return DeliveryPage(items=[delivery_out(d, reveal_urls=reveal) for d in rows],
                         next_cursor=page_cursor(rows[-1].created_at, rows[-1].id) if more else None)
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetail, summary="One delivery with its attempts and payload",
             responses={404: {"description": "No such delivery"}})
-async def get_one_delivery(delivery_id: uuid.UUID, _key: ReadKey, sessions: ReadDep) -> DeliveryDetail:
-    return delivery_detail(*await get_delivery(sessions, str(delivery_id)))
+async def get_one_delivery(delivery_id: uuid.UUID, key: ReadKey, sessions: ReadDep) -> DeliveryDetail:
+    return delivery_detail(*await get_delivery(sessions, str(delivery_id)), reveal_urls=key.allows("write"))
 
 
 @router.post("/{delivery_id}/retry", response_model=DeliveryOut, status_code=202,
@@ -47,4 +50,4 @@ async def get_one_delivery(delivery_id: uuid.UUID, _key: ReadKey, sessions: Read
              responses={404: {"description": "No such delivery"},
                         409: {"description": "Not failed, or its rule was deleted"}})
 async def post_retry(delivery_id: uuid.UUID, _key: AdminKey, uow: UowDep) -> DeliveryOut:
-    return delivery_out(await retry_delivery(uow, str(delivery_id)))
+    return delivery_out(await retry_delivery(uow, str(delivery_id)), reveal_urls=True)

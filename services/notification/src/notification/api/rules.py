@@ -45,16 +45,16 @@ def _draft(body: RuleIn) -> RuleDraft:
 
 @router.post("", status_code=201, response_model=RuleOut, summary="Create a rule", responses=_INVALID)
 async def post_rule(body: RuleIn, _key: AdminKey, uow: UowDep, settings: SettingsDep) -> RuleOut:
-    return rule_out(await create_rule(uow, _draft(body), settings.target_policy))
+    return rule_out(await create_rule(uow, _draft(body), settings.target_policy), reveal_urls=True)
 
 
 @router.get("", response_model=RulePage, summary="List rules, oldest first")
-async def get_rules(_key: ReadKey, sessions: ReadDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+async def get_rules(key: ReadKey, sessions: ReadDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                     cursor: str | None = None, team: str | None = None) -> RulePage:
     rows = await list_rules(sessions, limit + 1, cursor_key(cursor), team)
     more = len(rows) > limit
     rows = rows[:limit]
-    return RulePage(items=[rule_out(r) for r in rows],
+    return RulePage(items=[rule_out(r, reveal_urls=key.allows("write")) for r in rows],
                     next_cursor=page_cursor(rows[-1].created_at, rows[-1].id) if more else None)
 
 
@@ -67,14 +67,14 @@ async def test_rules(body: RuleTestIn, _key: ReadKey, sessions: ReadDep) -> Rule
 
 
 @router.get("/{rule_id}", response_model=RuleOut, summary="One rule", responses={404: {"description": "No such rule"}})
-async def get_one_rule(rule_id: uuid.UUID, _key: ReadKey, sessions: ReadDep) -> RuleOut:
-    return rule_out(await get_rule(sessions, str(rule_id)))
+async def get_one_rule(rule_id: uuid.UUID, key: ReadKey, sessions: ReadDep) -> RuleOut:
+    return rule_out(await get_rule(sessions, str(rule_id)), reveal_urls=key.allows("write"))
 
 
 @router.put("/{rule_id}", response_model=RuleOut, summary="Replace a rule",
             responses={**_INVALID, 404: {"description": "No such rule"}})
 async def put_rule(rule_id: uuid.UUID, body: RuleIn, _key: AdminKey, uow: UowDep, settings: SettingsDep) -> RuleOut:
-    return rule_out(await update_rule(uow, str(rule_id), _draft(body), settings.target_policy))
+    return rule_out(await update_rule(uow, str(rule_id), _draft(body), settings.target_policy), reveal_urls=True)
 
 
 @router.delete("/{rule_id}", status_code=204, response_class=Response, summary="Delete a rule",

@@ -1,7 +1,8 @@
 """Request and response bodies of the notification API, and their translation from stored rows.
 
 A secret never appears in a response: a webhook is shown with ``"secret": "***"`` and a Slack URL (the
-credential itself) as ``<scheme>://<host>/***``.
+credential itself) as ``<scheme>://<host>/***``. To a key without the ``write`` scope every channel URL, in
+rules and in deliveries, is shown that way (``reveal_urls=False``): webhook URLs often hold a token too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedbackloop.http import BadRequest, decode_cursor, encode_cursor
-from notification.domain.channels import channel_from_json
+from notification.domain.channels import channel_from_json, mask_shown_url
 from notification.domain.rules import OPS
 from notification.store.models import Delivery, DeliveryAttempt, Rule, Team
 from notification.store.repository import utc
@@ -106,9 +107,13 @@ class DeliveryOut(BaseModel):
     event_id: str
     event_kind: Literal["feedback", "insight", "digest"]
     digest_id: uuid.UUID | None = Field(default=None, description="The digest a `digested` delivery was rolled into")
+    subject: str | None = Field(default=None, description="The feedback or insight id the event was about (the "
+                                                             "CloudEvents `subject`); none for a digest, and for "
+                                                             "deliveries queued before it was recorded")
     rule_id: uuid.UUID
     channel_index: int
-    url: str
+    url: str = Field(description="The channel's URL as of the last attempt; masked (`<scheme>://<host>/***`) for a "
+                                 "key without the `write` scope, and for Slack always")
     status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
@@ -160,28 +165,31 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-def rule_out(rule: Rule) -> RuleOut:
+def rule_out(rule: Rule, *, reveal_urls: bool) -> RuleOut:
+    """The rule as answered: secrets masked, and channel URLs too unless ``reveal_urls`` (a key with ``write``)."""
     return RuleOut(id=uuid.UUID(rule.id), name=rule.name, team=rule.team, match=rule.match,
-                   channels=[channel_from_json(c).masked() for c in rule.channels], throttle=rule.throttle,
+                   channels=[channel_from_json(c).masked(reveal_urls=reveal_urls) for c in rule.channels],
+                   throttle=rule.throttle,
                    enabled=rule.enabled,
                    created_at=utc(rule.created_at), updated_at=utc(rule.updated_at))
 
 
-def delivery_out(delivery: Delivery) -> DeliveryOut:
-    return DeliveryOut(**_delivery_fields(delivery))
+def delivery_out(delivery: Delivery, *, reveal_urls: bool) -> DeliveryOut:
+    return DeliveryOut(**_delivery_fields(delivery, reveal_urls))
 
 
-def delivery_detail(delivery: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryDetail:
+def delivery_detail(delivery: Delivery, attempts: list[DeliveryAttempt], *, reveal_urls: bool) -> DeliveryDetail:
     log = [AttemptOut(attempt=a.attempt, at=utc(a.at), status_code=a.status_code,
                       error=a.error, duration_ms=a.duration_ms) for a in attempts]
-    return DeliveryDetail(**_delivery_fields(delivery), attempt_log=log, payload=delivery.payload)
+    return DeliveryDetail(**_delivery_fields(delivery, reveal_urls), attempt_log=log, payload=delivery.payload)
 
 
-def _delivery_fields(d: Delivery) -> dict[str, Any]:
+def _delivery_fields(d: Delivery, reveal_urls: bool) -> dict[str, Any]:
     pending = d.status == "pending"
     return {"id": uuid.UUID(d.id), "event_id": d.event_id, "event_kind": d.event_kind, "rule_id": uuid.UUID(d.rule_id),
-            "digest_id": uuid.UUID(d.digest_id) if d.digest_id else None,
-            "channel_index": d.channel_index, "url": d.url, "status": d.status, "attempts": d.attempts,
+            "digest_id": uuid.UUID(d.digest_id) if d.digest_id else None, "subject": d.subject,
+            "channel_index": d.channel_index, "url": d.url if reveal_urls else mask_shown_url(d.url),
+            "status": d.status, "attempts": d.attempts,
             "next_attempt_at": utc(d.next_attempt_at) if pending else None, "last_status_code": d.last_status_code,
             "last_error": d.last_error, "created_at": utc(d.created_at), "delivered_at": utc(d.delivered_at)}
 

@@ -7,6 +7,10 @@
 Secrets never leave the service: a webhook's ``secret`` is shown as ``***``, and a Slack URL (which *is* the
 credential: whoever holds it may post) as ``<scheme>://<host>/***``. On update, a channel given back masked keeps
 what is stored: a webhook by its URL, a Slack channel by its masked URL.
+
+Webhook URLs often carry a credential too (Discord, Teams, Zapier and many others put a token in the path or the
+query), so to a key without the ``write`` scope every channel URL is shown masked (:meth:`masked` with
+``reveal_urls=False``, :func:`mask_shown_url`): host kept, path and query hidden.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "SlackChannel",
     "WebhookChannel",
     "channel_from_json",
+    "mask_shown_url",
     "mask_url",
     "parse_channels",
 ]
@@ -42,12 +47,19 @@ _KEYS = {"webhook": {"type", "url", "secret"}, "slack": {"type", "url"}, "email"
 
 
 def mask_url(url: str) -> str:
-    """``https://hooks.slack.com/services/T/B/x`` → ``https://hooks.slack.com/***``: the path is the credential."""
+    """``https://hooks.slack.com/services/T/B/x?y`` → ``https://hooks.slack.com/***``: scheme, host and port kept;
+    path, query, fragment (and any ``user:password@``) hidden, for they may be the credential."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return MASK
-    return f"{parts.scheme}://{parts.netloc}/{MASK}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/{MASK}"
+
+
+def mask_shown_url(shown: str) -> str:
+    """A delivery's URL (:meth:`shown_url`) as a key without ``write`` scope sees it: masked, or ``mailto:…``
+    as it is (an email channel's recipients are no credential)."""
+    return shown if shown.startswith("mailto:") else mask_url(shown)
 
 
 @dataclass(frozen=True)
@@ -61,8 +73,8 @@ class WebhookChannel:
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "url": self.url, "secret": self.secret}
 
-    def masked(self) -> dict[str, Any]:
-        return {"type": self.type, "url": self.url, "secret": MASK}
+    def masked(self, *, reveal_urls: bool = False) -> dict[str, Any]:
+        return {"type": self.type, "url": self.url if reveal_urls else mask_url(self.url), "secret": MASK}
 
     def shown_url(self) -> str:
         return self.url
@@ -78,7 +90,7 @@ class SlackChannel:
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "url": self.url}
 
-    def masked(self) -> dict[str, Any]:
+    def masked(self, *, reveal_urls: bool = False) -> dict[str, Any]:
         return {"type": self.type, "url": mask_url(self.url)}
 
     def shown_url(self) -> str:
@@ -95,7 +107,7 @@ class EmailChannel:
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "to": list(self.to)}
 
-    def masked(self) -> dict[str, Any]:
+    def masked(self, *, reveal_urls: bool = False) -> dict[str, Any]:
         return self.to_json()
 
     def shown_url(self) -> str:

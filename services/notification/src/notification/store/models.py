@@ -4,7 +4,8 @@ A delivery is one (event, rule, channel): the unique key makes queuing it twice 
 Standard Webhooks ``webhook-id`` the receiver sees on every attempt, so a receiver can drop duplicates.
 Channel secrets are stored in ``rules.channels`` (never in a delivery) and never leave the service. A delivery
 keeps the W3C trace context (``traceparent``/``tracestate``) of the consumed event that queued it, so every
-attempt, however late and after however many restarts, is a span of that event's trace.
+attempt, however late and after however many restarts, is a span of that event's trace. It also names its
+``subject``, the feedback or insight id the event is about (indexed: "what was sent about this item?").
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Delivery(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, comment="the webhook-id header")
     event_id: Mapped[str] = mapped_column(String(64))
     event_kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True,
+                                                comment="the feedback or insight id the event is about")
     rule_id: Mapped[str] = mapped_column(String(36), index=True, comment="no foreign key: history outlives a rule")
     channel_index: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(Text, comment="the channel's URL, as of the last attempt")

@@ -193,11 +193,14 @@ class DeliveryRepository:
         return list(rows.all())
 
     async def page(self, limit: int, after: tuple[datetime, str] | None = None, *, status: str | None = None,
-                   rule_id: str | None = None, event_id: str | None = None) -> list[Delivery]:
+                   rule_id: str | None = None, event_id: str | None = None,
+                   subject: str | None = None) -> list[Delivery]:
         """Up to ``limit`` deliveries newest first, after the ``(created_at, id)`` of the previous page's last one."""
         query = select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
         if status is not None:
             query = query.where(Delivery.status == status)
+        if subject is not None:
+            query = query.where(Delivery.subject == subject)
         if rule_id is not None:
             query = query.where(Delivery.rule_id == rule_id)
         if event_id is not None:
