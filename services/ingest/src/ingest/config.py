@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from feedbackloop.settings import ServiceSettings, default_database_url
 from ingest.domain.connectors import ConnectorOptions
+from ingest.domain.redact import phone_regions
 
 
 class IngestSettings(ServiceSettings):
@@ -45,6 +48,57 @@ class IngestSettings(ServiceSettings):
     group_commit_linger_ms: float = Field(
         default=2.0, ge=0, le=1000, description="How long a request waits for others to share its transaction"
     )
+
+    # Redaction of what leaves ingest (README: "Redaction and pseudonyms").
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC pseudonyms of author, customer and item ids and of email_hash; unset: generated "
+        "once into pseudonym_key_file in the embedded profile, refused in production",
+    )
+    pseudonym_key_file: Path | None = Field(
+        default=None, description="Where the embedded profile keeps its generated key; unset: beside the SQLite store"
+    )
+    phone_regions: str = Field(
+        default="US,GB,DE,FR",
+        description="Comma-separated regions whose national-format phone numbers are redacted; the first is the "
+        "default region. International (+CC) numbers are redacted whatever the list",
+    )
+
+    # Retention of the raw request copy (feedback_items.raw); the redacted item stays.
+    raw_retention_days: float = Field(
+        default=0, ge=0, description="Blank the raw request copy of items received longer ago than this; 0: keep"
+    )
+    raw_retention_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often the retention worker looks for raw copies to blank"
+    )
+    raw_retention_batch: int = Field(
+        default=500, ge=1, description="Items blanked per transaction: each batch is short, so the store is never "
+        "held for long"
+    )
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, value: str) -> str:
+        phone_regions(value)
+        return value
+
+    @property
+    def phone_region_list(self) -> tuple[str, ...]:
+        return phone_regions(self.phone_regions)
+
+    def pseudonym_key_path(self) -> Path:
+        """``pseudonym_key_file``, else ``ingest-pseudonym.key`` in the SQLite store's folder, else in ``var/``."""
+        if self.pseudonym_key_file is not None:
+            return self.pseudonym_key_file
+        folder = Path("var")
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            folder = Path(url.database).parent
+        return folder / "ingest-pseudonym.key"
+
+    @property
+    def raw_retention(self) -> timedelta | None:
+        return timedelta(days=self.raw_retention_days) if self.raw_retention_days > 0 else None
 
     def secret_for(self, source: str) -> str | None:
         """The configured secret of ``source``, or None (also for an empty string)."""

@@ -13,9 +13,12 @@ from feedbackloop.runtime import start_runtime
 from ingest import __version__
 from ingest.api import feedback, webhooks
 from ingest.config import IngestSettings
+from ingest.domain.feedback import RedactionPolicy
 from ingest.domain.sources import SourceStats
 from ingest.group_commit import GroupCommitter
+from ingest.pseudonym_key import load_pseudonymizer
 from ingest.ratelimit import RateLimits
+from ingest.retention import raw_retention_worker
 from ingest.store.models import runtime_tables
 
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
@@ -26,8 +29,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # before anything starts: the production profile without a key must not accept a single item
+        app.state.redaction = RedactionPolicy(load_pseudonymizer(settings), settings.phone_region_list)
         async with start_runtime(
-            name="ingest", settings=settings, tables=runtime_tables, migrations=MIGRATIONS
+            name="ingest", settings=settings, tables=runtime_tables, migrations=MIGRATIONS,
+            workers=raw_retention_worker(settings),
         ) as runtime:
             app.state.runtime = runtime
             committer = GroupCommitter(

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback
 from feedbackloop.db import UnitOfWorkFactory
-from ingest.domain.feedback import FeedbackIn, normalize
+from ingest.domain.feedback import FeedbackIn, RedactionPolicy, normalize
 from ingest.domain.text import content_key
 from ingest.store.repository import FeedbackRepository
 
@@ -61,10 +61,11 @@ class Submission:
 
     @classmethod
     def of(
-        cls, items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None
+        cls, items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None, *,
+        policy: RedactionPolicy,
     ) -> Submission:
         """Normalize ``items`` (redaction included) as received at ``received_at``; pure, raises nothing stored."""
-        normalized = [normalize(item, received_at) for item in items]
+        normalized = [normalize(item, received_at, policy) for item in items]
         return cls(items=items, normalized=normalized, received_at=received_at, nonce=nonce,
                    context=contextvars.copy_context())
 
@@ -75,14 +76,15 @@ OFF_LOOP_CHARS = 10_000
 
 
 async def prepare_submission(
-    items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None
+    items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None, *,
+    policy: RedactionPolicy,
 ) -> Submission:
     """:meth:`Submission.of` for a request handler: large texts are normalized (redacted) off the event loop, so
     health checks and other requests are answered meanwhile. Small ones stay on it (a thread hand-off costs more)."""
     if sum(len(item.text) + len(item.subject or "") for item in items) <= OFF_LOOP_CHARS:
-        return Submission.of(items, received_at, nonce)
+        return Submission.of(items, received_at, nonce, policy=policy)
     context = contextvars.copy_context()  # the request's, not the worker thread's
-    normalized = await asyncio.to_thread(lambda: [normalize(item, received_at) for item in items])
+    normalized = await asyncio.to_thread(lambda: [normalize(item, received_at, policy) for item in items])
     return Submission(items=items, normalized=normalized, received_at=received_at, nonce=nonce, context=context)
 
 
@@ -93,6 +95,7 @@ async def accept_feedback(
     *,
     duplicate_window: timedelta = timedelta(hours=24),
     nonce: tuple[str, str] | None = None,
+    policy: RedactionPolicy,
 ) -> list[uuid.UUID]:
     """Store new items and queue their events, all in one transaction; items already stored are left as they are.
 
@@ -103,7 +106,7 @@ async def accept_feedback(
 
     Returns every item's ``feedback_id`` in input order, new or not: a retried delivery gets the same answer.
     """
-    submission = Submission.of(items, received_at or datetime.now(UTC), nonce)
+    submission = Submission.of(items, received_at or datetime.now(UTC), nonce, policy=policy)
     (outcome,) = await store_submissions(uow_factory, [submission], duplicate_window=duplicate_window)
     if isinstance(outcome, NonceReplayed):
         raise outcome
@@ -172,7 +175,7 @@ async def store_submissions(
                         {
                             "feedback_id": key,
                             "source": raw.source,
-                            "external_id": raw.external_id,
+                            "external_id": item.external_id,  # the source's own id: ingest's store keeps it
                             "created_at": raw.created_at,
                             "received_at": raw.received_at,
                             "item": raw.model_dump(mode="json"),

@@ -95,4 +95,29 @@ async def test_bad_input_names_the_field_and_stores_nothing(
     assert stored.status_code == 202
     # Only the last, valid post reached the topic: the rejected batch with a good item stored nothing.
     values = await _read_topic(kafka_settings, 1)
-    assert [decode(FEEDBACK_RAW, v).data.external_id for v in values] == ["1"]
+    # external_id leaves ingest as a keyed pseudonym: the item is known by its feedback id
+    assert [decode(FEEDBACK_RAW, v).data.feedback_id for v in values] == [feedback_id_for("api", "1")]
+
+
+async def test_connector_sources_are_reserved_for_their_signed_webhooks(
+    tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, admin_key: str
+) -> None:
+    """A write key posting `source: zendesk, external_id: 6001` would squat the id of the genuine signed ticket
+    6001, which would then be dropped as a duplicate: the API refuses every connector's source name."""
+    forged = {"source": "zendesk", "external_id": "6001", "text": "Forged ticket"}
+    good = {"source": "api", "external_id": "6001", "text": "fine"}
+    async with serve_app(create_app(_settings(tmp_path, kafka_settings, common_settings))) as url:
+        async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {admin_key}"}) as client:
+            single = await client.post("/v1/feedback", json=forged)
+            batch = await client.post("/v1/feedback", json=[good, {**forged, "source": "slack"}])
+            stored = await client.post("/v1/feedback", json=good)
+
+    assert single.status_code == 422 and single.headers["content-type"] == "application/problem+json"
+    problem = single.json()
+    assert problem["errors"][0]["field"] == "source" and problem["errors"][0]["type"] == "reserved_source"
+    assert "reserved for its signed webhook" in problem["errors"][0]["message"]
+    assert "INGEST_ZENDESK_SECRET" in problem["detail"]
+    assert batch.status_code == 422 and [e["field"] for e in batch.json()["errors"]] == ["1.source"]
+    assert stored.status_code == 202
+    values = await _read_topic(kafka_settings, 1)
+    assert [decode(FEEDBACK_RAW, v).data.source for v in values] == ["api"], "the refused requests stored nothing"

@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 
 from feedbackloop.testing import handed_data
 from ingest.domain.connectors import CONNECTORS, ConnectorOptions, Delivery, Outcome
-from ingest.domain.feedback import FeedbackIn, normalize
+from ingest.domain.feedback import FeedbackIn, RedactionPolicy, normalize
+from ingest.domain.pseudonym import Pseudonymizer
 
 MUTATED = 120
 RANDOM = 60
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 OPTIONS = ConnectorOptions(github_repositories=frozenset({"octo-org/octo-repo"}), slack_channels=frozenset())
+POLICY = RedactionPolicy(Pseudonymizer(b"fuzz-pseudonym-key-0123456789"))
 FUZZ = settings(deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -112,7 +114,7 @@ def _check(source: str, payload: Any, headers: dict[str, str]) -> None:
     for item in outcome.items:
         assert isinstance(item, FeedbackIn)
         FeedbackIn.model_validate(item.model_dump())  # what the store keeps re-validates
-        raw = normalize(item, NOW)
+        raw = normalize(item, NOW, POLICY)
         assert raw.text.strip() and raw.source == item.source
 
 

@@ -176,3 +176,14 @@ def test_bad_maps_and_missing_columns_are_rejected_before_anything_is_read() -> 
         map_rows(rows, "generic", header=header)
     with pytest.raises(FileRejected, match="is empty"):
         read_rows("  \n", "f.csv")
+
+
+@pytest.mark.parametrize("reserved", ["zendesk", "intercom", "canny", "standard"])
+def test_a_source_name_reserved_for_a_signed_webhook_is_refused_before_anything_is_posted(
+    tmp_path: Path, reserved: str
+) -> None:
+    """Imported under `zendesk`, item 6001 would take the id of the genuine signed ticket 6001 (squatting)."""
+    text = "id,text\n6001,Forged ticket\n"
+    with pytest.raises(FileRejected, match=f"`{reserved}` is reserved for its signed webhook"):
+        _mapped(tmp_path, "forged.csv", text.encode(), "generic",
+                columns=parse_column_map("external_id=id,text=text"), source_name=reserved)

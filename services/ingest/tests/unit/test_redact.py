@@ -110,3 +110,68 @@ def test_a_flood_of_candidates_past_the_phone_budget_still_redacts_the_phones_af
     assert "415" not in result.text and "1234567" not in result.text
     assert result.text.endswith("call me at [PHONE] or [PHONE], order 4411")
     assert redact("call me at +1 415 555 2671, order 12345678").text == "call me at [PHONE], order 12345678"
+
+
+# National-format numbers of the configured regions, lower-case IBANs, and their hostile shapes (Hardening).
+ADVERSARIAL.update({
+    "uk-national": _hundred_kb("020 7946 0958 "),
+    "zero-groups": _hundred_kb("0 "),
+    "zero-digit-pairs": _hundred_kb("01 "),
+    "paren-zero": _hundred_kb("(0) 1 "),
+    "de-national": _hundred_kb("030 1234567 "),
+    "dotted-dates": _hundred_kb("05.03.2024 "),
+    "iban-lower-words": _hundred_kb("ab12 "),
+    "iban-lower-bad-checks": _hundred_kb("de89 3704 0044 0532 0130 01 "),
+    "iban-lower-run": "de89" + _hundred_kb("a1"),
+})
+
+
+def test_national_phone_numbers_of_the_configured_regions_are_redacted() -> None:
+    text = "Call 020 7946 0958 (London), 030 1234567 (Berlin) or 01 42 68 53 00 (Paris)"
+    result = redact(text)
+    assert result.text == "Call [PHONE] (London), [PHONE] (Berlin) or [PHONE] (Paris)"
+    assert result.counts == {"phone": 3}
+    assert redact("Call 020 7946 0958", regions=("US",)).counts == {}, "only the configured regions"
+    assert redact("call (415) 555-2671", regions=("GB", "US")).text == "call [PHONE]"
+
+
+def test_national_numbers_do_not_take_invoice_numbers_or_dates() -> None:
+    for text in ["Invoice 0224976 paid on 01.03.2024 at 10:30", "Termin am 05.03.2024, Kundennummer 00903549",
+                 "Order 12345678 and ticket 01234567"]:
+        assert redact(text).counts == {}, text
+
+
+def test_lower_case_ibans_are_redacted() -> None:
+    result = redact("IBAN de89 3704 0044 0532 0130 00 or gb82west12345698765432, thanks")
+    assert result.text == "IBAN [IBAN] or [IBAN], thanks"
+    assert redact("ref de89 3704 0044 0532 0130 01").counts == {}, "the mod-97 check still applies"
+
+
+def test_phone_regions_setting_is_checked() -> None:
+    from ingest.domain.redact import phone_regions
+
+    assert phone_regions(" us, GB ,de,,US") == ("US", "GB", "DE")
+    assert phone_regions("") == ("US", "GB", "DE", "FR")
+    with pytest.raises(ValueError, match="XX"):
+        phone_regions("US,XX")
+
+
+def test_urls_lose_credentials_and_personal_query_values() -> None:
+    from ingest.domain.redact import redact_url
+
+    kept = "https://acme.zendesk.com/agent/tickets/6001?utm_source=a+b"
+    assert redact_url(kept).text == kept and not redact_url(kept).counts
+    result = redact_url("https://bob:hunter2@x.example/a?email=jane%40example.com&ref=7&tel=020%207946%200958#c=jane@example.com")
+    assert result.text == "https://x.example/a?email=[EMAIL]&ref=7&tel=[PHONE]#c=[EMAIL]"
+    assert result.counts == {"secret": 1, "email": 2, "phone": 1}
+    assert redact_url("https://x.example/users/jane@example.com/").text == "https://x.example/users/[EMAIL]/"
+    assert redact_url("http://[::1 jane@example.com").text == "http://[::1 [EMAIL]"
+
+
+def test_many_short_texts_are_redacted_together_in_order() -> None:
+    from ingest.domain.redact import redact_many
+
+    result = redact_many(["vip", "jane@example.com", "call 020 7946 0958", "two\nlines"])
+    assert result.text.split("\n") == ["vip", "[EMAIL]", "call [PHONE]", "two lines"]
+    assert result.counts == {"email": 1, "phone": 1}
+    assert redact_many([]).text == ""

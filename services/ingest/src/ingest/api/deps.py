@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from feedbackloop.db import UnitOfWorkFactory
 from ingest.config import IngestSettings
+from ingest.domain.feedback import RedactionPolicy
 from ingest.domain.sources import SourceStats
 from ingest.group_commit import GroupCommitter
 from ingest.ratelimit import RateLimits
@@ -33,8 +34,13 @@ async def _limits(request: Request) -> RateLimits:
     return request.app.state.rate_limits  # type: ignore[no-any-return]
 
 
+async def _policy(request: Request) -> RedactionPolicy:
+    return request.app.state.redaction  # type: ignore[no-any-return]
+
+
 UowDep = Annotated[UnitOfWorkFactory, Depends(_uow)]
 CommitterDep = Annotated[GroupCommitter, Depends(_committer)]
 SettingsDep = Annotated[IngestSettings, Depends(_settings)]
 StatsDep = Annotated[SourceStats, Depends(_stats)]
 LimitsDep = Annotated[RateLimits, Depends(_limits)]
+PolicyDep = Annotated[RedactionPolicy, Depends(_policy)]

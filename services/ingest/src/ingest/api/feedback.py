@@ -10,8 +10,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from feedbackloop.http import ProblemError, WriteKey
 from feedbackloop.http.batch import parse_one_or_many
-from ingest.api.deps import CommitterDep, LimitsDep, SettingsDep
+from ingest.api.deps import CommitterDep, LimitsDep, PolicyDep, SettingsDep
 from ingest.domain.feedback import FeedbackIn
+from ingest.domain.reserved import reserved_source_reason
 from ingest.group_commit import NotStored
 from ingest.service import prepare_submission
 
@@ -48,19 +49,21 @@ class Accepted(BaseModel):
     responses={
         400: {"description": "Malformed JSON"},
         413: {"description": "Body or batch too large"},
-        422: {"description": "A field is missing or invalid; `errors` names it"},
+        422: {"description": "A field is missing or invalid; `errors` names it. A `source` that has a signed "
+              "webhook connector (`zendesk`, `intercom`, …) is reserved for it"},
         429: {"description": "Too many requests with this API key; see Retry-After"},
         503: {"description": "The store failed; nothing of the request was stored: retry (see Retry-After)"},
     },
 )
 async def post_feedback(
-    request: Request, key: WriteKey, committer: CommitterDep, settings: SettingsDep, limits: LimitsDep
+    request: Request, key: WriteKey, committer: CommitterDep, settings: SettingsDep, limits: LimitsDep,
+    policy: PolicyDep,
 ) -> Accepted:
     limits.check_key(key.id)
     received = datetime.now(UTC)
     items = _parse(await request.body(), settings.max_batch_items)
     try:
-        return Accepted(feedback_ids=await committer.submit(await prepare_submission(items, received)))
+        return Accepted(feedback_ids=await committer.submit(await prepare_submission(items, received, policy=policy)))
     except NotStored as exc:
         raise not_stored() from exc
 
@@ -72,6 +75,13 @@ def not_stored() -> ProblemError:
 
 
 def _parse(body: bytes, max_items: int) -> list[FeedbackIn]:
-    items, _ = parse_one_or_many(body, _item, max_items=max_items, noun="feedback object",
-                                 too_many_title="Batch too large", invalid_suffix=" Nothing was stored.")
+    items, single = parse_one_or_many(body, _item, max_items=max_items, noun="feedback object",
+                                      too_many_title="Batch too large", invalid_suffix=" Nothing was stored.")
+    reserved = [(index, reason) for index, item in enumerate(items)
+                if (reason := reserved_source_reason(item.source)) is not None]
+    if reserved:
+        errors = [{"field": "source" if single else f"{index}.source", "message": reason, "type": "reserved_source"}
+                  for index, reason in reserved[:100]]
+        raise ProblemError(f"Invalid value for: {', '.join(e['field'] for e in errors[:5])}. {reserved[0][1]} "
+                           "Nothing was stored.", status=422, title="Invalid request", errors=errors)
     return items

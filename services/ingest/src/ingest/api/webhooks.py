@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from feedbackloop.http import NotFound, ProblemError, ReadKey, parse_json_body
 from feedbackloop.logs import get_logger
-from ingest.api.deps import CommitterDep, LimitsDep, SettingsDep, StatsDep
+from ingest.api.deps import CommitterDep, LimitsDep, PolicyDep, SettingsDep, StatsDep
 from ingest.api.feedback import not_stored
 from ingest.domain.connectors import CONNECTORS, Delivery, VerificationFailed, secret_variable
 from ingest.group_commit import NotStored
@@ -47,7 +47,7 @@ log = get_logger(__name__)
 )
 async def receive_webhook(
     source: str, request: Request, committer: CommitterDep, settings: SettingsDep, stats: StatsDep,
-    limits: LimitsDep,
+    limits: LimitsDep, policy: PolicyDep,
 ) -> JSONResponse:
     connector = CONNECTORS.get(source)
     if connector is None:
@@ -95,7 +95,9 @@ async def receive_webhook(
     if outcome.items or verified.nonce:
         try:
             stored = await committer.submit(
-                await prepare_submission(outcome.items, now, (source, verified.nonce) if verified.nonce else None)
+                await prepare_submission(
+                    outcome.items, now, (source, verified.nonce) if verified.nonce else None, policy=policy
+                )
             )
         except NonceReplayed:
             _rejected(stats, source, now, "nonce")

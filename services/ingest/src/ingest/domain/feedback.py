@@ -1,19 +1,40 @@
-"""The generic feedback API's input, and its normalization into a ``feedback.raw.v1`` item. Pure."""
+"""The generic feedback API's input, and its normalization into a ``feedback.raw.v1`` item. Pure.
+
+What leaves ingest, field by field (the README's redaction section has the same list, with the reasons):
+
+    feedback_id          UUIDv5 of (source, the source's own id): the topic's id contract, unchanged
+    source, channel      kept: which tool, which kind of conversation (no person in them)
+    external_id          keyed pseudonym (HMAC-SHA256 of source + the source's id): stable, not reversible
+    text, subject        redacted (:mod:`ingest.domain.redact`)
+    author.id            keyed pseudonym of source + the source's author id
+    author.email_hash    keyed pseudonym of the trimmed, lower-cased address (was an unsalted SHA-256)
+    author.name          redacted as text (a display name can carry an address or a number)
+    customer.id          kept: an account (company) id, not a person — rules, per-account impact, MRR at risk and
+                         the owners told when a loop closes all key on it; send a pseudonym if yours is personal
+    customer.name        redacted as text (an account name, shown in urgent-item alerts)
+    customer.plan, .mrr, .owner   kept: routing rules and urgency use them
+    customer.<other>     a string redacted as text, a number or boolean kept, anything else dropped
+    tags                 each redacted as text
+    url                  credentials dropped; query values and fragment redacted as text; an ``@`` path redacted
+    rating, language, created_at, received_at, duplicate_of, redactions   kept: no personal data
+"""
 
 from __future__ import annotations
 
-import hashlib
 import re
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from feedbackloop.contracts import Author, Customer, Rating, RawFeedback, feedback_id_for
 from feedbackloop.contracts.events import Channel
-from ingest.domain.redact import redact
+from ingest.domain.pseudonym import Pseudonymizer
+from ingest.domain.redact import DEFAULT_PHONE_REGIONS, redact, redact_many, redact_url
 
-__all__ = ["MAX_TEXT_CHARS", "AuthorIn", "FeedbackIn", "normalize"]
+__all__ = ["MAX_TEXT_CHARS", "RAW_CUSTOMER_FIELDS", "AuthorIn", "FeedbackIn", "RedactionPolicy", "normalize"]
 
 MAX_TEXT_CHARS = 100_000
 _WS = re.compile(r"[ \t\r\f\v]+")
@@ -90,12 +111,48 @@ class FeedbackIn(BaseModel):
 _DEFAULT_SCALE = {"nps": 10, "csat": 5, "stars": 5}
 
 
-def normalize(item: FeedbackIn, received_at: datetime) -> RawFeedback:
-    """The redacted, normalized event data for ``item``; the same input always gives the same id."""
-    text = redact(_clean(item.text))
-    subject = redact(_clean(item.subject)) if item.subject else None
-    counts = text.counts + (subject.counts if subject else text.counts.__class__())
+@dataclass(frozen=True)
+class RedactionPolicy:
+    """What :func:`normalize` needs besides the item: the pseudonym key and the regions of national phones."""
+
+    pseudonyms: Pseudonymizer
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
+
+
+#: Customer fields published as they are: the routing and urgency inputs downstream (rules on `customer.plan`,
+#: urgency from `plan` and `mrr`, an account `owner` to route to). Any other extra field a sender adds to
+#: `customer` is redacted as text when it is a string, kept when a number or boolean, dropped otherwise.
+RAW_CUSTOMER_FIELDS = frozenset({"plan", "mrr", "owner"})
+
+
+def normalize(item: FeedbackIn, received_at: datetime, policy: RedactionPolicy) -> RawFeedback:
+    """The redacted, normalized event data for ``item``; the same input (and key) always gives the same event.
+
+    Every field that leaves ingest is listed, with what is done to it, in the README's redaction section.
+    """
+    regions = policy.phone_regions
+    keyed = policy.pseudonyms.pseudonym
+    text = redact(_clean(item.text), regions=regions)
+    counts = Counter(text.counts)
+    subject = None
+    if item.subject:
+        redacted = redact(_clean(item.subject), regions=regions)
+        subject, counts = redacted.text, counts + redacted.counts
     author = item.author or AuthorIn()
+    author_name = None
+    if author.name:
+        redacted = redact(author.name, regions=regions)
+        author_name, counts = redacted.text, counts + redacted.counts
+    customer, customer_counts = _customer(item.customer, policy)
+    tags: list[str] = []
+    if item.tags:
+        redacted = redact_many(sorted(set(item.tags)), regions=regions)
+        tags, counts = sorted(set(redacted.text.split("\n"))), counts + redacted.counts
+    url = None
+    if item.url:
+        redacted = redact_url(item.url, regions=regions)
+        url, counts = redacted.text, counts + redacted.counts
+    counts += customer_counts
     rating = None
     if item.rating is not None:
         rating = Rating(
@@ -104,24 +161,42 @@ def normalize(item: FeedbackIn, received_at: datetime) -> RawFeedback:
     return RawFeedback(
         feedback_id=feedback_id_for(item.source, item.external_id),
         source=item.source,
-        external_id=item.external_id,
+        external_id=keyed("external_id", f"{item.source}\x1f{item.external_id}"),
         channel=item.channel,
         text=text.text,
-        subject=subject.text if subject else None,
+        subject=subject,
         author=Author(
-            id=author.id,
-            name=author.name,
-            email_hash=hashlib.sha256(author.email.strip().lower().encode()).hexdigest() if author.email else None,
+            id=keyed("author", f"{item.source}\x1f{author.id}") if author.id else None,
+            name=author_name,
+            email_hash=policy.pseudonyms.email_hash(author.email) if author.email else None,
         ),
-        customer=item.customer or Customer(),
+        customer=customer,
         rating=rating,
-        tags=sorted(set(item.tags)),
-        url=item.url,
+        tags=tags,
+        url=url,
         language=item.language,
         created_at=item.created_at or received_at,
         received_at=received_at,
         redactions=dict(sorted(counts.items())),
     )
+
+
+def _customer(customer: Customer | None, policy: RedactionPolicy) -> tuple[Customer, Counter[str]]:
+    """The customer fit to publish: the account id and routing fields kept, the name redacted as text,
+    other extras redacted or dropped (see ``RAW_CUSTOMER_FIELDS``)."""
+    counts: Counter[str] = Counter()
+    if customer is None:
+        return Customer(), counts
+    fields: dict[str, Any] = {}
+    for key, value in customer.model_dump(exclude_none=True).items():
+        if key in RAW_CUSTOMER_FIELDS and isinstance(value, str | int | float | bool):
+            fields[key] = value
+        elif isinstance(value, str):
+            redacted = redact(value, regions=policy.phone_regions)
+            fields[key], counts = redacted.text, counts + redacted.counts
+        elif isinstance(value, int | float | bool):
+            fields[key] = value
+    return Customer.model_validate(fields), counts
 
 
 def _clean(text: str) -> str:

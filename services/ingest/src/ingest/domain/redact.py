@@ -22,13 +22,15 @@ import functools
 import ipaddress
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn, numdb
 
-__all__ = ["PLACEHOLDERS", "Redaction", "redact"]
+__all__ = ["DEFAULT_PHONE_REGIONS", "PLACEHOLDERS", "Redaction", "phone_regions", "redact", "redact_many", "redact_url"]
 
 PLACEHOLDERS = {
     "email": "[EMAIL]",
@@ -64,7 +66,8 @@ _SECRET = re.compile(
 # is not at most 64 characters before an "@" fails at once instead of backtracking through the whole run.
 _EMAIL = re.compile(r"\b(?>[A-Za-z0-9._%+-]{1,64})@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}\b")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){11,30}\b")
+# Any case: "de89 3704 …" is as much an IBAN as "DE89 3704 …" (the check is on the upper-cased candidate).
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}\b")
 _IBAN_REGISTRY = numdb.get("iban")
 _STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Terrace|Way|Square|Sq"
@@ -91,9 +94,15 @@ _ENOUGH_DIGITS_FOR_A_PHONE = re.compile(r"(?:\D*\d){" + str(MIN_PHONE_DIGITS) + 
 # a flood of digit groups one per group), a number found costs about as much: together at most ~0.2 s per text.
 PHONE_TRIES = 1000
 MAX_PHONES = 1000
+#: Where national-format numbers are recognised unless the caller says otherwise (ingest: INGEST_PHONE_REGIONS).
+DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR")
+# North American Numbering Plan regions: their trunk prefix "1" is mostly left out in writing.
+_NANP = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(1, ()))
 # Past the budget: any run of 6+ digits joined by phone punctuation is taken for a number (linear: digits and
 # separators are disjoint, and a separator run is at most 3 long).
 _PHONE_SHAPE = re.compile(r"(?<!\d)\+?\d(?:[ \-./()\u00a0]{0,3}\d){" + str(MIN_PHONE_DIGITS - 1) + ",}")
+# A date written day-first with dots, slashes or dashes ("05.03.2024"): valid as a German number, never one.
+_DATE = re.compile(r"\d{1,2}([./-])\d{1,2}\1(?:\d{2}|\d{4})")
 _IPV6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
 
 
@@ -103,8 +112,12 @@ class Redaction:
     counts: Counter[str] = field(default_factory=Counter)
 
 
-def redact(text: str, *, default_region: str = "US") -> Redaction:
-    """``text`` with personal data replaced; ``counts`` by kind. Never raises on any input string."""
+def redact(text: str, *, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Redaction:
+    """``text`` with personal data replaced; ``counts`` by kind. Never raises on any input string.
+
+    ``regions`` (ISO 3166 codes, first = the default) are where national-format phone numbers are
+    recognised; numbers written with ``+`` and a country code are found whatever the regions.
+    """
     counts: Counter[str] = Counter()
 
     def sub(pattern: re.Pattern[str], kind: str, s: str, valid: object = None) -> str:
@@ -123,8 +136,59 @@ def redact(text: str, *, default_region: str = "US") -> Redaction:
     out = sub(_ADDRESS, "address", out)
     out = sub(_IPV4, "ip", out, _is_ip)
     out = sub(_IPV6, "ip", out, _is_ip)
-    out = _redact_phones(out, counts, default_region)
+    out = _redact_phones(out, counts, tuple(regions) or DEFAULT_PHONE_REGIONS)
     return Redaction(out, counts)
+
+
+def redact_many(texts: Sequence[str], *, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Redaction:
+    """Several short texts (tags) redacted as ONE text, so they share one phone budget (50 tags cost no more
+    than one text of their length); ``text`` holds them joined by newlines, in order. Newlines inside a text
+    become spaces. Should a match span two of them (it cannot, but the join must never merge or lose a text),
+    each is redacted alone."""
+    cleaned = [t.replace("\r", " ").replace("\n", " ") for t in texts]
+    joined = redact("\n".join(cleaned), regions=regions)
+    if joined.text.count("\n") == max(len(cleaned) - 1, 0):
+        return joined
+    counts: Counter[str] = Counter()
+    parts = []
+    for text in cleaned:
+        one = redact(text, regions=regions)
+        counts += one.counts
+        parts.append(one.text)
+    return Redaction("\n".join(parts), counts)
+
+
+def redact_url(url: str, *, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Redaction:
+    """``url`` fit to publish: credentials (``user:pass@``) dropped, each query value and the fragment redacted
+    like text (``?email=jane@example.com`` → ``?email=[EMAIL]``), the path redacted when it holds an ``@``.
+    Scheme, host and an ordinary path are kept: they link back to the item in the vendor's tool. A string that is
+    not a URL at all is redacted whole."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return redact(url, regions=regions)
+    counts: Counter[str] = Counter()
+
+    def clean(value: str) -> str:
+        result = redact(value, regions=regions)
+        counts.update(result.counts)
+        return result.text
+
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
+        counts["secret"] += 1  # credentials in a URL are a secret, whatever they look like
+    path = clean(parts.path) if "@" in parts.path else parts.path
+    query = parts.query
+    if query:
+        before = sum(counts.values())
+        pairs = [(key, clean(value)) for key, value in parse_qsl(query, keep_blank_values=True)]
+        if sum(counts.values()) != before:  # untouched query strings keep their own encoding
+            query = urlencode(pairs, quote_via=quote, safe="[]")
+    fragment = clean(parts.fragment) if parts.fragment else ""
+    return Redaction(urlunsplit((parts.scheme, netloc, path, query, fragment)), counts)
 
 
 def _redact_ibans(text: str, counts: Counter[str]) -> str:
@@ -133,7 +197,7 @@ def _redact_ibans(text: str, counts: Counter[str]) -> str:
 
     def repl(m: re.Match[str]) -> str:
         candidate = m.group(0)
-        length = _iban_length(candidate[:2])
+        length = _iban_length(candidate[:2].upper())
         if length is None:
             return candidate
         seen = 0
@@ -169,30 +233,75 @@ def _is_ip(candidate: str) -> bool:
     return not (address.version == 4 and candidate.count(".") == 3 and candidate.startswith("0."))
 
 
-def _redact_phones(text: str, counts: Counter[str], region: str) -> str:
+def _redact_phones(text: str, counts: Counter[str], regions: tuple[str, ...]) -> str:
+    """One libphonenumber pass per region over what the previous passes left, sharing ONE budget of tries
+    (so more regions cost no more time on hostile text). The first region takes every number valid there;
+    a later region only numbers written the national way, with its trunk prefix ("020 7946 0958" in GB) and
+    grouped or 10+ digits long, so an order number that happens to be valid somewhere is not taken for a phone."""
     if not _ENOUGH_DIGITS_FOR_A_PHONE.match(text):
         return text
-    matcher = phonenumbers.PhoneNumberMatcher(
-        text, region, leniency=phonenumbers.Leniency.VALID, max_tries=PHONE_TRIES
-    )
-    pieces: list[str] = []
-    last = found = 0
-    for match in matcher:
-        pieces.append(text[last : match.start])
-        pieces.append(PLACEHOLDERS["phone"])
-        last = match.end
-        found += 1
-        if found == MAX_PHONES:
+    tries, found = PHONE_TRIES, 0
+    for index, region in enumerate(regions):
+        prefix = None if index == 0 else _trunk_prefix(region)
+        if index and prefix is None:
+            continue
+        if index and not _ENOUGH_DIGITS_FOR_A_PHONE.match(text):
+            break
+        matcher = phonenumbers.PhoneNumberMatcher(
+            text, region, leniency=phonenumbers.Leniency.VALID, max_tries=tries
+        )
+        pieces: list[str] = []
+        last = 0
+        for match in matcher:
+            if prefix is not None and not _national_shape(match.raw_string, prefix):
+                continue
+            pieces.append(text[last : match.start])
+            pieces.append(PLACEHOLDERS["phone"])
+            last = match.end
+            found += 1
+            if found == MAX_PHONES:
+                break
+        rest = text[last:]
+        # The matcher stops silently when its tries run out; it keeps the count in `_max_tries` (no public API).
+        # Should a new version drop that attribute, every text counts as past the budget: over-redaction, not a leak.
+        tries = getattr(matcher, "_max_tries", 0)
+        exhausted = found == MAX_PHONES or tries <= 0
+        if exhausted:
+            rest = _redact_phone_shapes(rest, counts)
+        pieces.append(rest)
+        text = "".join(pieces)
+        if exhausted:
             break
     if found:
         counts["phone"] += found
-    rest = text[last:]
-    # The matcher stops silently when its tries run out; it keeps the count in `_max_tries` (no public API).
-    # Should a new version drop that attribute, every text counts as past the budget: over-redaction, not a leak.
-    if found == MAX_PHONES or getattr(matcher, "_max_tries", 0) <= 0:
-        rest = _redact_phone_shapes(rest, counts)
-    pieces.append(rest)
-    return "".join(pieces)
+    return text
+
+
+def _national_shape(raw: str, prefix: str) -> bool:
+    """A later region's number must start with its trunk prefix (if it writes one), and be grouped ("030 1234567")
+    or 10+ digits long: a bare "0224976" is more often an invoice number than a German phone; "05.03.2024" is a date."""
+    if not raw.lstrip("(").startswith(prefix) or _DATE.fullmatch(raw):
+        return False
+    return any(not c.isdigit() for c in raw) or sum(c.isdigit() for c in raw) >= 10
+
+
+@functools.cache
+def _trunk_prefix(region: str) -> str | None:
+    """The digits a national number of ``region`` starts with ("0" in GB, DE, FR); "" where none is written (the
+    NANP's "1" mostly is not, Italy has none); None for a region libphonenumber does not know."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper())
+    if metadata is None:
+        return None
+    return "" if region.upper() in _NANP else (metadata.national_prefix or "")
+
+
+def phone_regions(setting: str) -> tuple[str, ...]:
+    """``"US,GB,DE,FR"`` as region codes, checked against libphonenumber; raises ValueError naming an unknown one."""
+    regions = tuple(dict.fromkeys(r.strip().upper() for r in setting.split(",") if r.strip()))
+    unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(f"unknown phone region(s): {', '.join(unknown)}; use ISO 3166 codes such as US, GB, DE")
+    return regions or DEFAULT_PHONE_REGIONS
 
 
 def _redact_phone_shapes(text: str, counts: Counter[str]) -> str:

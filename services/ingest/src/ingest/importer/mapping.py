@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from feedbackloop.contracts.events import Channel
 from ingest.domain.connectors.base import as_datetime
 from ingest.domain.feedback import FeedbackIn
+from ingest.domain.reserved import reserved_source_reason
 from ingest.importer.errors import FileRejected
 from ingest.importer.rows import BadRow, Row
 
@@ -123,9 +124,13 @@ def map_rows(
     """Map every row. ``source_name`` is the items' ``source`` (default: the export kind, ``import`` for
     generic); ``channel`` defaults to ``review`` for the app stores and ``api`` for generic.
 
-    Raises ``FileRejected`` when the header lacks a column the kind needs (nothing can be imported).
+    Raises ``FileRejected`` when the header lacks a column the kind needs, or ``source_name`` is reserved for a
+    signed webhook (:mod:`ingest.domain.reserved`): nothing can be imported.
     """
     source = source_name or ("import" if kind == "generic" else kind)
+    reason = reserved_source_reason(source)
+    if reason is not None:
+        raise FileRejected(f"--source-name {reason}")
     chosen: Channel = channel or ("api" if kind == "generic" else "review")
     mapper = _mapper(kind, header, dict(columns or {}))
     result = Mapped()

@@ -24,7 +24,10 @@ class FeedbackItem(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     item: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the redacted feedback.raw.v1 data")
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the request as received (personal data included)")
+    raw: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, nullable=True,
+        comment="the request as received (personal data included); NULL once past INGEST_RAW_RETENTION_DAYS",
+    )
     content_key: Mapped[str | None] = mapped_column(
         String(64), nullable=True, comment="hash of author + normalized text: finds near-duplicates"
     )

@@ -67,8 +67,15 @@ class StandardWebhooks:
         if not entries:
             return Outcome.ignore("an empty list holds no feedback item")
         try:
-            return Outcome(_items.validate_python(entries))
+            items = _items.validate_python(entries)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             return Outcome.ignore(f"not a feedback item: {where}: {first['msg']}")
+        # signed with the integrator's key, not the vendor's: a vendor's source name is not theirs to use
+        from ingest.domain.reserved import RESERVED_SOURCES  # here: reserved imports this package
+
+        taken = sorted({item.source for item in items} & RESERVED_SOURCES)
+        if taken:
+            return Outcome.ignore(f"source `{taken[0]}` is reserved for its own signed webhook; nothing was stored")
+        return Outcome(items)
