@@ -215,6 +215,8 @@ def test_the_config_map_and_example_secrets_name_only_real_settings(
 
     sources = {f"INGEST_{f.upper()}" for f in IngestSettings.model_fields if f.endswith("_secret")}
     assert set(webhooks) == sources, "one webhook secret per source ingest accepts"
+    pseudonym = find(secrets, "Secret", "feedbackloop-ingest-pseudonym")["stringData"]
+    assert list(pseudonym) == ["INGEST_PSEUDONYM_KEY"], "ingest's production profile refuses to start without it"
     assert unknown_settings(list(find(secrets, "Secret", "feedbackloop-notification-smtp")["stringData"])) == []
     keys = json.loads(find(secrets, "Secret", "feedbackloop-api-keys")["stringData"]["keys.json"])
     assert isinstance(keys, dict)
