@@ -160,8 +160,8 @@ def _group_commits(url: str) -> tuple[float, float]:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
               if line.startswith("feedbackloop_ingest_group_commit_items_")}
-    return values.get("feedbackloop_ingest_group_commit_items_sum", 0.0), \
-        values.get("feedbackloop_ingest_group_commit_items_count", 0.0)
+    return values.get('feedbackloop_ingest_group_commit_items_sum{service="ingest"}', 0.0), \
+        values.get('feedbackloop_ingest_group_commit_items_count{service="ingest"}', 0.0)
 
 
 def _run_loop(coro: Coroutine[Any, Any, T]) -> T:

@@ -2,6 +2,11 @@
 
 Defined once per process at import (each service is its own process); tests that run several
 services in one process tell them apart by the ``service`` label.
+
+Naming, for these and for a service's own metrics: ``feedbackloop_`` then, for a service's own,
+``<service>_``; base units as suffixes (``_seconds``, a latency being ``_duration_seconds``); counters end in
+``_total``; ``service`` is the first label. Prometheus adds ``job`` (``feedbackloop-<service>``, see
+``deploy/prometheus/prometheus.yml``) and ``instance`` when it scrapes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ HTTP_REQUESTS = Counter(
     "feedbackloop_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "feedbackloop_http_request_seconds",
+    "feedbackloop_http_request_duration_seconds",
     "HTTP request latency",
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -39,7 +44,7 @@ EVENTS_DEAD_LETTERED = Counter(
     "feedbackloop_events_dead_lettered_total", "Events sent to a dead-letter topic", ["service", "topic"]
 )
 EVENT_PROCESSING = Histogram(
-    "feedbackloop_batch_processing_seconds",
+    "feedbackloop_batch_processing_duration_seconds",
     "Time to handle one consumed batch, transaction included",
     ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

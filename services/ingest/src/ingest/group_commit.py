@@ -186,7 +186,7 @@ class GroupCommitter:
                     else:
                         self._answer(waiting, outcome)
                 return
-            GROUP_COMMIT_SIZE.observe(sum(w.size for w in batch))
+            GROUP_COMMIT_SIZE.labels("ingest").observe(sum(w.size for w in batch))
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 self._answer(waiting, outcome)
         finally:

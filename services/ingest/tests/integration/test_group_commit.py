@@ -67,7 +67,8 @@ async def _ddl(url: str, statements: list[str]) -> None:
 
 def _histogram(metrics: str) -> tuple[float, float]:
     """(items, transactions) of the group-commit histogram."""
-    found = dict(re.findall(r"^feedbackloop_ingest_group_commit_items_(sum|count) (\S+)$", metrics, re.M))
+    found = dict(re.findall(r'^feedbackloop_ingest_group_commit_items_(sum|count)\{service="ingest"\} (\S+)$', metrics,
+                            re.M))
     return float(found.get("sum", 0)), float(found.get("count", 0))
 
 

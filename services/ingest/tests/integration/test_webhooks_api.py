@@ -140,5 +140,6 @@ async def test_webhooks_verify_store_publish_and_report(
     assert by_source["canny"]["rejections_24h"] == {"nonce": 1}
     assert by_source["typeform"]["rejections_24h"] == {"not_configured": 12, "rate_limited": 1}
     assert (
-        'feedbackloop_ingest_webhook_deliveries_total{outcome="rejected",reason="signature",source="slack"}' in metrics
+        ('feedbackloop_ingest_webhook_deliveries_total'
+         '{outcome="rejected",reason="signature",service="ingest",source="slack"}') in metrics
     )

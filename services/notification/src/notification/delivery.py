@@ -81,12 +81,14 @@ __all__ = ["CHANNELS_PAUSED", "PAUSE_NAMESPACE", "SERVICE", "DeliveryWorker", "O
 
 log = get_logger(__name__)
 
-ATTEMPTS = Counter("notification_delivery_attempts_total", "Webhook attempts, by outcome", ["outcome"])
-ATTEMPT_SECONDS = Histogram("notification_delivery_attempt_seconds", "Duration of one webhook attempt",
+ATTEMPTS = Counter("feedbackloop_notification_delivery_attempts_total", "Delivery attempts, by outcome",
+                   ["service", "outcome"])
+ATTEMPT_SECONDS = Histogram("feedbackloop_notification_delivery_attempt_duration_seconds",
+                            "Duration of one delivery attempt", ["service"],
                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
-CHANNELS_PAUSED = Counter("notification_channels_paused_total", "Channels paused after failing deliveries in a row",
-                          ["type"])
+CHANNELS_PAUSED = Counter("feedbackloop_notification_channels_paused_total",
+                          "Channels paused after failing deliveries in a row", ["service", "type"])
 #: Namespace of the ids of "channel paused" insights: one pause of one channel is always the same event.
 PAUSE_NAMESPACE = uuid.UUID("7c2e9b14-6a3f-5d82-b0e4-1f5a8c3d9e27")
 _LEASE_MARGIN = timedelta(seconds=30)
@@ -240,7 +242,7 @@ class DeliveryWorker:
         except Exception as exc:
             outcome = _unsendable(claim, channel, exc)
         outcome.took = time.perf_counter() - started
-        ATTEMPT_SECONDS.observe(outcome.took)
+        ATTEMPT_SECONDS.labels(SERVICE).observe(outcome.took)
         return outcome
 
     async def _post(self, client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str]) -> Outcome:
@@ -327,7 +329,7 @@ class DeliveryWorker:
             if result != "retry" and claim.channel is not None:
                 await self._track_health(uow, claim, succeeded, error, now)
             await uow.commit()
-        ATTEMPTS.labels(result).inc()
+        ATTEMPTS.labels(SERVICE, result).inc()
         log_method = log.info if succeeded else log.warning
         log_method("delivery attempt", delivery_id=claim.id, attempt=claim.attempt, outcome=result,
                    status_code=status, error=error, **outcome.log_ids)
@@ -360,7 +362,7 @@ class DeliveryWorker:
             failures=health.consecutive_failures, last_error=error, paused_at=now, held=held),
             event_id=str(uuid.uuid5(PAUSE_NAMESPACE, f"{claim.rule_id}\x1f{claim.channel_index}\x1f"
                                                      f"{now.isoformat()}")))
-        CHANNELS_PAUSED.labels(channel_type).inc()
+        CHANNELS_PAUSED.labels(SERVICE, channel_type).inc()
         log.warning("channel paused", rule_id=claim.rule_id, channel_index=claim.channel_index,
                     failures=health.consecutive_failures, held=held)
 

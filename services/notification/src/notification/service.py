@@ -68,12 +68,18 @@ __all__ = [
 
 log = get_logger(__name__)
 
-EVENTS_UNMATCHED = Counter("notification_events_unmatched_total", "Events that matched no enabled rule", ["event"])
-DELIVERIES_QUEUED = Counter("notification_deliveries_queued_total", "Deliveries queued by matching rules", ["event"])
-DELIVERIES_HELD = Counter("notification_deliveries_held_total",
-                          "Matches rolled into a digest instead of sent, or held for a paused channel", ["reason"])
-EPISODES_SUPPRESSED = Counter("notification_insight_episodes_suppressed_total",
-                              "Insights not sent again because they continue an episode a rule already sent")
+#: The ``service`` label of notification's own metrics (named as in :mod:`feedbackloop.metrics`).
+_SERVICE = "notification"
+EVENTS_UNMATCHED = Counter("feedbackloop_notification_events_unmatched_total", "Events that matched no enabled rule",
+                           ["service", "event"])
+DELIVERIES_QUEUED = Counter("feedbackloop_notification_deliveries_queued_total", "Deliveries queued by matching rules",
+                            ["service", "event"])
+DELIVERIES_HELD = Counter("feedbackloop_notification_deliveries_held_total",
+                          "Matches rolled into a digest instead of sent, or held for a paused channel",
+                          ["service", "reason"])
+EPISODES_SUPPRESSED = Counter("feedbackloop_notification_insight_episodes_suppressed_total",
+                              "Insights not sent again because they continue an episode a rule already sent",
+                              ["service"])
 
 #: Namespace of delivery ids: the same (event, rule, channel) always gets the same webhook-id.
 DELIVERY_NAMESPACE = uuid.UUID("0b6f3a52-8d1e-5c4a-9f27-6e3d1c2b4a90")
@@ -268,7 +274,7 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
     session = uow.session
     rules = [r for r in await RuleRepository(session).enabled() if _fires(r, event_kind, data)]
     if not rules:
-        EVENTS_UNMATCHED.labels(event_kind).inc()
+        EVENTS_UNMATCHED.labels(_SERVICE, event_kind).inc()
         return 0
     now = now or datetime.now(UTC)
     subject = _subject_of(event_kind, data) if subject is None else subject[:64]
@@ -283,7 +289,7 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
     digests: dict[str, dict[str, Any]] = {}
     for rule in rules:
         if event_kind == "insight" and await _continues_episode(state, rule.id, event_id, data, noise.episode_gap_s):
-            EPISODES_SUPPRESSED.inc()
+            EPISODES_SUPPRESSED.labels(_SERVICE).inc()
             log.info("insight continues an episode already sent; not sent again", rule_id=rule.id, event_id=event_id)
             continue
         payload = build_payload(event_kind=event_kind, rule_id=rule.id, rule_name=rule.name, team=rule.team,
@@ -300,7 +306,7 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
             hold: tuple[str, datetime, datetime] | None = None  # reason, window start, release time
             if (rule.id, index) in paused:
                 row.update(status="paused", next_attempt_at=None, last_error="the channel is paused")
-                DELIVERIES_HELD.labels("paused").inc()
+                DELIVERIES_HELD.labels(_SERVICE, "paused").inc()
             elif quiet_until is not None:
                 hold = ("quiet_hours", now, quiet_until)
             elif throttle is not None:
@@ -317,14 +323,14 @@ async def route_event(uow: UnitOfWork, event_kind: EventKind, event_id: str, dat
                     "created_at": now, "delivered_at": None, "digest_id": None, "trace_context": trace_context,
                     "payload": {"type": "digest", "reason": reason, "rule": payload["rule"],
                                 "window": {"from": opened.isoformat(), "to": release.isoformat()}}})
-                DELIVERIES_HELD.labels(reason).inc()
+                DELIVERIES_HELD.labels(_SERVICE, reason).inc()
             rows.append(row)
     if not rows:
         return 0
     deliveries = DeliveryRepository(session)
     await deliveries.queue(list(digests.values()))
     await deliveries.queue(rows)
-    DELIVERIES_QUEUED.labels(event_kind).inc(len(rows))
+    DELIVERIES_QUEUED.labels(_SERVICE, event_kind).inc(len(rows))
     log.info("deliveries queued", event_kind=event_kind, deliveries=len(rows), digested=sum(
         r["status"] == "digested" for r in rows))
     return len(rows)

@@ -47,7 +47,8 @@ async def test_matching_events_are_delivered_signed_retried_and_recorded(
     receiver.script["bad"] = [400]
     settings = notification_settings(tmp_path, kafka_settings, common_settings, retry_schedule="0,0.2,0.2")
     await ensure_topics(kafka_settings)
-    unmatched_before = _metric("notification_events_unmatched_total", event="feedback")
+    unmatched_before = _metric("feedbackloop_notification_events_unmatched_total", service="notification",
+                               event="feedback")
     duplicates_before = _metric("feedbackloop_events_consumed_total", service="notification",
                                 topic=FEEDBACK_CLASSIFIED.name, outcome="duplicate")
 
@@ -98,7 +99,8 @@ async def test_matching_events_are_delivered_signed_retried_and_recorded(
         assert hit.payload["type"] == "feedback" and hit.payload["event_id"] == "evt-bug"
         assert hit.payload["rule"] == {"id": rules["ok"], "name": "ok", "team": "support"}
         assert hit.payload["data"]["customer"]["plan"] == "enterprise"
-        assert _metric("notification_events_unmatched_total", event="feedback") > unmatched_before
+        assert _metric("feedbackloop_notification_events_unmatched_total", service="notification",
+                       event="feedback") > unmatched_before
 
         # 500, 500, 200: one delivery, three attempts, the same webhook-id every time.
         flaky = by_rule[rules["flaky"]]

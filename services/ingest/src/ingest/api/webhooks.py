@@ -107,17 +107,17 @@ async def receive_webhook(
         ids = [str(i) for i in stored]
     if outcome.reply is not None:
         stats.record_ignored(source, now)
-        WEBHOOK_DELIVERIES.labels(source, "handshake", "").inc()
+        WEBHOOK_DELIVERIES.labels("ingest", source, "handshake", "").inc()
         return JSONResponse(outcome.reply, status_code=200)
     if outcome.ignored is not None or not ids:
         reason = outcome.ignored or "nothing to store"
         stats.record_ignored(source, now)
-        WEBHOOK_DELIVERIES.labels(source, "ignored", "").inc()
+        WEBHOOK_DELIVERIES.labels("ingest", source, "ignored", "").inc()
         log.info("webhook ignored", source=source, reason=reason)
         return JSONResponse({"ignored": True, "reason": reason, "feedback_ids": []}, status_code=202)
     stats.record_accepted(source, now, len(ids))
-    WEBHOOK_DELIVERIES.labels(source, "accepted", "").inc()
-    ITEMS_STORED.labels(source).inc(len(ids))
+    WEBHOOK_DELIVERIES.labels("ingest", source, "accepted", "").inc()
+    ITEMS_STORED.labels("ingest", source).inc(len(ids))
     return JSONResponse({"feedback_ids": ids}, status_code=202)
 
 
@@ -135,7 +135,7 @@ async def list_sources(_key: ReadKey, settings: SettingsDep, stats: StatsDep) ->
 
 def _rejected(stats: Any, source: str, now: datetime, reason: str) -> None:
     stats.record_rejected(source, now, reason)
-    WEBHOOK_DELIVERIES.labels(source, "rejected", reason).inc()
+    WEBHOOK_DELIVERIES.labels("ingest", source, "rejected", reason).inc()
     log.warning("webhook rejected", source=source, check=reason)
 
 
