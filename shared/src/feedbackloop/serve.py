@@ -2,20 +2,28 @@
 
 uvicorn turns SIGTERM and SIGINT into a graceful shutdown: the app's lifespan then stops the
 consumers (the batch in hand finishes and commits), the relay and the store, in that order.
+
+A slow or oversized client cannot hold a connection (:mod:`feedbackloop.http.slow_clients`): request line and
+headers must arrive within ``FEEDBACKLOOP_HEADER_TIMEOUT_SECONDS`` and stay under
+``FEEDBACKLOOP_MAX_HEADER_BYTES`` (on either HTTP parser), an idle kept-alive connection closes after
+``FEEDBACKLOOP_KEEP_ALIVE_SECONDS``, and ``X-Forwarded-*`` headers are believed only from
+``FEEDBACKLOOP_FORWARDED_ALLOW_IPS``.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
 
+from feedbackloop.http.slow_clients import GuardedHttpTools
 from feedbackloop.logs import configure_logging
 from feedbackloop.settings import ServiceSettings
 
-__all__ = ["serve"]
+__all__ = ["serve", "server_config"]
 
 
 def serve(service: str, create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
@@ -25,10 +33,25 @@ def serve(service: str, create_app: Callable[[ServiceSettings], FastAPI], settin
     # there before it; with this one the process then exits 0, as a finished graceful stop should.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(
+    server = uvicorn.Server(server_config(app, settings))
+    server.run()
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run: the app did not start (a port taken, a lifespan that failed)
+
+
+def server_config(app: FastAPI, settings: ServiceSettings, *, port: int | None = None) -> uvicorn.Config:
+    """How every service is served: its host and port (``port`` overrides), and the slow-client limits."""
+    common = settings.common
+    guarded = type("GuardedHttpTools", (GuardedHttpTools,), {"header_timeout": common.header_timeout_seconds,
+                                                             "max_header_bytes": common.max_header_bytes})
+    return uvicorn.Config(
         app,
         host=settings.host,
-        port=settings.port,
+        port=settings.port if port is None else port,
+        http=guarded,
+        h11_max_incomplete_event_size=common.max_header_bytes,  # the same cap, should the h11 parser be chosen
+        timeout_keep_alive=common.keep_alive_seconds,
+        forwarded_allow_ips=common.forwarded_allow_ips,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,

@@ -16,6 +16,9 @@ class AggregationSettings(ServiceSettings):
     database_url: str = default_database_url("aggregation")
     port: int = 8003
 
+    # A page of the read API is up to 200 items, some tens of ms on the event loop: 16 at once keep /healthz and
+    # everything else answering within a second while the rest of a storm is refused with 503 + Retry-After.
+    max_concurrent_requests: int | None = Field(default=16, ge=1, description="Requests handled at once")
     impact_mrr_unit: float = Field(default=100.0, gt=0, description="Affected mrr that weighs as much as one item")
     detect_interval_seconds: float = Field(default=10.0, gt=0, description="How often the detectors run")
     spike_alpha: float = Field(default=1e-5, gt=0, lt=1, description="Tail probability below which a count spikes")
@@ -36,6 +39,10 @@ class AggregationSettings(ServiceSettings):
     release_window_hours: float = Field(default=6.0, ge=0,
                                         description="A release this long before an episode is named in it")
     dashboard_open_on_loopback: bool = Field(default=True, description="Embedded profile: no key for 127.0.0.1")
+    dashboard_session_hours: float = Field(default=12.0, gt=0, description="A dashboard sign-in lasts this long")
+    dashboard_cookie_secure: bool = Field(
+        default=False, description="Always mark the session cookie Secure (behind a TLS proxy that is not among "
+        "FEEDBACKLOOP_FORWARDED_ALLOW_IPS); it is Secure anyway when the request came over https")
 
     def spike_config(self) -> SpikeConfig:
         return SpikeConfig(history_days=self.spike_history_days, min_history_days=self.spike_min_history_days,

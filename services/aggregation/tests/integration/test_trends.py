@@ -119,7 +119,10 @@ def _chromium(url: str, png: Path) -> str:
     assert binary, "Debian package `chromium` is required (.ci/run installs it)"
     flags = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,1300"]
     subprocess.run([*flags, f"--screenshot={png}", url], check=True, capture_output=True, timeout=120)
-    dom = subprocess.run([*flags, "--dump-dom", url], check=True, capture_output=True, timeout=120)
+    dom = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--dump-dom", url], check=True,
+                         capture_output=True, timeout=120)
+    refused = [line for line in dom.stderr.decode(errors="replace").splitlines() if "Content Security Policy" in line]
+    assert not refused, f"the page breaks its own Content-Security-Policy: {refused[:3]}"
     return dom.stdout.decode()
 
 

@@ -21,6 +21,9 @@ class IngestSettings(ServiceSettings):
     port: int = 8001
     max_batch_items: int = Field(default=1000, ge=1, description="Items one POST /v1/feedback may carry")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body accepted")
+    # Concurrent posts are what group commit stores together (one transaction for up to 256): a cap of 256 lets
+    # a busy client pool fill a group, and a post costs the event loop well under a millisecond.
+    max_concurrent_requests: int | None = Field(default=256, ge=1, description="Requests handled at once")
 
     # One signing secret per webhook source: INGEST_<SOURCE>_SECRET. A source without one rejects its webhooks.
     zendesk_secret: SecretStr | None = None

@@ -3,10 +3,16 @@
 SQLite is set up for one writer and many readers: WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for
 write transactions so that two writers queue instead of failing on a lock upgrade. Read-only work
 uses :func:`reader` and a plain ``BEGIN``, which WAL lets run beside a writer.
+
+A request waits at most :data:`POOL_TIMEOUT_SECONDS` for a free connection; then SQLAlchemy raises its
+``TimeoutError``, which the HTTP app answers 503 (:mod:`feedbackloop.http.overload`) and a consumer retries.
+A SQLite file holds raw feedback and channel secrets: it is created owner-only (0600, its folder 0700), and
+SQLite gives its ``-wal`` and ``-shm`` files the same mode.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +21,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["create_engine", "insert_ignoring_duplicates", "is_sqlite", "reader", "session_factory"]
+__all__ = [
+    "POOL_TIMEOUT_SECONDS",
+    "create_engine",
+    "insert_ignoring_duplicates",
+    "is_sqlite",
+    "reader",
+    "session_factory",
+]
+
+
+POOL_TIMEOUT_SECONDS = 5
 
 
 def is_sqlite(url: str) -> bool:
@@ -26,10 +42,11 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
     """An engine for ``url``; for a SQLite file, its folder is created if missing."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                                   pool_timeout=POOL_TIMEOUT_SECONDS)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        _create_private(Path(parsed.database))
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_timeout=POOL_TIMEOUT_SECONDS)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -48,6 +65,13 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """The database file and its folder, owner-only, if missing (an existing file keeps its mode)."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:

@@ -1,9 +1,13 @@
 """The built-in dashboard: ``GET /`` (themes by impact, volume and sentiment with release markers, KPIs,
 latest insights), ``GET /dashboard/themes/{id}`` (drill-down to the items) and the read-key login.
 
-Server-rendered HTML (Jinja2) with inline SVG charts (``chart.py``): no script and no CDN. On the
-embedded profile a loopback client needs no key; anyone else posts a read key once to ``/login`` and
-keeps it in an HttpOnly, SameSite=Strict session cookie that every page verifies against the key file.
+Server-rendered HTML (Jinja2) with inline SVG charts (``chart.py``): no script and no CDN, so the shared
+app's Content-Security-Policy (no script, inline styles only) suits it. On the embedded profile a loopback
+client needs no key; anyone else posts a read key once to ``/login`` and gets a session
+(:mod:`aggregation.store.sessions`): the cookie holds a random id, never the key, and is HttpOnly,
+SameSite=Strict, and Secure when the request came over https (``X-Forwarded-Proto`` from a trusted proxy
+counts) or ``AGGREGATION_DASHBOARD_COOKIE_SECURE`` says so. Every page checks the session and that its key is
+still active with the read scope; ``POST /logout`` deletes the session.
 """
 
 from __future__ import annotations
@@ -18,38 +22,43 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from aggregation.api.deps import AnalyticsDep, QueriesDep, SettingsDep
+from aggregation.api.deps import AnalyticsDep, QueriesDep, SessionsDep, SettingsDep
 from aggregation.chart import Marker, volume_chart
 from aggregation.domain.filters import FeedbackFilter, InsightFilter
 from aggregation.domain.kpis import backdated_definition, time_to_classify_caption
 from aggregation.domain.rollups import Bucket
 from aggregation.domain.windows import ceil_hour, window_ending
 from aggregation.reports import add_top_customers, kpi_report, rank_themes, series
+from aggregation.store.sessions import DashboardSessions
 from feedbackloop.keys import InvalidKey, KeyStore
 
 router = APIRouter(include_in_schema=False)
-COOKIE = "feedbackloop_read_key"
+COOKIE = "feedbackloop_session"
+#: Where earlier versions kept the read key itself: never read, deleted at sign-in and sign-out.
+OLD_KEY_COOKIE = "feedbackloop_read_key"
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
                          autoescape=select_autoescape(["html"]))
 
 
-def _authorized(request: Request) -> bool:
+def _on_open_loopback(request: Request) -> bool:
     settings = request.app.state.settings
-    host = request.client.host if request.client else ""
-    if settings.common.profile == "embedded" and settings.dashboard_open_on_loopback:
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return True
-        except ValueError:
-            pass
-    key = request.cookies.get(COOKIE)
-    if not key:
+    if settings.common.profile != "embedded" or not settings.dashboard_open_on_loopback:
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host if request.client else "").is_loopback
+    except ValueError:
+        return False
+
+
+async def _authorized(request: Request, sessions: DashboardSessions) -> bool:
+    """A loopback client of the embedded profile, or a live session whose API key still reads."""
+    if _on_open_loopback(request):
+        return True
+    key_id = await sessions.key_of(request.cookies.get(COOKIE, ""))
+    if key_id is None:
         return False
     store: KeyStore = request.app.state.keys
-    try:
-        return store.verify(key).allows("read")
-    except InvalidKey:
-        return False
+    return any(k.id == key_id and k.allows("read") for k in store.active())
 
 
 def _render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -62,18 +71,34 @@ async def login_form(error: str | None = None) -> HTMLResponse:
 
 
 @router.post("/login")
-async def login(request: Request) -> Response:
+async def login(request: Request, sessions: SessionsDep, settings: SettingsDep) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key = (form.get("key") or [""])[0].strip()
     store: KeyStore = request.app.state.keys
     try:
-        valid = store.verify(key).allows("read")
+        verified = store.verify(key)
     except InvalidKey:
-        valid = False
-    if not valid:
+        verified = None
+    if verified is None or not verified.allows("read"):
         return _render("login.html", status=401, error="That key is not valid or lacks the read scope.")
+    lasting = timedelta(hours=settings.dashboard_session_hours)
+    token = await sessions.open(verified.id, lasting)
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    secure = settings.dashboard_cookie_secure or request.url.scheme == "https"
+    response.set_cookie(COOKIE, token, max_age=int(lasting.total_seconds()), httponly=True, samesite="strict",
+                        secure=secure)
+    response.delete_cookie(OLD_KEY_COOKIE)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, sessions: SessionsDep) -> Response:
+    token = request.cookies.get(COOKIE)
+    if token:
+        await sessions.close(token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    response.delete_cookie(OLD_KEY_COOKIE)
     return response
 
 
@@ -114,8 +139,8 @@ def _shown_insights(latest: list[dict[str, Any]], slots: int = 8) -> tuple[list[
 
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesDep, settings: SettingsDep,
-                    window: str = "30d") -> Response:
-    if not _authorized(request):
+                    sessions: SessionsDep, window: str = "30d") -> Response:
+    if not await _authorized(request, sessions):
         return RedirectResponse("/login", status_code=303)
     days = {"7d": 7, "30d": 30, "90d": 90}.get(window, 30)
     end = ceil_hour(datetime.now(UTC))
@@ -149,14 +174,14 @@ async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesD
     return _render("dashboard.html", cards=cards, themes=themes, top_impact=top_impact, insights=insights,
                    chart=volume_chart(points, markers, bucket_label="%b %d" if bucket == "day" else "%H:%M"),
                    window=window if window in ("7d", "30d", "90d") else "30d", releases=releases[:5],
-                   more_urgent=more_urgent,
+                   more_urgent=more_urgent, signed_in=COOKIE in request.cookies,
                    generated=datetime.now(UTC))
 
 
 @router.get("/dashboard/themes/{theme_id}", response_class=HTMLResponse)
 async def theme_page(theme_id: str, request: Request, analytics: AnalyticsDep, queries: QueriesDep,
-                     settings: SettingsDep) -> Response:
-    if not _authorized(request):
+                     settings: SettingsDep, sessions: SessionsDep) -> Response:
+    if not await _authorized(request, sessions):
         return RedirectResponse("/login", status_code=303)
     end = ceil_hour(datetime.now(UTC))
     span = window_ending(end, timedelta(days=30))

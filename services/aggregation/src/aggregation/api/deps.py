@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from aggregation.config import AggregationSettings
 from aggregation.store.analytics import AnalyticsQueries
 from aggregation.store.repository import ReadQueries
+from aggregation.store.sessions import DashboardSessions
 from feedbackloop.db import UnitOfWorkFactory
 
 
@@ -30,7 +31,13 @@ def _uow(request: Request) -> UnitOfWorkFactory:
     return factory
 
 
+def _sessions(request: Request) -> DashboardSessions:
+    runtime = request.app.state.runtime
+    return DashboardSessions(runtime.uow, runtime.read_engine)
+
+
 QueriesDep = Annotated[ReadQueries, Depends(_queries)]
 AnalyticsDep = Annotated[AnalyticsQueries, Depends(_analytics)]
 SettingsDep = Annotated[AggregationSettings, Depends(_settings)]
 UowDep = Annotated[UnitOfWorkFactory, Depends(_uow)]
+SessionsDep = Annotated[DashboardSessions, Depends(_sessions)]
