@@ -280,3 +280,34 @@ async def test_events_raised_in_a_failed_savepoint_are_not_published(
         async with engine.connect() as conn:
             rows = (await conn.execute(select(tables.outbox.c.event_id))).scalars().all()
     assert rows == ["out-e2"]
+
+
+async def test_binary_mode_records_from_a_cloudevents_sdk_are_handled_with_the_key_as_subject(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """The consumer hands decode the record's headers and key: an SDK's binary-mode record (attributes in
+    ``ce_*`` headers, no ``subject``) is handled like ours, its subject the record key."""
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+
+    seen: list[Envelope[Any]] = []
+
+    async def handler(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        seen.append(event)
+        await record(uow, event)
+
+    data = raw_event(1, text="from the SDK").data.model_dump(mode="json")
+    message = ce_kafka.to_binary(CloudEvent({"type": FEEDBACK_RAW.event_type, "source": "/ci", "id": "sdk-1",
+                                             "datacontenttype": "application/json",
+                                             "partitionkey": data["feedback_id"]}, data), JSONFormat())
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    async with running(tmp_path, kafka_settings, handler) as (_, _, engine):
+        await producer.start()
+        try:
+            await producer.send_and_wait(FEEDBACK_RAW.name, message.value, key=str(message.key).encode(),
+                                         headers=list(message.headers.items()))
+        finally:
+            await producer.stop()
+        await wait_for(lambda: count(engine), lambda n: n == 1, what="the SDK's event handled")
+    assert [(e.id, e.subject, e.data.text) for e in seen] == [("sdk-1", data["feedback_id"], "from the SDK")]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from feedbackloop.contracts.webhooks import add_webhooks
 from feedbackloop.db import session_factory
 from feedbackloop.http import build_app
 from feedbackloop.runtime import ServiceRuntime, start_runtime
@@ -53,4 +54,5 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=[rules.router, teams.router, deliveries.router],
         max_body_bytes=settings.max_body_bytes,
+        openapi_extensions=[add_webhooks],  # the payloads it sends, as OpenAPI 3.1 `webhooks`
     )

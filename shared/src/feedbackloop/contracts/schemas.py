@@ -15,35 +15,50 @@ import yaml
 from feedbackloop.contracts.envelope import CONTENT_TYPE
 from feedbackloop.contracts.topics import TOPICS, Topic
 
-__all__ = ["asyncapi", "event_schema", "render_all", "schema_dir"]
+__all__ = ["JSON_MEDIA_TYPE", "asyncapi", "event_schema", "render_all", "schema_dir"]
 
 
 def schema_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "schemas"
 
 
+#: ``datacontenttype`` values that declare JSON data: ``application/json`` or any ``<type>/<subtype>+json``.
+JSON_MEDIA_TYPE = r"^(application/json|[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+\+json)\s*(;.*)?$"
+
+
 def event_schema(topic: Topic) -> dict[str, Any]:
-    """The JSON Schema of one record value of ``topic``: the CloudEvents envelope with its typed ``data``."""
+    """The JSON Schema of one structured-mode record value of ``topic``: the CloudEvents envelope with its typed
+    ``data``. The context attributes follow the official CloudEvents 1.0 JSON Schema (``cloudevents/formats/
+    cloudevents.json`` in cloudevents/spec), narrowed to the topic: ``specversion`` 1.0, the topic's ``type``, and
+    JSON ``data``. ``time`` and ``subject`` are optional in CloudEvents; Feedback Loop's producers always set them."""
     data = topic.model.model_json_schema(by_alias=True, mode="serialization")
     defs = data.pop("$defs", {})
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://feedbackloop.dev/schemas/{topic.name}.json",
         "title": f"{topic.name} event",
-        "description": f"{topic.description} CloudEvents 1.0, structured mode.",
+        "description": f"{topic.description} CloudEvents 1.0, structured mode (binary mode is read too: the same "
+        "attributes as ce_* headers, data as the value).",
         "type": "object",
-        "required": ["specversion", "id", "source", "type", "time", "subject", "data"],
+        "required": ["specversion", "id", "source", "type", "data"],
         "properties": {
-            "specversion": {"const": "1.0"},
-            "id": {"type": "string", "description": "Event id; consumers skip ids they have processed"},
-            "source": {"type": "string", "examples": ["/feedbackloop/ingest"]},
-            "type": {"const": topic.event_type},
-            "time": {"type": "string", "format": "date-time"},
-            "subject": {"type": "string", "description": f"The {topic.key_field}; also the record key"},
-            "datacontenttype": {"const": "application/json"},
-            "dataschema": {"type": "string"},
+            "specversion": {"type": "string", "minLength": 1, "const": "1.0"},
+            "id": {"type": "string", "minLength": 1,
+                   "description": "Event id; consumers skip ids they have processed"},
+            "source": {"type": "string", "minLength": 1, "format": "uri-reference",
+                       "examples": ["/feedbackloop/ingest"]},
+            "type": {"type": "string", "minLength": 1, "const": topic.event_type},
+            "time": {"type": "string", "minLength": 1, "format": "date-time"},
+            "subject": {"type": "string", "minLength": 1,
+                        "description": f"The {topic.key_field}; also the record key. When absent, consumers take "
+                        "the record key"},
+            "datacontenttype": {"type": "string", "minLength": 1, "pattern": JSON_MEDIA_TYPE,
+                                "description": "A JSON media type; absent means application/json"},
+            "dataschema": {"type": "string", "minLength": 1, "format": "uri"},
             "data": data,
         },
+        "not": {"required": ["data_base64"]},
+        "propertyNames": {"pattern": "^([a-z0-9]+|data_base64)$"},
         "$defs": defs,
     }
 
@@ -57,6 +72,7 @@ def asyncapi() -> dict[str, Any]:
         "feedback.classified.v1": "classification",
         "insights.v1": "aggregation",
         "releases.v1": "CI pipelines and aggregation's POST /v1/releases",
+        "privacy.v1": "ingest's POST /v1/erasures",
     }
     for topic in TOPICS:
         message_id = topic.name.replace(".", "_")
@@ -64,6 +80,10 @@ def asyncapi() -> dict[str, Any]:
             "name": topic.event_type,
             "title": topic.name,
             "summary": topic.description,
+            "description": "Produced in the CloudEvents Kafka binding's structured mode. Consumers read binary "
+            "mode too (attributes in ce_* headers, datacontenttype in content-type, data as the value, recognised "
+            f"by ce_specversion). The record key is the subject ({topic.key_field}); an event without a subject "
+            "takes the record key (what the CloudEvents SDKs write from the partitionkey extension).",
             "contentType": CONTENT_TYPE,
             "headers": {
                 "type": "object",
@@ -73,7 +93,8 @@ def asyncapi() -> dict[str, Any]:
                 },
             },
             "payload": {"$ref": f"./{topic.name}.schema.json"},
-            "bindings": {"kafka": {"key": {"type": "string", "description": topic.key_field}}},
+            "bindings": {"kafka": {"key": {"type": "string", "minLength": 1,
+                                           "description": f"{topic.key_field}, the same as the subject"}}},
         }
         channels[message_id] = {
             "address": topic.name,

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.trace import Span, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedbackloop import metrics
+from feedbackloop.http.overload import ConcurrencyLimit, install_store_busy_handler
+from feedbackloop.http.openapi import document_problems, require_declared_media_type
 from feedbackloop.http.problems import install_problem_handlers, problem_response
+from feedbackloop.http.security_headers import install_security_headers
+from feedbackloop.http.slow_clients import BodyTimeout, install_slow_body_handler
 from feedbackloop.keys import KeyStore
 from feedbackloop.logs import register_secrets, secret_values
 from feedbackloop.settings import ServiceSettings
@@ -48,16 +52,24 @@ def build_app(
     lifespan: Any,
     routers: Sequence[APIRouter],
     max_body_bytes: int = 1 << 20,
+    openapi_extensions: Sequence[Callable[[dict[str, Any]], dict[str, Any]]] = (),
 ) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, **_NO_NATIVE_TELEMETRY)
     app.state.settings = settings
     register_secrets(secret_values(settings))  # no log line shows them, whatever logs them
     app.state.keys = KeyStore(settings.common.keys_file)
     install_problem_handlers(app)
+    document_problems(app, *openapi_extensions)  # the OpenAPI document names every problem response (RFC 9457)
+    install_store_busy_handler(app)
+    install_slow_body_handler(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyTimeout, seconds=settings.common.body_timeout_seconds)
+    in_flight = settings.max_concurrent_requests or settings.common.max_concurrent_requests
+    app.add_middleware(ConcurrencyLimit, limit=in_flight)
     app.add_middleware(_Observed, service=service)  # outermost: a refused body is counted and traced too
+    install_security_headers(app)  # around everything, Starlette's 500 answer included
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(require_declared_media_type)])  # 415
     ops = APIRouter(tags=["operations"])
 
     @ops.get("/healthz", summary="The process is alive")

@@ -11,6 +11,12 @@ Request validation errors become 422 (400 for a body that is not JSON) with one 
 number for the JSON decoder is a 400 ``MalformedJson`` too, wherever it was decoded: by FastAPI for a typed
 body, by :mod:`feedbackloop.http.json_input`, or by a route's own ``json.loads`` / ``yaml.safe_load`` (a
 ``RecursionError`` raised inside the json or yaml package). Any other exception is a logged 500.
+
+Each body's ``type`` names its error family, a URI under ``PROBLEM_BASE`` (:data:`PROBLEM_TYPES`, the README's
+table): by status, except ``malformed-json`` for a 400 whose body could not be decoded and ``unsupported-media-type``
+for a body of a media type the operation does not take (415, :func:`require_declared_media_type`).
+:func:`document_problems` makes each service's OpenAPI document say so: a ``Problem`` component and the
+``application/problem+json`` responses each operation can give, in place of FastAPI's ``HTTPValidationError``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import sys
 import traceback
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +35,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feedbackloop.logs import get_logger
 
 __all__ = [
+    "PROBLEM_BASE",
     "PROBLEM_JSON",
+    "PROBLEM_TYPES",
     "BadRequest",
     "Conflict",
     "MalformedJson",
@@ -37,15 +46,52 @@ __all__ = [
     "decoding_failure",
     "install_problem_handlers",
     "problem_response",
+    "problem_type",
 ]
 
 PROBLEM_JSON = "application/problem+json"
+#: Where the problem type URIs live; each is ``PROBLEM_BASE + <family>``.
+PROBLEM_BASE = "https://feedbackloop.dev/problems/"
+#: Family → (status, what it means). The README's table of problem types is this one.
+PROBLEM_TYPES: dict[str, tuple[int, str]] = {
+    "malformed-json": (400, "The request body is not decodable JSON: syntax, nesting depth, number size"),
+    "bad-request": (400, "Another malformed request, e.g. a cursor not passed back as it was returned"),
+    "unauthorized": (401, "No API key, an invalid one, or a webhook whose signature or secret check failed"),
+    "forbidden": (403, "The API key lacks the scope the operation needs"),
+    "not-found": (404, "No such resource (or route)"),
+    "method-not-allowed": (405, "The path exists; the method does not"),
+    "request-timeout": (408, "The request body did not arrive in time"),
+    "conflict": (409, "The resource's state does not allow it, or another change came first"),
+    "content-too-large": (413, "The body, or the number of items in it, is over the limit"),
+    "unsupported-media-type": (415, "The body's Content-Type is not one the operation takes"),
+    "validation": (422, "A field, parameter or item is missing or invalid; `errors` names each"),
+    "rate-limited": (429, "Too many requests; see Retry-After"),
+    "internal-error": (500, "The server failed; it is logged"),
+    "unavailable": (503, "Busy, not ready, or the store is away; nothing was done: retry after Retry-After"),
+}
+#: The family a status gets unless the problem names another: the first of the status in ``PROBLEM_TYPES`` that is
+#: not a refinement (``malformed-json`` is named by the decoders; a malformed cursor is a ``bad-request``).
+_REFINEMENTS = frozenset({"malformed-json"})
+_FAMILY_OF_STATUS = {status: family for family, (status, _) in reversed(PROBLEM_TYPES.items())
+                     if family not in _REFINEMENTS}
+#: What ``instance`` (a decoded request path) keeps unencoded: RFC 3986 ``pchar`` and ``/``; all else, ``%``
+#: included, is percent-encoded, so that it is a URI reference whatever the path held.
+_URI_SAFE = "/:@!$&'()*+,;=-._~"
 log = get_logger(__name__)
+
+
+def problem_type(status: int, family: str | None = None) -> str:
+    """The ``type`` URI of a problem: ``family``'s, else the family of ``status``; ``about:blank`` for a status
+    with no family (RFC 9457: then the title is the status phrase's)."""
+    family = family or _FAMILY_OF_STATUS.get(status)
+    return PROBLEM_BASE + family if family else "about:blank"
 
 
 class ProblemError(Exception):
     status: int = 400
     title: str = "Bad request"
+    #: The error family (a key of ``PROBLEM_TYPES``); None: the family of ``status``.
+    family: str | None = None
 
     def __init__(
         self,
@@ -84,6 +130,7 @@ class MalformedJson(BadRequest):
     """The request body cannot be decoded; ``reason`` says why."""
 
     title = "Malformed JSON"
+    family = "malformed-json"
 
     def __init__(self, reason: str) -> None:
         super().__init__("The request body is not valid JSON.", errors=[{"field": "body", "message": reason}])
@@ -113,11 +160,12 @@ def problem_response(
     instance: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    family: str | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    if instance:
-        body["instance"] = instance
+    body: dict[str, Any] = {"type": problem_type(status, family), "title": title, "status": status, "detail": detail}
+    if instance:  # a URI reference (RFC 9457 §3.1.5): the path as it was on the wire, percent-encoded
+        body["instance"] = quote(instance, safe=_URI_SAFE, errors="backslashreplace")
     if errors:
         body["errors"] = errors
     body.update(extra)
@@ -145,6 +193,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "Malformed JSON",
                 "The request body is not valid JSON.",
                 instance=request.url.path,
+                family="malformed-json",
                 errors=[
                     {"field": "body", "message": str(e.get("ctx", {}).get("error", e["msg"]))}
                     for e in errors
@@ -168,6 +217,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             404: "Not found",
             405: "Method not allowed",
             413: "Content too large",
+            415: "Unsupported media type",
             429: "Too many requests",
         }
         return problem_response(
@@ -205,6 +255,7 @@ def _response_of(request: Request, exc: ProblemError) -> JSONResponse:
         instance=request.url.path,
         errors=exc.errors,
         headers=exc.headers,
+        family=exc.family,
         **exc.extra,
     )
 

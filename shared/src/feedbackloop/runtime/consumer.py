@@ -109,7 +109,7 @@ class Consumer:
         self._subs = {s.topic.name: s for s in subscriptions}
         self._uow = uow
         self._kafka = kafka
-        self._producer = producer
+        self.producer = producer
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._max_dead_in_row = max_dead_in_row
@@ -184,7 +184,8 @@ class Consumer:
         for record in records:
             sub = self._subs[record.topic]
             try:
-                events.append((record, sub, decode(sub.topic, record.value, headers_dict(record.headers))))
+                event = decode(sub.topic, record.value, headers_dict(record.headers), key=record.key)
+                events.append((record, sub, event))
             except DecodeError as exc:
                 dead.append(_Dead(record, exc, 1))
         await self._prepare(events)
@@ -314,7 +315,7 @@ class Consumer:
         delay = 0.5
         while True:
             try:
-                await self._producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
+                await self.producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
                 break
             except KafkaError as exc:
                 log.warning("dead-letter topic unreachable, retrying", topic=topic, error=repr(exc))
