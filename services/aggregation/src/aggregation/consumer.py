@@ -1,16 +1,16 @@
-"""What aggregation consumes: ``feedback.classified.v1`` (:func:`apply_classified`) and ``releases.v1``
-(:func:`apply_release`), in one consumer group."""
+"""What aggregation consumes: ``feedback.classified.v1`` (:func:`apply_classified`), ``releases.v1``
+(:func:`apply_release`) and ``privacy.v1`` (:func:`apply_erasure`), in one consumer group."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aggregation.service import apply_classified, apply_release
-from feedbackloop.contracts import FEEDBACK_CLASSIFIED, RELEASES, Envelope
+from aggregation.service import apply_classified, apply_erasure, apply_release
+from feedbackloop.contracts import FEEDBACK_CLASSIFIED, PRIVACY, RELEASES, Envelope, ErasureRequest
 from feedbackloop.db import UnitOfWork
-from feedbackloop.runtime import Subscription
+from feedbackloop.runtime import PoisonMessage, Subscription
 
-__all__ = ["SUBSCRIPTIONS", "handle_classified", "handle_release"]
+__all__ = ["SUBSCRIPTIONS", "handle_classified", "handle_privacy", "handle_release"]
 
 
 async def handle_classified(uow: UnitOfWork, event: Envelope[Any]) -> None:
@@ -23,4 +23,12 @@ async def handle_release(uow: UnitOfWork, event: Envelope[Any]) -> None:
     await apply_release(uow, event)
 
 
-SUBSCRIPTIONS = [Subscription(FEEDBACK_CLASSIFIED, handle_classified), Subscription(RELEASES, handle_release)]
+async def handle_privacy(uow: UnitOfWork, event: Envelope[Any]) -> None:
+    """Erase the request's items and anonymise its customer; a request applied before is a no-op."""
+    if not isinstance(event.data, ErasureRequest):
+        raise PoisonMessage(f"expected an ErasureRequest payload, got {type(event.data).__name__}")
+    await apply_erasure(uow, event.data)
+
+
+SUBSCRIPTIONS = [Subscription(FEEDBACK_CLASSIFIED, handle_classified), Subscription(RELEASES, handle_release),
+                 Subscription(PRIVACY, handle_privacy)]

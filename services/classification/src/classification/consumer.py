@@ -1,4 +1,5 @@
-"""What classification reads: ``feedback.raw.v1``, each event handed to :func:`handle_raw` via the runtime.
+"""What classification reads: ``feedback.raw.v1`` (each event handed to :func:`handle_raw` via the runtime) and
+``privacy.v1`` (:func:`handle_privacy`: erasure requests).
 
 Before the batch's transaction, :func:`make_preparer` embeds every text of the batch in one model call (the encoder
 runs batches of up to 64 texts instead of one at a time; the handler then finds each vector in the cache).
@@ -14,12 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from classification.classifier import PreviewItem
-from classification.service import LiveState, classify_item
-from feedbackloop.contracts import FEEDBACK_RAW, Envelope, RawFeedback
+from classification.service import LiveState, apply_erasure, classify_item
+from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, Envelope, ErasureRequest, RawFeedback
 from feedbackloop.db import UnitOfWork
 from feedbackloop.runtime import BatchPreparer, EventHandler, PoisonMessage, Subscription
 
-__all__ = ["make_handler", "make_preparer", "subscriptions"]
+__all__ = ["handle_privacy", "make_handler", "make_preparer", "subscriptions"]
 
 
 def make_handler(live: LiveState) -> EventHandler:
@@ -43,6 +44,13 @@ def make_preparer(live: LiveState) -> BatchPreparer:
     return prepare
 
 
+async def handle_privacy(uow: UnitOfWork, event: Envelope[Any]) -> None:
+    """Erase what classification holds of the request's items (``privacy.v1``); a request seen before is a no-op."""
+    if not isinstance(event.data, ErasureRequest):
+        raise PoisonMessage(f"expected an ErasureRequest payload, got {type(event.data).__name__}")
+    await apply_erasure(uow, event.data)
+
+
 def subscriptions(live: LiveState) -> list[Subscription]:
     """The topics classification consumes, each with its handler and batch preparation."""
-    return [Subscription(FEEDBACK_RAW, make_handler(live), make_preparer(live))]
+    return [Subscription(FEEDBACK_RAW, make_handler(live), make_preparer(live)), Subscription(PRIVACY, handle_privacy)]

@@ -26,15 +26,17 @@ from classification.domain.clusters import ClusterIndex, ClusterState
 from classification.domain.memory import LearnedExample
 from classification.domain.pipeline import Labels, reading, score_for
 from classification.domain.taxonomy import Taxonomy, TaxonomyError, parse_taxonomy
-from classification.store.models import Correction
+from classification.store.models import Correction, erasure_tables, runtime_tables
 from classification.store.repository import (
     ClassificationRepository,
     ClusterRepository,
     CorrectionRepository,
+    ErasureRepository,
     TaxonomyRepository,
 )
-from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, Cluster, RawFeedback
+from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, Cluster, ErasureRequest, RawFeedback
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
+from feedbackloop.db.erasures import erased_among, is_applied, record_applied
 from feedbackloop.logs import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +47,7 @@ __all__ = [
     "ReviewPage",
     "TaxonomyVersionTaken",
     "UnknownFeedback",
+    "apply_erasure",
     "classified_event_id",
     "classify_item",
     "correct_item",
@@ -154,13 +157,15 @@ async def classify_item(uow: UnitOfWork, raw: RawFeedback, live: LiveState | Cla
     """Label a raw item, store it as revision 1 and raise its ``feedback.classified.v1`` event.
 
     An item already classified (any revision) is left alone and nothing is published: a redelivered or
-    replayed raw event must not overwrite a human correction. An item with no theme joins an emerging-theme
-    cluster (with a :class:`LiveState`; the cluster's row is written in the same transaction). Returns the
-    published data, or None.
+    replayed raw event must not overwrite a human correction. An item erased before (``privacy.v1``) is too.
+    An item with no theme joins an emerging-theme cluster (with a :class:`LiveState`; the cluster's row is
+    written in the same transaction). Returns the published data, or None.
     """
     repo = ClassificationRepository(uow.session)
     if await repo.get(str(raw.feedback_id)) is not None:
         return None
+    if await erased_among(uow.session, erasure_tables, [str(raw.feedback_id)]):
+        return None  # erased (privacy.v1) before its raw event got here: never label or publish it
     state = live if isinstance(live, LiveState) else None
     classifier = live.classifier if isinstance(live, LiveState) else live
     # CPU-bound (a few ms, more for long texts): off the event loop so HTTP and other consumers keep going.
@@ -338,3 +343,22 @@ async def correct_item(units: UnitOfWorkFactory, live: LiveState, feedback_id: s
     if any(k in labels for k in ("kind", "sentiment", "themes")) and any(ch.isalnum() for ch in text):
         live.learn(example_of(text, labels))
     return item
+
+
+async def apply_erasure(uow: UnitOfWork, request: ErasureRequest) -> int | None:
+    """Erase the request's items here: their labels, human corrections and retained ``feedback.classified.v1``
+    events; record the request and a tombstone per item (a raw event arriving later is then ignored).
+
+    A request applied before changes nothing and returns None; otherwise how many classified items went. The
+    clusters' term counts and the classifier's in-memory examples are not rewritten (anonymous aggregates; the
+    examples are rebuilt from the store at the next start, without the erased corrections).
+    """
+    request_id = str(request.request_id)
+    if await is_applied(uow.session, erasure_tables, request_id):
+        return None
+    ids = [str(f) for f in request.feedback_ids]
+    gone = await ErasureRepository(uow.session).erase(ids, runtime_tables.outbox, FEEDBACK_CLASSIFIED.name)
+    await record_applied(uow.session, erasure_tables, request_id, customer_id=request.customer_id,
+                         feedback_ids=ids, at=datetime.now(UTC))
+    log.info("erasure applied", request_id=request_id, items=gone)
+    return gone

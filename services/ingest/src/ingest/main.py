@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from feedbackloop.http import build_app
 from feedbackloop.runtime import start_runtime
 from ingest import __version__
-from ingest.api import feedback, webhooks
+from ingest.api import erasures, feedback, webhooks
 from ingest.config import IngestSettings
 from ingest.domain.feedback import RedactionPolicy
 from ingest.domain.sources import SourceStats
@@ -54,7 +54,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         version=__version__,
         settings=settings,
         lifespan=lifespan,
-        routers=[feedback.router, webhooks.router],
+        routers=[feedback.router, webhooks.router, erasures.router],
         max_body_bytes=settings.max_body_bytes,
     )
     app.state.source_stats = SourceStats()

@@ -17,11 +17,14 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedbackloop import tracing
+from feedbackloop.contracts import ErasureRequest
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
+from feedbackloop.db.erasures import erased_among, is_applied, record_applied
 from feedbackloop.http import Conflict, NotFound, ProblemError
 from feedbackloop.logs import get_logger
 from notification.domain.backoff import next_delay
 from notification.domain.channels import Channel, channel_from_json
+from notification.domain.erasure import ERASED_ERROR, blanked_payload, digest_without, insight_after_erasure
 from notification.domain.fields import EventKind
 from notification.domain.noise import (
     EpisodeMark,
@@ -34,8 +37,15 @@ from notification.domain.noise import (
 from notification.domain.payload import build_payload
 from notification.domain.rules import RuleInvalid, Throttle, matches, parse_channels, parse_throttle, validate_match
 from notification.domain.targets import TargetPolicy
-from notification.store.models import Delivery, DeliveryAttempt, InsightEpisode, Rule, Team
-from notification.store.repository import DeliveryRepository, NoiseRepository, RuleRepository, TeamRepository, utc
+from notification.store.models import Delivery, DeliveryAttempt, InsightEpisode, Rule, Team, erasure_tables
+from notification.store.repository import (
+    DeliveryRepository,
+    ErasureRepository,
+    NoiseRepository,
+    RuleRepository,
+    TeamRepository,
+    utc,
+)
 
 __all__ = [
     "DELIVERIES_HELD",
@@ -45,6 +55,7 @@ __all__ = [
     "NoiseSettings",
     "RuleDraft",
     "TeamDraft",
+    "apply_erasure",
     "create_rule",
     "create_team",
     "delete_rule",
@@ -53,6 +64,7 @@ __all__ = [
     "get_delivery",
     "get_rule",
     "get_team",
+    "is_erased",
     "list_deliveries",
     "list_rules",
     "list_teams",
@@ -548,3 +560,52 @@ async def upsert_rule_by_name(uow: UnitOfWork, draft: RuleDraft, policy: TargetP
     if rule.channels != before:
         await _fresh_start(uow.session, rule)
     return "updated"
+
+
+async def apply_erasure(uow: UnitOfWork, request: ErasureRequest) -> int | None:
+    """Blank what notification's deliveries say about the request's items; the delivery log rows stay.
+
+    A feedback delivery about an erased item keeps its rule, channel, times and outcome, and loses the event's
+    data; one not sent yet (pending, paused) never will be (``failed``, with :data:`ERASED_ERROR`). An insight
+    delivery citing an erased item loses it from its evidence (an ``urgent_item`` one, whose title names the
+    customer, is blanked), and a digest already filled loses the erased lines. Records the request and a tombstone
+    per item, so a classified event arriving later queues nothing. A request applied before changes nothing and
+    returns None; otherwise how many deliveries were changed.
+    """
+    request_id = str(request.request_id)
+    if await is_applied(uow.session, erasure_tables, request_id):
+        return None
+    erased = {str(f) for f in request.feedback_ids}
+    repo = ErasureRepository(uow.session)
+    changed = 0
+    blanked_events: set[str] = set()
+    for delivery in await repo.of_subjects(sorted(erased)):
+        delivery.payload = blanked_payload(delivery.payload, request_id)
+        delivery.trace_context = None
+        if delivery.status in ("pending", "paused"):
+            delivery.status, delivery.next_attempt_at, delivery.last_error = "failed", None, ERASED_ERROR
+        blanked_events.add(delivery.event_id)
+        changed += 1
+    for delivery in await repo.of_kind("insight"):
+        after = insight_after_erasure(delivery.payload, erased, request_id)
+        if after is not None:
+            delivery.payload = after
+            if after.get("erased"):
+                blanked_events.add(delivery.event_id)
+            changed += 1
+    if blanked_events:
+        for digest in await repo.of_kind("digest"):
+            pruned = digest_without(digest.payload, blanked_events)
+            if pruned is not None:
+                digest.payload = pruned
+                changed += 1
+    await uow.session.flush()
+    await record_applied(uow.session, erasure_tables, request_id, customer_id=request.customer_id,
+                         feedback_ids=sorted(erased), at=datetime.now(UTC))
+    log.info("erasure applied", request_id=request_id, deliveries=changed)
+    return changed
+
+
+async def is_erased(uow: UnitOfWork, feedback_id: str | None) -> bool:
+    """Whether an erasure request erased the item ``feedback_id`` here before."""
+    return feedback_id is not None and bool(await erased_among(uow.session, erasure_tables, [feedback_id]))

@@ -20,6 +20,7 @@ __all__ = [
     "ClassifiedFeedback",
     "Cluster",
     "Customer",
+    "ErasureRequest",
     "Insight",
     "InsightType",
     "InsightWindow",
@@ -58,15 +59,17 @@ class _Model(BaseModel):
 
 
 class Author(_Model):
-    id: str | None = None
+    id: str | None = Field(default=None, description="Keyed pseudonym (HMAC-SHA256) of the source's author id")
     email_hash: str | None = Field(
-        default=None, description="SHA-256 of the lower-cased email: joins an author across sources without the address"
+        default=None,
+        description="Keyed HMAC-SHA256 (ingest's pseudonym key) of the trimmed, lower-cased email: joins an author "
+        "across sources without the address, and cannot be recomputed from an address without the key",
     )
-    name: str | None = None
+    name: str | None = Field(default=None, description="Display name, redacted like the text")
 
 
 class Customer(_Model):
-    id: str | None = None
+    id: str | None = Field(default=None, description="The account's id as the source gave it (an account, no person)")
     name: str | None = None
     plan: str | None = None
     mrr: float | None = Field(default=None, ge=0, description="Monthly recurring revenue of the account")
@@ -83,7 +86,7 @@ class RawFeedback(_Model):
 
     feedback_id: uuid.UUID
     source: str
-    external_id: str
+    external_id: str = Field(description="Keyed pseudonym (HMAC-SHA256) of the source's own id for the item")
     channel: Channel
     text: str
     subject: str | None = None
@@ -161,6 +164,25 @@ class Release(_Model):
     released_at: datetime
     link: str | None = None
     description: str | None = None
+
+
+class ErasureRequest(_Model):
+    """A request to erase one customer's or one author's feedback from every store (``privacy.v1``).
+
+    Ingest raises it, through its outbox, in the same transaction as it erases its own copies: it alone can
+    resolve an email address (which no other service ever sees) to the affected items. Every consumer deletes or
+    blanks what it holds for ``feedback_ids`` (and, for ``customer_id``, the customer's own rows) and records the
+    request, so a replayed event changes nothing twice.
+    """
+
+    request_id: uuid.UUID
+    customer_id: str | None = Field(default=None, description="The account id as published in feedback.raw.v1")
+    author_email_hash: str | None = Field(
+        default=None, description="The author's `author.email_hash` (never the address itself)")
+    feedback_ids: list[uuid.UUID] = Field(
+        default_factory=list, description="Every item ingest found for the request: what consumers erase")
+    requested_at: datetime
+    reason: str = Field(default="", max_length=1000)
 
 
 class InsightWindow(_Model):

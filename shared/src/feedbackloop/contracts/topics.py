@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from feedbackloop.contracts.events import ClassifiedFeedback, Insight, RawFeedback, Release
+from feedbackloop.contracts.events import ClassifiedFeedback, ErasureRequest, Insight, RawFeedback, Release
 
-__all__ = ["FEEDBACK_CLASSIFIED", "FEEDBACK_RAW", "INSIGHTS", "RELEASES", "TOPICS", "Topic", "dlq_name", "topic_named"]
+__all__ = [
+    "FEEDBACK_CLASSIFIED", "FEEDBACK_RAW", "INSIGHTS", "PRIVACY", "RELEASES", "TOPICS", "Topic", "dlq_name",
+    "topic_named",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,15 @@ RELEASES = Topic(
     description="A release or incident marker, produced by any CI pipeline (or POST /v1/releases on aggregation).",
 )
 
-TOPICS: tuple[Topic, ...] = (FEEDBACK_RAW, FEEDBACK_CLASSIFIED, INSIGHTS, RELEASES)
+PRIVACY = Topic(
+    name="privacy.v1",
+    key_field="request_id",
+    model=ErasureRequest,
+    description="An erasure request (GDPR-style) for one customer or one author: every consumer deletes or blanks "
+    "what it holds for the listed feedback ids.",
+)
+
+TOPICS: tuple[Topic, ...] = (FEEDBACK_RAW, FEEDBACK_CLASSIFIED, INSIGHTS, RELEASES, PRIVACY)
 
 
 def dlq_name(topic: str) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, I
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from feedbackloop.db import add_runtime_tables
+from feedbackloop.db.erasures import add_erasure_tables
 
 
 class Base(DeclarativeBase):
@@ -222,4 +223,19 @@ class EpisodeRecord(Base):
     insight_id: Mapped[str] = mapped_column(String(36))
 
 
+class DashboardSession(Base):
+    """A browser signed in to the dashboard. The cookie holds a random id; only its SHA-256 is stored, beside the
+    id of the API key it was opened with (never the key) and when it ends. Signing out deletes the row."""
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True, comment="sha256 hex of the cookie's id")
+    key_id: Mapped[str] = mapped_column(String(64), comment="the API key that opened it; revoking the key ends it")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_dashboard_sessions_expires", "expires_at"),)
+
+
 runtime_tables = add_runtime_tables(Base.metadata)
+erasure_tables = add_erasure_tables(Base.metadata)

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, fa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from feedbackloop.db import add_runtime_tables
+from feedbackloop.db.erasures import add_erasure_tables
 
 
 class Base(DeclarativeBase):
@@ -83,3 +84,4 @@ class ThemeCluster(Base):
 
 
 runtime_tables = add_runtime_tables(Base.metadata)
+erasure_tables = add_erasure_tables(Base.metadata)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Table, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,3 +149,21 @@ class ClusterRepository:
             row.centroid, row.size, row.term_counts, row.terms, row.updated_at = (
                 centroid, size, term_counts, terms, now)
         await self.session.flush()
+
+
+class ErasureRepository:
+    """Deletes what classification holds of erased items: labels, corrections and retained classified events."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def erase(self, feedback_ids: Sequence[str], outbox: Table, topic: str) -> int:
+        """Delete the items' classifications, corrections and ``topic`` outbox rows (sent or not: a replay must
+        not publish their text again, an unsent one never will be). How many classifications went."""
+        if not feedback_ids:
+            return 0
+        ids = list(feedback_ids)
+        gone = await self.session.execute(delete(Classification).where(Classification.feedback_id.in_(ids)))
+        await self.session.execute(delete(Correction).where(Correction.feedback_id.in_(ids)))
+        await self.session.execute(delete(outbox).where(outbox.c.topic == topic, outbox.c.key.in_(ids)))
+        return int(getattr(gone, "rowcount", 0) or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, String
+from sqlalchemy import JSON, DateTime, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from feedbackloop.db import add_runtime_tables
@@ -46,6 +46,23 @@ class WebhookNonce(Base):
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(256), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Erasure(Base):
+    """An erasure request (``POST /v1/erasures``): whom it named (never an address: its keyed hash), the items
+    it erased, and the ``privacy.v1`` event that carries it to the other services (queued in the same commit)."""
+
+    __tablename__ = "erasures"
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    requested_by: Mapped[str] = mapped_column(String(200), comment="the admin API key (name and id)")
+    customer_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    author_email_hash: Mapped[str | None] = mapped_column(String(64), nullable=True,
+                                                          comment="keyed hash, as published; never the address")
+    reason: Mapped[str] = mapped_column(Text)
+    feedback_ids: Mapped[list[str]] = mapped_column(JSON, comment="the items erased")
+    event_id: Mapped[str] = mapped_column(String(64), comment="the privacy.v1 event's id (in the outbox)")
 
 
 runtime_tables = add_runtime_tables(Base.metadata)

@@ -1,4 +1,4 @@
-"""Reads and writes of ingest's items and webhook nonces. Never commits: the unit of work does."""
+"""Reads and writes of ingest's items, webhook nonces and erasures. Never commits: the unit of work does."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, delete, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ingest.store.models import FeedbackItem, WebhookNonce
+from ingest.domain.erasure import ErasureTarget
+from ingest.store.models import Erasure, FeedbackItem, WebhookNonce
 
 _ITEMS: Table = FeedbackItem.__table__  # type: ignore[assignment]
 
@@ -67,3 +68,60 @@ class FeedbackRepository:
         self.session.add(WebhookNonce(source=source, nonce=nonce, seen_at=seen_at))
         await self.session.flush()
         return True
+
+
+class ErasureRepository:
+    """Erasure requests, and the erasing itself: the items' personal fields and their retained raw events."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def matching_ids(self, target: ErasureTarget) -> list[str]:
+        """Ids of the items of ``target`` (its customer id or its author's email hash), erased ones excluded,
+        in (created_at, feedback_id) order. Reads the JSON of every item: an erasure is rare, not a hot path."""
+        conditions = []
+        if target.customer_id is not None:
+            conditions.append(FeedbackItem.item[("customer", "id")].as_string() == target.customer_id)
+        if target.author_email_hash is not None:
+            conditions.append(FeedbackItem.item[("author", "email_hash")].as_string() == target.author_email_hash)
+        if not conditions:
+            return []
+        rows = await self.session.execute(
+            select(FeedbackItem.feedback_id).where(or_(*conditions))
+            .order_by(FeedbackItem.created_at, FeedbackItem.feedback_id)
+        )
+        return [r[0] for r in rows]
+
+    async def erase_items(self, erased: dict[str, dict[str, Any]]) -> None:
+        """Replace each item (feedback id → what it keeps) and drop its raw copy and content key."""
+        for feedback_id, item in erased.items():
+            await self.session.execute(
+                update(FeedbackItem).where(FeedbackItem.feedback_id == feedback_id)
+                .values(item=item, raw=null(), content_key=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def items(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = await self.session.execute(
+            select(FeedbackItem.feedback_id, FeedbackItem.item).where(FeedbackItem.feedback_id.in_(list(ids))))
+        return {r[0]: r[1] for r in rows}
+
+    async def forget_events(self, outbox: Table, topic: str, keys: Sequence[str]) -> int:
+        """Delete the outbox rows of ``topic`` keyed by ``keys``, sent or not: a replay must not publish an
+        erased item's text again, and one not yet published never will be. How many went."""
+        if not keys:
+            return 0
+        result = await self.session.execute(
+            delete(outbox).where(outbox.c.topic == topic, outbox.c.key.in_(list(keys))))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def add(self, erasure: Erasure) -> None:
+        self.session.add(erasure)
+
+    async def get(self, request_id: str) -> Erasure | None:
+        return await self.session.get(Erasure, request_id)
+
+    async def event_sent_at(self, outbox: Table, event_id: str) -> tuple[bool, datetime | None]:
+        """Whether the request's event is still in the outbox, and when it was published (None: not yet)."""
+        row = (await self.session.execute(select(outbox.c.sent_at).where(outbox.c.event_id == event_id))).first()
+        return (row is not None, row[0] if row is not None else None)

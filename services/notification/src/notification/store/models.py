@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Intege
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from feedbackloop.db import add_runtime_tables
+from feedbackloop.db.erasures import add_erasure_tables
 
 
 class Base(DeclarativeBase):
@@ -136,3 +137,4 @@ class DeliveryAttempt(Base):
 
 
 runtime_tables = add_runtime_tables(Base.metadata)
+erasure_tables = add_erasure_tables(Base.metadata)

@@ -276,3 +276,21 @@ class DeliveryRepository:
         await self.session.execute(update(Delivery).where(Delivery.rule_id == rule_id,
                                                           Delivery.status.in_(("pending", "paused")))
                                    .values(status="failed", next_attempt_at=None, last_error=reason))
+
+
+class ErasureRepository:
+    """Blanks what deliveries say about erased items; the delivery rows (the log) stay. Never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of_subjects(self, subjects: Sequence[str]) -> Sequence[Delivery]:
+        """The deliveries of feedback events about ``subjects``."""
+        if not subjects:
+            return []
+        return (await self.session.scalars(select(Delivery).where(Delivery.subject.in_(list(subjects)),
+                                                                  Delivery.event_kind == "feedback"))).all()
+
+    async def of_kind(self, event_kind: str) -> Sequence[Delivery]:
+        """Every delivery of ``event_kind`` (insight, digest): an erasure is rare, and reads them once."""
+        return (await self.session.scalars(select(Delivery).where(Delivery.event_kind == event_kind))).all()

@@ -1,0 +1,41 @@
+"""What an erasure request (``privacy.v1``) changes in aggregation's derived data. Pure: no I/O.
+
+The items themselves are deleted. What they added to the counters stays, as anonymous aggregates: a count of
+items per hour and theme names no one. Where a counter is keyed by the customer's id (the ``customer`` and
+``theme_customer`` rollups, the theme/customer presence), the id is replaced by a label that names the request,
+not the account, so the figures still add up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from aggregation.domain.rollups import THEME_CUSTOMER_SEP
+
+__all__ = ["erased_customer_label", "pruned_evidence", "renamed_theme_customer_key"]
+
+
+def erased_customer_label(request_id: uuid.UUID) -> str:
+    """What replaces an erased customer's id in counters: names the request, not the account."""
+    return f"erased:{request_id}"
+
+
+def renamed_theme_customer_key(key: str, customer_id: str, label: str) -> str | None:
+    """A ``theme_customer`` rollup key (``theme<SEP>customer``) with the customer replaced; None when the key is
+    another customer's."""
+    theme, sep, customer = key.rpartition(THEME_CUSTOMER_SEP)
+    if not sep or customer != customer_id:
+        return None
+    return f"{theme}{THEME_CUSTOMER_SEP}{label}"
+
+
+def pruned_evidence(data: dict[str, Any], erased: Collection[str]) -> dict[str, Any] | None:
+    """An insight's ``insights.v1`` data without the erased items in its ``evidence``; None when it cites none of
+    them (nothing to change). The metrics (counts) stay."""
+    evidence = [str(e) for e in data.get("evidence") or []]
+    kept = [e for e in evidence if e not in erased]
+    if len(kept) == len(evidence):
+        return None
+    return {**data, "evidence": kept}
