@@ -7,7 +7,7 @@ PACKAGES := shared services/ingest services/classification services/aggregation 
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-postgres test-unit test-faults bench lint schemas migrate clean help eval train finetune models
+.PHONY: install run test test-postgres test-unit test-faults test-kafka kafka bench lint schemas migrate clean help eval train finetune models
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,8 +23,12 @@ $(STAMP): $(foreach p,$(PACKAGES),$(wildcard $(p)/pyproject.toml)) requirements-
 
 install: $(STAMP)  ## create .venv with every service and the dev tools
 
-run: $(STAMP)  ## start the broker and the four services; Ctrl-C stops them
-	@$(BIN)/feedbackloop run
+KAFKA ?= embedded
+run: $(STAMP)  ## start the broker and the four services; Ctrl-C stops them (`make run KAFKA=apache`: Apache Kafka, data kept in var/kafka)
+	@$(if $(filter apache,$(KAFKA)),$(BIN)/feedbackloop kafka >/dev/null &&) $(BIN)/feedbackloop run --kafka $(KAFKA)
+
+kafka: $(STAMP)  ## resolve Apache Kafka's jars from Maven Central into ~/.cache/feedbackloop/kafka (once; needs Java 17 and Maven)
+	@$(BIN)/feedbackloop kafka
 
 test: $(STAMP)  ## the whole test suite: unit, integration and end to end
 	@$(BIN)/pytest $(PYTEST_ARGS)
@@ -35,9 +39,16 @@ test-postgres: $(STAMP)  ## the whole suite on a throwaway PostgreSQL (started a
 test-unit: $(STAMP)  ## only the tests that need no broker or server
 	@$(BIN)/pytest -m "not e2e" -k "unit" $(PYTEST_ARGS)
 
+# The suites that matter most on a real Apache Kafka broker (jars from Maven Central, resolved on first use):
+# the walkthrough, crash recovery, the consumer runtime, two copies of each consumer and the Kafka checks.
+KAFKA_SUITES ?= tests/e2e/test_walkthrough.py tests/e2e/test_crash_recovery.py shared/tests/integration/test_consumer_runtime.py shared/tests/integration/test_apache_kafka.py tests/postgres/test_two_copies.py tests/postgres/test_two_copies_aggregation.py tests/postgres/test_two_copies_notification.py
+test-kafka: $(STAMP)  ## the end-to-end, crash-recovery and two-copies suites on Apache Kafka (`make test-faults FEEDBACKLOOP_TEST_BROKER=apache` for the faults)
+	@FEEDBACKLOOP_TEST_BROKER=apache $(BIN)/pytest $(KAFKA_SUITES) $(PYTEST_ARGS)
+
 FAULTS_WORKERS ?= 3
-test-faults: $(STAMP)  ## fault injection (kill -9, SIGTERM, broker restart, locked stores, poison, receiver down, two copies); table in var/faults/latest.json
-	@$(BIN)/pytest -m faults tests/faults -p no:cacheprovider -n $(FAULTS_WORKERS) --dist worksteal $(PYTEST_ARGS)
+FAULTS_PATHS ?= tests/faults
+test-faults: $(STAMP)  ## fault injection (kill -9, SIGTERM, broker restart, locked stores, poison, receiver down, two copies, a 3-broker Apache Kafka cluster losing a node); table in var/faults/latest.json; FEEDBACKLOOP_TEST_BROKER=apache for one Apache Kafka node
+	@$(BIN)/pytest -m faults $(FAULTS_PATHS) -p no:cacheprovider -n $(FAULTS_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 BENCH_SECONDS ?= 60
 bench: $(STAMP)  ## throughput, latency and memory of the running loop; `make bench BENCH_SECONDS=20` for a short run
@@ -99,3 +110,7 @@ bench-classification: $(STAMP)  ## classification items/s with batching and RSS 
 
 models: $(STAMP)  ## build the ONNX encoder (fp32 + int8) in var/models ahead of time (else done on first use)
 	@$(BIN)/python -m classification.export var/models
+
+.PHONY: validate
+validate: $(STAMP)  ## every published document against its standard's validator: OpenAPI, JSON Schema, Compose, AsyncAPI, CloudEvents SDK
+	@.ci/validate

@@ -9,7 +9,9 @@ ports in a fresh folder under ``var/bench/``, then measures with a bounded async
    ``feedback.classified.v1`` with a consumer that stamps arrival), p50/p99 POST→classified, and
    POST→notification sent (a local webhook receiver and a rule matching one item in five);
 4. peak RSS of each service (``VmHWM`` in ``/proc/<pid>/status``);
-5. step 3 again with a second copy of classification in the same consumer group.
+5. step 3 again with a second copy of classification in the same consumer group;
+6. step 3 once more on Apache Kafka (``feedbackloop run --kafka apache``, a fresh single node), beside the
+   embedded broker's figures, with each broker's peak RSS (``BENCH_KAFKA=embedded`` leaves it out).
 
 Writes ``var/bench/latest.json`` and ``var/bench/<timestamp>.json``. Environment: ``BENCH_SECONDS`` (60),
 ``BENCH_RATE`` offered end-to-end items/s (600), ``BENCH_CONCURRENCY`` (32).
@@ -77,8 +79,9 @@ def peak_rss_mb(pid: int) -> float | None:
 class System:
     """``feedbackloop run`` on free ports, plus optional extra copies of a service in the same consumer group."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, kafka: str = "embedded") -> None:
         self.folder = folder
+        self.kafka = kafka
         self.broker_port = free_port()
         self.ports = {s: free_port() for s in SERVICES}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(
@@ -104,7 +107,7 @@ class System:
     async def start(self) -> None:
         self.launcher = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
             [sys.executable, "-m", "feedbackloop.cli.main", "run", "--var-dir", str(self.folder), "--broker-port",
-             str(self.broker_port)], env=self.env, stdout=open(self.folder / "run.log", "ab"),  # noqa: SIM115
+             str(self.broker_port), "--kafka", self.kafka], env=self.env, stdout=open(self.folder / "run.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT, start_new_session=True)
         await self.ready([self.url(s) for s in SERVICES])
 
@@ -152,6 +155,20 @@ class System:
 
     def peak_rss(self) -> dict[str, list[float | None]]:
         return {name: [peak_rss_mb(p) for p in pids] for name, pids in self.service_pids().items()}
+
+    def broker_peak_rss(self) -> float | None:
+        """The broker the launcher started: Tansu (``--listener-url``) or a JVM running ``kafka.Kafka``."""
+        if self.launcher is None:
+            return None
+        children = Path(f"/proc/{self.launcher.pid}/task/{self.launcher.pid}/children")
+        for pid in (int(p) for p in children.read_text().split()) if children.exists() else ():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"kafka.Kafka" in argv or b"--listener-url" in argv:
+                return peak_rss_mb(pid)
+        return None
 
     def stop(self) -> None:
         for process in self.extra:
@@ -319,10 +336,44 @@ def table(result: dict[str, Any]) -> str:
                  (f"POST→classified p50 / p99 ms [{label}]",
                   f"{e2e['classified_p50_ms']} / {e2e['classified_p99_ms']}"),
                  (f"POST→notified p50 / p99 ms [{label}]", f"{e2e['notified_p50_ms']} / {e2e['notified_p99_ms']}")]
+    kafka = result.get("e2e_apache_kafka")
+    if kafka:
+        rows += [("e2e items/s sustained [Apache Kafka]", f"{kafka['items_per_s']} (offered {kafka['offered_per_s']})"),
+                 ("POST→classified p50 / p99 ms [Apache Kafka]",
+                  f"{kafka['classified_p50_ms']} / {kafka['classified_p99_ms']}"),
+                 ("POST→notified p50 / p99 ms [Apache Kafka]",
+                  f"{kafka['notified_p50_ms']} / {kafka['notified_p99_ms']}")]
+    rows.append(("broker peak RSS MB embedded / Apache Kafka",
+                 f"{result['e2e'].get('broker_peak_rss_mb')} / {kafka.get('broker_peak_rss_mb') if kafka else '-'}"))
     for label, rss in (("", result["peak_rss_mb"]), (" [2 copies]", result["peak_rss_mb_two_copies"])):
         rows += [(f"peak RSS MB {name}{label}", ", ".join(str(v) for v in values)) for name, values in rss.items()]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+async def add_rule(system: System, receiver: Receiver) -> None:
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {system.key}"}, timeout=10) as client:
+        rule = {"name": "bench enterprise", "team": "bench",
+                "match": {"all": [{"field": "event", "op": "eq", "value": "feedback"},
+                                  {"field": "customer.plan", "op": "eq", "value": "enterprise"}]},
+                "channels": [{"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/hook",
+                              "secret": "bench-secret"}]}
+        (await client.post(f"{system.url('notification')}/v1/rules", json=rule)).raise_for_status()
+
+
+async def on_apache_kafka(folder: Path, seconds: float, rate: float, receiver: Receiver) -> dict[str, Any]:
+    """The end-to-end phase on a fresh single-node Apache Kafka, as `make run KAFKA=apache` starts it."""
+    system = System(folder, kafka="apache")
+    try:
+        await system.start()
+        await add_rule(system, receiver)
+        print(f"bench: end to end on Apache Kafka at {rate:.0f} items/s for {seconds:.0f}s", file=sys.stderr)
+        result = await end_to_end(system, "e2e-kafka", seconds, rate, receiver)
+        result["broker_peak_rss_mb"] = system.broker_peak_rss()
+        result["peak_rss_mb"] = system.peak_rss()
+        return result
+    finally:
+        system.stop()
 
 
 async def main() -> None:
@@ -340,13 +391,7 @@ async def main() -> None:
                               "load_avg_at_start": os.getloadavg()}
     try:
         await system.start()
-        async with httpx.AsyncClient(headers={"authorization": f"Bearer {system.key}"}, timeout=10) as client:
-            rule = {"name": "bench enterprise", "team": "bench",
-                    "match": {"all": [{"field": "event", "op": "eq", "value": "feedback"},
-                                      {"field": "customer.plan", "op": "eq", "value": "enterprise"}]},
-                    "channels": [{"type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/hook",
-                                  "secret": "bench-secret"}]}
-            (await client.post(f"{system.url('notification')}/v1/rules", json=rule)).raise_for_status()
+        await add_rule(system, receiver)
         print(f"bench: system up in {folder}; ingest phases {seconds / 4:.0f}s each", file=sys.stderr)
         result["ingest"] = await ingest_phases(system, seconds / 4, concurrency)
         ingested = int(result["ingest"]["single"]["requests_per_s"] * result["ingest"]["single"]["seconds"]
@@ -356,10 +401,14 @@ async def main() -> None:
         print(f"bench: end to end at {rate:.0f} items/s for {seconds:.0f}s", file=sys.stderr)
         result["e2e"] = await end_to_end(system, "e2e", seconds, rate, receiver)
         result["peak_rss_mb"] = system.peak_rss()
+        result["e2e"]["broker_peak_rss_mb"] = system.broker_peak_rss()
         await system.add_copy("classification")
         print("bench: end to end again with two copies of classification", file=sys.stderr)
         result["e2e_two_copies"] = await end_to_end(system, "e2e2", seconds, rate, receiver)
         result["peak_rss_mb_two_copies"] = system.peak_rss()
+        system.stop()
+        if os.environ.get("BENCH_KAFKA", "both") != "embedded":
+            result["e2e_apache_kafka"] = await on_apache_kafka(out / f"run-{stamp}-kafka", seconds, rate, receiver)
     finally:
         system.stop()
         receiver.server.should_exit = True

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from feedbackloop.testing import free_port, lasting_store_url
+from feedbackloop.testing import broker_kind_under_test, free_port, lasting_store_url
 
 SERVICES = ("ingest", "classification", "aggregation", "notification")
 
@@ -35,7 +35,8 @@ class System:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "CLASSIFICATION_", "AGGREGATION_",
-                                                                         "NOTIFICATION_", "FEEDBACKLOOP_", "KAFKA_"))}
+                                                                         "NOTIFICATION_", "FEEDBACKLOOP_", "KAFKA_"))
+               or k.startswith("FEEDBACKLOOP_KAFKA_")}  # where Apache Kafka's jars are cached
         env.update({f"{s.upper()}_PORT": str(p) for s, p in self.ports.items()})
         env.update({f"{s.upper()}_DATABASE_URL": url for s, url in self.database_urls.items()})
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
@@ -56,7 +57,7 @@ class System:
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "feedbackloop.cli.main", "run", "--var-dir", str(self.var_dir),
-                "--broker-port", str(self.broker_port)]
+                "--broker-port", str(self.broker_port), "--kafka", broker_kind_under_test()]
 
     def start(self, timeout: float = 120) -> float:
         """Start and wait for every service's /readyz; returns the seconds it took."""

@@ -22,13 +22,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from feedbackloop.broker import EmbeddedBroker
+from feedbackloop.broker import Broker
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, FEEDBACK_RAW, RawFeedback, encode, feedback_id_for
 from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.keys import KeyStore
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, store_url, wait_for
+from feedbackloop.testing import free_port, make_test_broker, store_url, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # 3,000 items through two crashes: minutes under load
 
@@ -65,8 +65,8 @@ class Service:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[EmbeddedBroker, dict[str, Service], str]]:
-    broker = EmbeddedBroker(port=free_port())
+def stack(tmp_path: Path) -> Iterator[tuple[Broker, dict[str, Service], str]]:
+    broker = make_test_broker(tmp_path)
     broker.start()
     key = KeyStore(tmp_path / "keys.json").create("test", ["admin"])[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLASSIFICATION_", "AGGREGATION_", "KAFKA_"))}
@@ -137,7 +137,7 @@ async def distinct_classified(kafka: KafkaSettings) -> tuple[int, int]:
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
-        stack: tuple[EmbeddedBroker, dict[str, Service], str]) -> None:
+        stack: tuple[Broker, dict[str, Service], str]) -> None:
     broker, services, key = stack
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, topic_partitions=3)
     await ensure_topics(kafka)

@@ -105,9 +105,14 @@ async def test_post_feedback_is_classified_aggregated_and_routed(system: System)
         notified_after = received[0]["at"] - posted_at
         assert received[0]["payload"]["data"]["feedback_id"] == feedback_id
 
-        deliveries = (await client.get(f"{system.url('notification')}/v1/deliveries")).json()["items"]
-        mine = [d for d in deliveries if d["event_id"] and d["rule_id"] == rule.json()["id"]]
-        assert len(mine) == 1 and mine[0]["status"] == "succeeded" and mine[0]["id"] == received[0]["id"]
+        async def mine() -> list[dict[str, Any]]:
+            deliveries = (await client.get(f"{system.url('notification')}/v1/deliveries")).json()["items"]
+            return [d for d in deliveries if d["event_id"] and d["rule_id"] == rule.json()["id"]]
+
+        # the receiver has the webhook a moment before notification records the attempt's answer
+        recorded = await wait_for(mine, lambda ds: len(ds) == 1 and ds[0]["status"] != "pending", timeout=20,
+                                  what="the delivery recorded")
+        assert recorded[0]["status"] == "succeeded" and recorded[0]["id"] == received[0]["id"]
 
         # The same delivery again changes nothing downstream.
         again = await client.post(f"{system.url('ingest')}/v1/feedback", json=body)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from feedbackloop.testing import broker_kind_under_test
 from tests.faults.harness import Row
 
 OUT = Path(__file__).resolve().parents[2] / "var" / "faults"
@@ -50,6 +51,15 @@ def rows_dir() -> Path:
 
 
 @pytest.fixture
+def tmp_path(request: pytest.FixtureRequest) -> Path:
+    """Each scenario's stores and service logs, kept under var/faults/runs/<test> for a look after a failure."""
+    folder: Path = OUT / "runs" / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
 def record_row() -> object:
     def record(row: Row) -> None:
         rows_dir().mkdir(parents=True, exist_ok=True)
@@ -67,12 +77,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     if not rows:
         return
-    terminalreporter.section("fault scenarios")
+    broker = broker_kind_under_test()
+    terminalreporter.section(f"fault scenarios (broker: {broker}; kafka3-*: a three-node Apache Kafka cluster)")
     terminalreporter.write_line(table(rows))
     for row in rows:
         if row.notes:
             terminalreporter.write_line(f"  {row.scenario}: {row.notes}")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "latest.json").write_text(json.dumps(
-        {"at": datetime.now(UTC).isoformat(), "rows": [asdict(r) | {"ok": r.ok} for r in rows]}, indent=2) + "\n")
-    terminalreporter.write_line(f"written to {OUT / 'latest.json'}")
+    latest = OUT / ("latest.json" if broker == "embedded" else f"latest-{broker}.json")
+    latest.write_text(json.dumps({"at": datetime.now(UTC).isoformat(), "broker": broker,
+                                  "rows": [asdict(r) | {"ok": r.ok} for r in rows]}, indent=2) + "\n")
+    terminalreporter.write_line(f"written to {latest}")

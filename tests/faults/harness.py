@@ -31,12 +31,18 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.contracts import feedback_id_for
 from feedbackloop.keys import KeyStore
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, serve_app, wait_for
+from feedbackloop.testing import (
+    broker_kind_under_test,
+    free_port,
+    make_test_broker,
+    postgres_store_url,
+    serve_app,
+    wait_for,
+)
 
 SERVICES = ("ingest", "classification", "aggregation", "notification")
 #: Most items one scenario posts (the stream stops earlier once its faults are over).
@@ -156,12 +162,17 @@ class Receiver:
 
 
 class Stack:
-    """Broker + the four services as separate processes, each with its own SQLite store in ``folder``."""
+    """Broker + the four services as separate processes, each with its own SQLite store in ``folder``.
 
-    def __init__(self, folder: Path, copies: dict[str, int] | None = None, env: dict[str, str] | None = None) -> None:
+    The broker is the kind under test (``FEEDBACKLOOP_TEST_BROKER``), or Apache Kafka whenever ``brokers`` is 3.
+    """
+
+    def __init__(self, folder: Path, copies: dict[str, int] | None = None, env: dict[str, str] | None = None,
+                 brokers: int = 1, postgres: bool = False) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.broker = EmbeddedBroker(port=free_port(), log=open(folder / "broker.log", "ab"))  # noqa: SIM115
+        self.broker = make_test_broker(folder, nodes=brokers, log=open(folder / "broker.log", "ab"))  # noqa: SIM115
+        durable = brokers > 1 or broker_kind_under_test() == "apache"
         keys = folder / "keys.json"
         self.key = KeyStore(keys).create("faults", ["admin"])[1]
         base = {k: v for k, v in os.environ.items()
@@ -171,14 +182,17 @@ class Stack:
                      "FEEDBACKLOOP_KEYS_FILE": str(keys), "FEEDBACKLOOP_LOG_LEVEL": "WARNING",
                      "NOTIFICATION_RETRY_SCHEDULE": "0,0.5,1,2,4,8,8,8,8,8,8,8,8,8,8",
                      "NOTIFICATION_RETRY_JITTER": "0", "PYTHONUNBUFFERED": "1",
-                     # a broker that lost its data is noticed within 2 s (default 15 s), so recovery stays quick
-                     "FEEDBACKLOOP_BROKER_CHECK_SECONDS": "2",
+                     "KAFKA_REPLICATION_FACTOR": str(self.broker.replication_factor),
+                     # a broker that lost its data is noticed within 2 s (default 15 s), so recovery stays quick;
+                     # Apache Kafka keeps what it acknowledged, so the check is off there (as in production)
+                     "FEEDBACKLOOP_BROKER_CHECK_SECONDS": "0" if durable else "2",
                      # Classification on its rules: start-up and labelling stay light on two shared cores, and an
                      # item's labels do not depend on the batch it was encoded in (the int8 embedding model's do,
                      # a little). FAULTS_EMBEDDINGS=1 runs the suite with the model.
                      "CLASSIFICATION_EMBEDDINGS": "true" if os.environ.get("FAULTS_EMBEDDINGS") == "1" else "false"})
-        for name in SERVICES:
-            base[f"{name.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{folder}/{name}.db"
+        for name in SERVICES:  # PostgreSQL: one database per service on the session's throwaway cluster
+            base[f"{name.upper()}_DATABASE_URL"] = (postgres_store_url(folder, name) if postgres
+                                                    else f"sqlite+aiosqlite:///{folder}/{name}.db")
         base.update(env or {})
         self.env = base
         self.procs: dict[str, list[Proc]] = {}
@@ -196,7 +210,8 @@ class Stack:
 
     @property
     def kafka(self) -> KafkaSettings:
-        return KafkaSettings(bootstrap_servers=self.broker.bootstrap, topic_partitions=PARTITIONS)
+        return KafkaSettings(bootstrap_servers=self.broker.bootstrap, topic_partitions=PARTITIONS,
+                             replication_factor=self.broker.replication_factor)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.broker.start)
@@ -319,8 +334,10 @@ class Stream:
                 body = [self.item(n) for n in numbers]
                 self.sent = numbers[-1] + 1
                 while True:
+                    # each try goes to the next copy of ingest, as a load balancer would after a failure
+                    ingest = self.stack.procs["ingest"][self.retries % len(self.stack.procs["ingest"])]
                     try:
-                        response = await client.post(f"{self.stack['ingest'].url}/v1/feedback", json=body)
+                        response = await client.post(f"{ingest.url}/v1/feedback", json=body)
                         self.statuses[str(response.status_code)] += 1
                         if response.status_code == 503 and "retry-after" in response.headers:
                             self.retry_after.add(response.headers["retry-after"])
@@ -450,8 +467,8 @@ def _notified_async(stack: Stack) -> Callable[[], Awaitable[Counter[str]]]:
 
 @contextlib.asynccontextmanager
 async def running(folder: Path, copies: dict[str, int] | None = None,
-                  env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
-    stack = Stack(folder, copies, env)
+                  env: dict[str, str] | None = None, brokers: int = 1, postgres: bool = False) -> AsyncIterator[Stack]:
+    stack = Stack(folder, copies, env, brokers, postgres)
     try:
         await stack.start()
         yield stack

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -59,15 +58,6 @@ BETWEEN = 40
 RECEIVER_DOWN_SECONDS = float(os.environ.get("FAULTS_RECEIVER_DOWN", "60"))
 #: How long each store is write-locked: longer than SQLite's 30 s busy timeout, so writers really fail.
 LOCK_SECONDS = 38.0
-
-
-@pytest.fixture
-def tmp_path(request: pytest.FixtureRequest) -> Path:
-    """Each scenario's stores and service logs, kept under var/faults/runs/<test> for a look after a failure."""
-    folder: Path = Path(__file__).resolve().parents[2] / "var" / "faults" / "runs" / request.node.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
 
 
 def assert_clean(row: Row) -> None:
@@ -119,6 +109,7 @@ async def _restart_broker(stack: Stack) -> None:
 async def test_broker_killed_and_restarted_automatic_recovery_and_replay(tmp_path: Path,
                                                                          record_row: Record) -> None:
     """The embedded broker keeps everything in memory; a restart loses every topic and committed offset.
+    (Under ``FEEDBACKLOOP_TEST_BROKER=apache`` the node is killed the same way and comes back with its data.)
 
     First outage: nobody intervenes — each service notices the loss (FEEDBACKLOOP_BROKER_CHECK_SECONDS, 2 s
     here) and re-publishes its retained outbox. Second outage: the operator runs `feedbackloop replay all

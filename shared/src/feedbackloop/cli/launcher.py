@@ -1,8 +1,15 @@
-"""``feedbackloop run``: the embedded default on one machine — broker, four services, readable logs.
+"""``feedbackloop run``: the whole system on one machine — broker, four services, readable logs.
 
-Start order: lock → ports free → API key → broker → topics → services → readiness. Stop order
+The broker is the embedded one (in memory, no Java) by default, or a single-node Apache Kafka whose data
+lives in ``<var>/kafka`` (``--kafka apache``: topics and offsets survive a restart), or none (``external``).
+
+Start order: owner-only var/ → lock → ports free → API key → broker → topics → services → readiness. Stop order
 (Ctrl-C or SIGTERM): services get SIGTERM and finish their batch, then the broker, last. A second
 ``run`` in the same folder, or a port already taken, ends with one clear line, not a traceback.
+
+``var/`` holds raw feedback and channel secrets (the SQLite stores), the key file and logs that may show the
+admin key, so it is the owner's alone: the launcher and the services it starts run with umask 077 (folders
+0700, files 0600), and what an earlier run or another tool left readable there is tightened at start.
 """
 
 from __future__ import annotations
@@ -19,14 +26,15 @@ from typing import IO
 
 import httpx
 
-from feedbackloop.broker import EmbeddedBroker, port_open
+from feedbackloop.apache_kafka import KafkaCluster, KafkaUnavailable, fetch_kafka
+from feedbackloop.broker import Broker, EmbeddedBroker, port_open
 from feedbackloop.cli._services import SERVICES, service_info
 from feedbackloop.keys import KeyStore
 from feedbackloop.logs import configure_logging
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
 
-__all__ = ["LaunchError", "launch"]
+__all__ = ["LaunchError", "launch", "make_private"]
 
 _COLOURS = {
     "broker": "90",
@@ -55,9 +63,11 @@ def _say(name: str, line: str, out: IO[str] = sys.stdout) -> None:
     print(f"{prefix} {line}", file=out, flush=True)
 
 
-async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
+async def launch(var_dir: Path, broker_port: int, kafka: str = "embedded") -> int:
     configure_logging("run", level="WARNING", fmt="console")
-    var_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # inherited by the services: every store, log and lock file they create is owner-only
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(var_dir)
     lock = open(var_dir / "run.lock", "a+")  # noqa: SIM115 - held for the whole run
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -78,13 +88,15 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
     env.setdefault("FEEDBACKLOOP_KEYS_FILE", str(var_dir / "keys.json"))
     for name in SERVICES:
         env.setdefault(f"{name.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{var_dir}/{name}.db")
-    if embedded_broker:
+    if kafka != "external":
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{broker_port}"
+    if kafka == "apache":
+        env.setdefault("FEEDBACKLOOP_BROKER_CHECK_SECONDS", "0")  # Apache Kafka keeps what it acknowledged
     os.environ.update(env)  # so that the settings read below see the same values as the children
 
     infos = [service_info(name) for name in SERVICES]
     wanted = [(i.name, i.settings.host, i.settings.port) for i in infos]
-    if embedded_broker:
+    if kafka != "external":
         wanted.insert(0, ("broker", "127.0.0.1", broker_port))
     for name, host, port in wanted:
         if port_open(host, port):
@@ -102,7 +114,7 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
         _say("run", f"created an admin API key in {key_path}: {plaintext}")
 
     started = time.monotonic()
-    broker: EmbeddedBroker | None = None
+    broker: Broker | None = None
     children: list[_Child] = []
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,7 +123,7 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
     pumps: list[asyncio.Task[None]] = []
     exit_code = 0
     try:
-        if embedded_broker:
+        if kafka == "embedded":
             broker_log = open(var_dir / "broker.log", "ab")  # noqa: SIM115 - closed with the broker
             broker = EmbeddedBroker(port=broker_port, log=broker_log)
             await asyncio.to_thread(broker.start)
@@ -120,6 +132,8 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
                 f"embedded Kafka-protocol broker (Tansu) on 127.0.0.1:{broker_port}; "
                 f"log in {_shown(Path(broker_log.name))}",
             )
+        elif kafka == "apache":
+            broker = await _start_apache_kafka(var_dir / "kafka", broker_port)
         await ensure_topics(KafkaSettings())
         for info in infos:
             process = await asyncio.create_subprocess_exec(
@@ -161,6 +175,19 @@ async def launch(var_dir: Path, broker_port: int, embedded_broker: bool) -> int:
     return exit_code
 
 
+def make_private(folder: Path) -> None:
+    """Take group and other permissions off ``folder`` and everything under it that this user owns."""
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode & 0o7777
+            if mode & 0o077:
+                path.chmod(mode & ~0o077)
+        except OSError:
+            pass  # someone else's file, or gone meanwhile: not ours to change
+
+
 def _shown(path: Path) -> Path:
     """``path`` relative to the working folder when it is inside it, as the README writes it."""
     try:
@@ -195,9 +222,22 @@ async def _wait_ready(children: list[_Child], stopping: asyncio.Event, timeout: 
         _say("run", f"still not ready after {timeout:.0f}s: {', '.join(pending)} (see GET /readyz); carrying on")
 
 
-def _banner(children: list[_Child], broker: EmbeddedBroker | None, key_path: Path, seconds: float) -> None:
+async def _start_apache_kafka(folder: Path, port: int) -> KafkaCluster:
+    try:
+        await asyncio.to_thread(fetch_kafka)  # a no-op once `make kafka` has resolved the jars
+        cluster = KafkaCluster(folder, nodes=1, base_port=port)
+        await asyncio.to_thread(cluster.start)
+    except (KafkaUnavailable, RuntimeError) as exc:
+        raise LaunchError(str(exc)) from None
+    _say("broker", f"Apache Kafka (single node, KRaft) on {cluster.bootstrap}; data and log in {_shown(folder)}")
+    return cluster
+
+
+def _banner(children: list[_Child], broker: Broker | None, key_path: Path, seconds: float) -> None:
     lines = [f"Feedback Loop is up in {seconds:.1f}s"]
-    if broker is not None:
+    if isinstance(broker, KafkaCluster):
+        lines.append(f"  broker          {broker.bootstrap}  (Apache Kafka: a restart keeps topics and offsets)")
+    elif broker is not None:
         lines.append(
             f"  broker          {broker.bootstrap}  (embedded, in memory: a restart loses topics; "
             f"`feedbackloop replay` restores them)"
@@ -216,15 +256,16 @@ def _banner(children: list[_Child], broker: EmbeddedBroker | None, key_path: Pat
         _say("run", line)
 
 
-async def _keep_broker(broker: EmbeddedBroker, stopping: asyncio.Event) -> None:
-    """Restart the embedded broker if it dies. It comes back empty; every service notices and re-publishes
-    its retained outbox (see feedbackloop.runtime.relay), so the loop converges with nothing lost."""
+async def _keep_broker(broker: Broker, stopping: asyncio.Event) -> None:
+    """Restart the broker if it dies. The embedded one comes back empty; every service notices and re-publishes
+    its retained outbox (see feedbackloop.runtime.relay), so the loop converges with nothing lost. Apache Kafka
+    comes back with its data."""
     while not stopping.is_set():
-        assert broker.process is not None
-        code = await asyncio.to_thread(broker.process.wait)
+        code = await asyncio.to_thread(broker.wait)
         if stopping.is_set():
             return
-        _say("broker", f"exited with code {code}; restarting it (it kept data in memory: the services re-publish)")
+        kept = "it keeps its data" if isinstance(broker, KafkaCluster) else "it lost its data: the services re-publish"
+        _say("broker", f"exited with code {code}; restarting it ({kept})")
         await asyncio.to_thread(broker.start)
         await ensure_topics(KafkaSettings())
         _say("broker", "back; topics re-created")

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,35 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        print(f"feedbackloop {version('feedbackloop-shared')}")
+    except PackageNotFoundError:
+        _fail("no version: the feedbackloop-shared distribution is not installed")
+    raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the version (of the installed feedbackloop-shared) and exit."),
+    ] = False,
+) -> None:
+    pass
+
+
+class BrokerKind(StrEnum):
+    embedded = "embedded"
+    apache = "apache"
+    external = "external"
+
+
 def _fail(message: str) -> None:
     print(f"feedbackloop: {message}", file=sys.stderr)
     raise typer.Exit(1)
@@ -37,19 +67,39 @@ def _fail(message: str) -> None:
 @app.command()
 def run(
     var_dir: Annotated[Path, typer.Option(help="Folder for the SQLite stores, key file and logs")] = Path("var"),
-    broker_port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
-    embedded_broker: Annotated[
-        bool, typer.Option(help="Start the embedded broker (off: use KAFKA_BOOTSTRAP_SERVERS)")
-    ] = True,
+    broker_port: Annotated[int, typer.Option(help="Port the broker started here listens on")] = 9092,
+    kafka: Annotated[
+        BrokerKind,
+        typer.Option(
+            help="embedded: the in-memory Kafka-protocol broker (default, no Java); apache: a single-node Apache"
+            " Kafka kept under VAR_DIR/kafka (needs Java and `make kafka` once; a restart keeps topics and offsets);"
+            " external: start none, use KAFKA_BOOTSTRAP_SERVERS",
+            case_sensitive=False,
+        ),
+    ] = BrokerKind.embedded,
 ) -> None:
-    """Start the embedded broker and the four services; Ctrl-C stops them (broker last)."""
+    """Start a broker and the four services; Ctrl-C stops them (broker last)."""
     from feedbackloop.cli.launcher import LaunchError, launch
 
     try:
-        code = asyncio.run(launch(var_dir.resolve(), broker_port, embedded_broker))
+        code = asyncio.run(launch(var_dir.resolve(), broker_port, kafka.value))
     except LaunchError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command()
+def kafka(
+    version: Annotated[str | None, typer.Option(help="Apache Kafka version (default: the pinned one)")] = None,
+) -> None:
+    """Resolve Apache Kafka's jars from Maven Central into the cache (once), for `run --kafka apache` and the tests."""
+    from feedbackloop.apache_kafka import KafkaUnavailable, fetch_kafka, java_binary
+
+    try:
+        java_binary()
+        print(fetch_kafka(version))
+    except KafkaUnavailable as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -230,8 +280,9 @@ def migrate(service: Annotated[str, typer.Argument(help=f"One of {', '.join(SERV
 
     try:
         info = service_info(service)
-    except ValueError as exc:
-        _fail(str(exc))
+    except ValueError as exc:  # a usage error: exit 2, as click's own, but one line
+        print(f"feedbackloop: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
 
     async def go() -> None:
         engine = create_engine(info.settings.database_url)
@@ -323,6 +374,28 @@ def import_(
         )
     except ImportStopped as exc:
         _fail(str(exc))
+
+
+
+@app.command()
+def erase(
+    customer: Annotated[str | None, typer.Option(help="The account id, as sent in `customer.id`")] = None,
+    author_email: Annotated[str | None, typer.Option(help="The author's address (only its keyed hash is kept)")] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the record (e.g. a ticket number)")] = "",
+    url: Annotated[str, typer.Option(help="The running ingest")] = "http://127.0.0.1:8001",
+    key: Annotated[str | None, typer.Option(help="An admin key (default FEEDBACKLOOP_API_KEY, else var/api-key)")
+                   ] = None,
+) -> None:
+    """Erase one customer's or one author's feedback from every service (GDPR); prints the request id."""
+    from feedbackloop.cli._erase import EraseFailed, erasure_body, request_erasure, resolve_key
+
+    try:
+        answer = request_erasure(url, resolve_key(key), erasure_body(customer, author_email, reason))
+    except EraseFailed as exc:
+        _fail(str(exc))
+    print(answer["request_id"])
+    print(f"{answer['items']} item(s) erased in ingest; the other services follow through privacy.v1 "
+          f"(GET {url.rstrip('/')}/v1/erasures/{answer['request_id']})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedbackloop import metrics
-from feedbackloop.http.overload import ConcurrencyLimit, install_store_busy_handler
 from feedbackloop.http.openapi import document_problems, require_declared_media_type
+from feedbackloop.http.overload import ConcurrencyLimit, install_store_busy_handler
 from feedbackloop.http.problems import install_problem_handlers, problem_response
 from feedbackloop.http.security_headers import install_security_headers
 from feedbackloop.http.slow_clients import BodyTimeout, install_slow_body_handler

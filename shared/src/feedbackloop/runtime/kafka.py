@@ -1,36 +1,80 @@
 """Kafka clients as every service configures them, and topic creation.
 
 Only the Kafka protocol is used, so the same code runs on the embedded broker and on Apache Kafka.
-Idempotent and transactional producers stay off: the embedded broker lacks them, and exactly-once
-effects come from the outbox and idempotent consumers instead.
+The producer is idempotent (``acks=all``, no duplicates from its own retries, order kept per partition)
+where the broker grants producer ids — Apache Kafka does, the embedded broker does not — which
+:func:`grants_producer_ids` asks the broker itself rather than assuming. Exactly-once effects do not depend
+on it: they come from the outbox and idempotent consumers; idempotence only spares consumers the duplicates.
+Transactional producers stay off.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from feedbackloop.contracts.topics import TOPICS, dlq_name
 from feedbackloop.logs import get_logger
 from feedbackloop.settings import KafkaSettings
 
-__all__ = ["all_topic_names", "ensure_topics", "headers_dict", "headers_list", "make_consumer", "make_producer"]
+__all__ = [
+    "all_topic_names",
+    "ensure_topics",
+    "grants_producer_ids",
+    "headers_dict",
+    "headers_list",
+    "make_consumer",
+    "make_producer",
+]
 
 log = get_logger(__name__)
 _TOPIC_EXISTS = 36
+# InitProducerId answers that mean "not yet" (coordinator loading or moving) rather than "not supported".
+_RETRIABLE = {14, 15, 16}  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
 
 
-def make_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
+def make_producer(settings: KafkaSettings, client_id: str, idempotent: bool = False) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=client_id,
         acks="all",
-        enable_idempotence=False,
+        enable_idempotence=idempotent,
         linger_ms=5,
         request_timeout_ms=settings.request_timeout_ms,
     )
+
+
+async def grants_producer_ids(settings: KafkaSettings, attempts: int = 10) -> bool:
+    """Whether the broker hands out producer ids (an ``InitProducerId`` request without a transactional id),
+    which an idempotent producer needs. ``KAFKA_IDEMPOTENCE=on``/``off`` skips the question."""
+    if settings.idempotence != "auto":
+        return settings.idempotence == "on"
+    client = AIOKafkaClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
+    )
+    await client.bootstrap()
+    try:
+        for _ in range(attempts):
+            try:
+                response = await client.send(client.get_random_node(), InitProducerIdRequest(None, 60_000))
+            except KafkaError as exc:
+                log.info("broker refused InitProducerId: idempotent producer off", error=repr(exc))
+                return False
+            if response.error_code == 0:
+                return True
+            if response.error_code not in _RETRIABLE:
+                log.info("broker grants no producer ids: idempotent producer off", error_code=response.error_code)
+                return False
+            await asyncio.sleep(0.5)
+        return False
+    finally:
+        await client.close()
 
 
 def make_consumer(

@@ -69,7 +69,7 @@ class OutboxRelay:
         self.service = service
         self._engine = engine
         self._tables = tables
-        self._producer = producer
+        self.producer = producer
         self._wake = wake
         self._retention = retention
         self._batch_size = batch_size
@@ -160,7 +160,7 @@ class OutboxRelay:
         futures = []
         for row in rows:  # send() enqueues in call order; awaiting the futures afterwards keeps that order
             futures.append(
-                await self._producer.send(
+                await self.producer.send(
                     row.topic, row.value, key=row.key.encode(), headers=headers_list(row.headers or {})
                 )
             )

@@ -30,7 +30,7 @@ from feedbackloop.db.uow import UnitOfWorkFactory
 from feedbackloop.logs import get_logger
 from feedbackloop.runtime._wait import sleep_unless
 from feedbackloop.runtime.consumer import Consumer, Subscription
-from feedbackloop.runtime.kafka import ensure_topics, make_producer
+from feedbackloop.runtime.kafka import ensure_topics, grants_producer_ids, make_producer
 from feedbackloop.runtime.relay import OutboxRelay
 from feedbackloop.settings import ServiceSettings
 from feedbackloop.tracing import configure_tracing, flush_tracing
@@ -66,6 +66,7 @@ class ServiceRuntime:
     consumers: list[Consumer] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
     broker_connected: bool = False
+    idempotent_producer: bool = False
 
     @property
     def read_engine(self) -> AsyncEngine:
@@ -159,7 +160,8 @@ async def start_runtime(
         delay = 0.5
         while not stopping.is_set():
             try:
-                await producer.start()
+                await _choose_producer(runtime, await grants_producer_ids(settings.kafka))
+                await runtime.producer.start()
                 await ensure_topics(settings.kafka)
                 runtime.broker_connected = True
                 break
@@ -192,7 +194,20 @@ async def start_runtime(
             for part in group:
                 part.stop()
             await asyncio.gather(*(tasks[id(p)] for p in group if id(p) in tasks), return_exceptions=True)
-        await producer.stop()
+        await runtime.producer.stop()
         await engine.dispose()
         flush_tracing(name)  # spans still queued for the exporter go out before the process exits
         log.info("stopped", service=name)
+
+
+async def _choose_producer(runtime: ServiceRuntime, idempotent: bool) -> None:
+    """Swap in an idempotent producer where the broker grants producer ids (before anything has sent)."""
+    if idempotent == runtime.idempotent_producer:
+        return
+    await runtime.producer.stop()  # never started: releases nothing but keeps aiokafka from warning
+    producer = make_producer(runtime.settings.kafka, client_id=f"{runtime.name}-producer", idempotent=idempotent)
+    runtime.producer = runtime.relay.producer = producer
+    runtime.idempotent_producer = idempotent
+    for consumer in runtime.consumers:
+        consumer.producer = producer
+    log.info("producer chosen", idempotent=idempotent, bootstrap=runtime.settings.kafka.bootstrap_servers)
