@@ -106,6 +106,15 @@ def fetch_kafka(version: str | None = None) -> Path:
     return target / "libs"
 
 
+def _cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes them: a random UUID in URL-safe base64, never starting with ``-``
+    (the storage tool would read it as an option: one id in 64 did)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not candidate.startswith("-"):
+            return candidate
+
+
 def _run_catching(work: Coroutine[object, object, None], errors: list[BaseException]) -> None:
     try:
         asyncio.run(work)
@@ -232,7 +241,7 @@ class KafkaCluster:
         (self.folder / "log4j2.properties").write_text(_LOG4J2.format(level=self.log_level))
         id_file = self.folder / "cluster-id"
         if not id_file.exists():
-            id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())
+            id_file.write_text(_cluster_id())
         cluster_id = id_file.read_text().strip()
         for node in self._nodes:
             node.folder.mkdir(parents=True, exist_ok=True)

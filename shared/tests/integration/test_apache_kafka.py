@@ -100,3 +100,11 @@ def test_an_unresolvable_version_is_one_line_on_stderr(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "0.0.404" in done.stderr, done.stderr
 
+
+
+def test_cluster_ids_never_read_as_an_option() -> None:
+    from feedbackloop.apache_kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]  # about 31 of 2,000 raw ids would start with "-"
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
