@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["SCOPES", "ApiKey", "InvalidKey", "KeyStore", "Scope"]
+__all__ = ["API_KEY_ENV", "SCOPES", "ApiKey", "InvalidKey", "KeyStore", "NoApiKey", "Scope", "cli_api_key"]
 
 Scope = str
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -127,3 +127,27 @@ class KeyStore:
             tmp.write_text(json.dumps(data, indent=2))
             os.chmod(tmp, 0o600)
             tmp.replace(self.path)
+
+
+API_KEY_ENV = "FEEDBACKLOOP_API_KEY"
+
+
+class NoApiKey(LookupError):
+    """A command was given no key by any of the usual routes; the message names them."""
+
+
+def cli_api_key(explicit: str | None, option: str, var_dir: Path = Path("var")) -> str:
+    """The key a command calls a service with: ``option``'s value, else ``FEEDBACKLOOP_API_KEY``, else the
+    key ``make run`` wrote to ``var/api-key``."""
+    if explicit:
+        return explicit
+    if os.environ.get(API_KEY_ENV):
+        return os.environ[API_KEY_ENV]
+    try:
+        key = (var_dir / "api-key").read_text().strip()
+    except OSError:
+        key = ""
+    if not key:
+        raise NoApiKey(f"no API key: pass {option}, set {API_KEY_ENV}, or run where `make run` wrote "
+                       f"{var_dir / 'api-key'}")
+    return key

@@ -5,15 +5,14 @@ Failures are :class:`EraseFailed`, whose message is one line for stderr (no key 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["API_KEY_ENV", "EraseFailed", "erasure_body", "request_erasure", "resolve_key"]
+from feedbackloop.keys import NoApiKey, cli_api_key
 
-API_KEY_ENV = "FEEDBACKLOOP_API_KEY"
+__all__ = ["EraseFailed", "erasure_body", "request_erasure", "resolve_key"]
 
 
 class EraseFailed(Exception):
@@ -22,18 +21,10 @@ class EraseFailed(Exception):
 
 def resolve_key(explicit: str | None, var_dir: Path = Path("var")) -> str:
     """``--key``, else ``FEEDBACKLOOP_API_KEY``, else the key ``make run`` wrote to ``var/api-key``."""
-    if explicit:
-        return explicit
-    if os.environ.get(API_KEY_ENV):
-        return os.environ[API_KEY_ENV]
     try:
-        key = (var_dir / "api-key").read_text().strip()
-    except OSError:
-        key = ""
-    if not key:
-        raise EraseFailed(f"no API key: pass --key, set {API_KEY_ENV}, or run where `make run` wrote "
-                          f"{var_dir / 'api-key'}")
-    return key
+        return cli_api_key(explicit, "--key", var_dir)
+    except NoApiKey as exc:
+        raise EraseFailed(str(exc)) from None
 
 
 def erasure_body(customer: str | None, author_email: str | None, reason: str) -> dict[str, Any]:

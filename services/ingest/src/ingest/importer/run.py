@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from feedbackloop.contracts.events import Channel
+from feedbackloop.keys import NoApiKey, cli_api_key
 from ingest.importer.checkpoint import Checkpoint, CheckpointStore
 from ingest.importer.decoding import decode_export
 from ingest.importer.errors import FileRejected, ImportInterrupted, ImportRefused, ImportStopped
@@ -33,7 +33,6 @@ from ingest.importer.rows import BadRow, read_rows
 __all__ = ["MAX_BATCH", "ImportReport", "ImportRequest", "load_mapped", "resolve_api_key", "run_import"]
 
 MAX_BATCH = 1000
-API_KEY_ENV = "FEEDBACKLOOP_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -75,18 +74,10 @@ class ImportReport:
 
 def resolve_api_key(explicit: str | None, var_dir: Path = Path("var")) -> str:
     """``--api-key``, else ``FEEDBACKLOOP_API_KEY``, else the key ``make run`` wrote to ``var/api-key``."""
-    if explicit:
-        return explicit
-    if os.environ.get(API_KEY_ENV):
-        return os.environ[API_KEY_ENV]
     try:
-        key = (var_dir / "api-key").read_text().strip()
-    except OSError:
-        key = ""
-    if not key:
-        raise ImportRefused(f"no API key: pass --api-key, set {API_KEY_ENV}, or run where `make run` wrote "
-                            f"{var_dir / 'api-key'}")
-    return key
+        return cli_api_key(explicit, "--api-key", var_dir)
+    except NoApiKey as exc:
+        raise ImportRefused(str(exc)) from None
 
 
 def load_mapped(request: ImportRequest) -> tuple[str, Mapped]:
