@@ -24,22 +24,11 @@ SERVICES = ("ingest", "classification", "aggregation", "notification")
 
 
 def build_app(service: str, folder: Path, kafka: KafkaSettings | None = None,
-              common: CommonSettings | None = None) -> FastAPI:
-    """``service``'s app on a SQLite file and a key file in ``folder`` (nothing is opened before its lifespan)."""
+              common: CommonSettings | None = None, url: str | None = None) -> FastAPI:
+    """``service``'s app on a store (default: a SQLite file in ``folder``) and a key file in ``folder``
+    (nothing is opened before its lifespan)."""
     common = common or CommonSettings(keys_file=folder / "keys.json", log_format="console", log_level="WARNING")
-    kafka = kafka or KafkaSettings()
-    url = f"sqlite+aiosqlite:///{folder / service}.db"
-    factories: dict[str, Callable[[], FastAPI]] = {
-        "ingest": lambda: _ingest(url, kafka, common),
-        "classification": lambda: _classification(url, kafka, common),
-        "aggregation": lambda: _aggregation(url, kafka, common),
-        "notification": lambda: _notification(url, kafka, common),
-    }
-    return factories[service]()
-
-
-def documents(folder: Path) -> dict[str, dict[str, Any]]:
-    return {service: build_app(service, folder).openapi() for service in SERVICES}
+    return APPS[service](url or f"sqlite+aiosqlite:///{folder / service}.db", kafka or KafkaSettings(), common)
 
 
 def _ingest(url: str, kafka: KafkaSettings, common: CommonSettings) -> FastAPI:
@@ -68,6 +57,15 @@ def _notification(url: str, kafka: KafkaSettings, common: CommonSettings) -> Fas
     from notification.main import create_app
 
     return create_app(NotificationSettings(database_url=url, kafka=kafka, common=common))
+
+
+APPS: dict[str, Callable[[str, KafkaSettings, CommonSettings], FastAPI]] = {
+    "ingest": _ingest, "classification": _classification, "aggregation": _aggregation, "notification": _notification,
+}
+
+
+def documents(folder: Path) -> dict[str, dict[str, Any]]:
+    return {service: build_app(service, folder).openapi() for service in SERVICES}
 
 
 def main(out: str) -> None:

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop.testing import serve_app
+from tests.api.openapi_documents import APPS
 
 #: schemathesis draws some values with `random` inside its strategies, which Hypothesis warns about.
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
@@ -142,39 +143,6 @@ def _fuzz_operation(operation: schemathesis.APIOperation, mode: schemathesis.Gen
 @pytest.fixture
 def kafka(broker: EmbeddedBroker) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=broker.bootstrap, topic_partitions=1)
-
-
-def _ingest(url: str, kafka: KafkaSettings, common: CommonSettings) -> FastAPI:
-    from ingest.config import IngestSettings
-    from ingest.main import create_app
-
-    return create_app(IngestSettings(database_url=url, kafka=kafka, common=common))
-
-
-def _classification(url: str, kafka: KafkaSettings, common: CommonSettings) -> FastAPI:
-    from classification.config import ClassificationSettings
-    from classification.main import create_app
-
-    return create_app(ClassificationSettings(database_url=url, kafka=kafka, common=common, embeddings=False))
-
-
-def _aggregation(url: str, kafka: KafkaSettings, common: CommonSettings) -> FastAPI:
-    from aggregation.config import AggregationSettings
-    from aggregation.main import create_app
-
-    return create_app(AggregationSettings(database_url=url, kafka=kafka, common=common))
-
-
-def _notification(url: str, kafka: KafkaSettings, common: CommonSettings) -> FastAPI:
-    from notification.config import NotificationSettings
-    from notification.main import create_app
-
-    return create_app(NotificationSettings(database_url=url, kafka=kafka, common=common))
-
-
-APPS: dict[str, Callable[[str, KafkaSettings, CommonSettings], FastAPI]] = {
-    "ingest": _ingest, "classification": _classification, "aggregation": _aggregation, "notification": _notification,
-}
 
 
 @pytest.mark.parametrize("service", list(APPS))
