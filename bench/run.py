@@ -85,7 +85,8 @@ class System:
         self.broker_port = free_port()
         self.ports = {s: free_port() for s in SERVICES}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(
-            ("INGEST_", "CLASSIFICATION_", "AGGREGATION_", "NOTIFICATION_", "FEEDBACKLOOP_", "KAFKA_"))}
+            ("INGEST_", "CLASSIFICATION_", "AGGREGATION_", "NOTIFICATION_", "FEEDBACKLOOP_", "KAFKA_"))
+            or k.startswith("FEEDBACKLOOP_KAFKA_")}  # where Apache Kafka's jars are cached
         self.env.update({f"{s.upper()}_PORT": str(p) for s, p in self.ports.items()})
         # Capacity, not policy, is measured: ingest's per-key limit (3,000 requests a minute) would answer 429.
         self.env.update({"FEEDBACKLOOP_LOG_LEVEL": "WARNING", "NOTIFICATION_RETRY_SCHEDULE": "0,1,2,5",
@@ -160,8 +161,11 @@ class System:
         """The broker the launcher started: Tansu (``--listener-url``) or a JVM running ``kafka.Kafka``."""
         if self.launcher is None:
             return None
-        children = Path(f"/proc/{self.launcher.pid}/task/{self.launcher.pid}/children")
-        for pid in (int(p) for p in children.read_text().split()) if children.exists() else ():
+        # the launcher starts the broker from a worker thread: look at every thread's children
+        tasks = Path(f"/proc/{self.launcher.pid}/task")
+        threads = list(tasks.iterdir()) if tasks.exists() else []
+        pids = [int(p) for thread in threads for p in (thread / "children").read_text().split()]
+        for pid in pids:
             try:
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
@@ -363,6 +367,7 @@ async def add_rule(system: System, receiver: Receiver) -> None:
 
 async def on_apache_kafka(folder: Path, seconds: float, rate: float, receiver: Receiver) -> dict[str, Any]:
     """The end-to-end phase on a fresh single-node Apache Kafka, as `make run KAFKA=apache` starts it."""
+    folder.mkdir(parents=True)
     system = System(folder, kafka="apache")
     try:
         await system.start()
