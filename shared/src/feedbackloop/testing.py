@@ -294,15 +294,17 @@ async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]
         await task
 
 
-async def publish_events(kafka: KafkaSettings, topic: Topic, payloads: Iterable[Any], *, key: str) -> None:
+async def publish_events(kafka: KafkaSettings, topic: Topic, payloads: Iterable[Any], *, key: str,
+                         partition: int | None = None) -> None:
     """Publish each payload on ``topic`` as a CloudEvent (what a producing service would send), keyed by the
-    payload's ``key`` attribute, and wait until the broker has each."""
+    payload's ``key`` attribute, and wait until the broker has each. With ``partition`` all go to that one, in
+    order: when the last is handled, so is everything before it."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
     try:
         for payload in payloads:
             await producer.send_and_wait(topic.name, encode(new_envelope(topic, payload, source="/test")),
-                                         key=str(getattr(payload, key)).encode())
+                                         key=str(getattr(payload, key)).encode(), partition=partition)
     finally:
         await producer.stop()
 

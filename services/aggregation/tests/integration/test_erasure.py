@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
 
 from aggregation.config import AggregationSettings
 from aggregation.domain.urgent import urgent_insight_id
@@ -20,14 +18,11 @@ from feedbackloop.contracts import (
     PRIVACY,
     ClassifiedFeedback,
     ErasureRequest,
-    encode,
     feedback_id_for,
-    new_envelope,
 )
-from feedbackloop.contracts.topics import Topic
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, serve_app, store_url, wait_for
+from feedbackloop.testing import publish_events, query_store, serve_app, store_url, wait_for
 
 T0 = datetime.now(UTC) - timedelta(hours=2)
 
@@ -42,17 +37,6 @@ def _item(ext: str, customer: str, urgency: str, text: str) -> ClassifiedFeedbac
     })
 
 
-async def _send(kafka: KafkaSettings, topic: Topic, *payloads: tuple[str, BaseModel]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-    await producer.start()
-    try:
-        for key, payload in payloads:
-            await producer.send_and_wait(topic.name, encode(new_envelope(topic, payload, source="/test")),
-                                         key=key.encode(), partition=0)
-    finally:
-        await producer.stop()
-
-
 async def test_privacy_event_erases_items_insights_and_the_customer_once(
     tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, read_key: str
 ) -> None:
@@ -65,7 +49,8 @@ async def test_privacy_event_erases_items_insights_and_the_customer_once(
                                    common=common_settings)
     db = settings.database_url
     await ensure_topics(kafka_settings)
-    await _send(kafka_settings, FEEDBACK_CLASSIFIED, *((str(i.feedback_id), i) for i in (acme_urgent, acme, globex)))
+    await publish_events(kafka_settings, FEEDBACK_CLASSIFIED, (acme_urgent, acme, globex), key="feedback_id",
+                         partition=0)
 
     async with serve_app(create_app(settings)) as url, \
             httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {read_key}"}) as client:
@@ -81,10 +66,10 @@ async def test_privacy_event_erases_items_insights_and_the_customer_once(
         request = ErasureRequest(request_id=uuid.uuid4(), customer_id="acme",
                                  feedback_ids=[acme_urgent.feedback_id, late.feedback_id],  # acme's 2nd: by customer
                                  requested_at=datetime.now(UTC), reason="test")
-        await _send(kafka_settings, PRIVACY, (str(request.request_id), request), (str(request.request_id), request))
+        await publish_events(kafka_settings, PRIVACY, (request, request), key="request_id", partition=0)
         await wait_for(lambda: query_store(db, "SELECT request_id FROM erasures"),
                        lambda rows: rows == [(str(request.request_id),)], what="the erasure recorded")
-        await _send(kafka_settings, FEEDBACK_CLASSIFIED, *((str(i.feedback_id), i) for i in (late, after)))
+        await publish_events(kafka_settings, FEEDBACK_CLASSIFIED, (late, after), key="feedback_id", partition=0)
         items = await wait_for(listed, lambda items: str(after.feedback_id) in {i["feedback_id"] for i in items},
                                what="the item after the late one listed")
 

@@ -8,18 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
 
 from classification.config import ClassificationSettings
 from classification.embedding import Encoder
 from classification.main import create_app
-from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, ErasureRequest, RawFeedback, encode, feedback_id_for
-from feedbackloop.contracts.envelope import new_envelope
-from feedbackloop.contracts.topics import Topic
+from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, ErasureRequest, RawFeedback, feedback_id_for
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, serve_app, store_url, wait_for
+from feedbackloop.testing import publish_events, query_store, serve_app, store_url, wait_for
 
 
 def _raw(external_id: str, customer: str, text: str) -> RawFeedback:
@@ -27,18 +23,6 @@ def _raw(external_id: str, customer: str, text: str) -> RawFeedback:
     return RawFeedback.model_validate({"feedback_id": feedback_id_for("api", external_id), "source": "api",
                                        "external_id": external_id, "channel": "api", "text": text,
                                        "customer": {"id": customer}, "created_at": now, "received_at": now})
-
-
-async def _send(kafka: KafkaSettings, topic: Topic, *payloads: tuple[str, BaseModel]) -> None:
-    """Publish on partition 0, in order: when the last is handled, so is everything before it."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-    await producer.start()
-    try:
-        for key, payload in payloads:
-            await producer.send_and_wait(topic.name, encode(new_envelope(topic, payload, source="/test")),
-                                         key=key.encode(), partition=0)
-    finally:
-        await producer.stop()
 
 
 async def test_privacy_event_erases_labels_and_corrections_once(
@@ -53,7 +37,7 @@ async def test_privacy_event_erases_labels_and_corrections_once(
                                       common=common_settings)
     db = settings.database_url
     await ensure_topics(kafka_settings)
-    await _send(kafka_settings, FEEDBACK_RAW, *((str(r.feedback_id), r) for r in (acme, globex)))
+    await publish_events(kafka_settings, FEEDBACK_RAW, (acme, globex), key="feedback_id", partition=0)
 
     async def ids(table: str) -> set[str]:
         return {r[0] for r in await query_store(db, f"SELECT feedback_id FROM {table}")}
@@ -68,10 +52,10 @@ async def test_privacy_event_erases_labels_and_corrections_once(
                                  feedback_ids=[acme.feedback_id, late.feedback_id],
                                  requested_at=datetime.now(UTC), reason="test")
         # the same request twice, under two event ids (a replay by hand): applied once
-        await _send(kafka_settings, PRIVACY, (str(request.request_id), request), (str(request.request_id), request))
+        await publish_events(kafka_settings, PRIVACY, (request, request), key="request_id", partition=0)
         await wait_for(lambda: query_store(db, "SELECT request_id, items FROM erasures"),
                        lambda rows: rows == [(str(request.request_id), 2)], what="the erasure recorded")
-        await _send(kafka_settings, FEEDBACK_RAW, *((str(r.feedback_id), r) for r in (late, after)))
+        await publish_events(kafka_settings, FEEDBACK_RAW, (late, after), key="feedback_id", partition=0)
         await wait_for(lambda: ids("classifications"), lambda s: str(after.feedback_id) in s,
                        what="the item after the late one classified", timeout=60)
 
