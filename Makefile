@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := shared services/ingest services/classification services/aggregation services/notification
+PACKAGES := shared shared/testing services/ingest services/classification services/aggregation services/notification
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
@@ -63,7 +63,7 @@ bench-aggregation: $(STAMP)  ## p95 latency of GET /v1/themes with 1M items stor
 
 lint: $(STAMP)  ## ruff and mypy
 	@$(BIN)/ruff check .
-	@$(BIN)/mypy shared/src services/*/src
+	@$(BIN)/mypy shared/src shared/testing/src services/*/src
 
 schemas: $(STAMP)  ## regenerate the JSON Schemas and the AsyncAPI document from the models
 	@$(BIN)/feedbackloop schemas --write

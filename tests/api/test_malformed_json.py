@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app
+from feedbackloop_testing import serve_app
 
 DEEP_LIST = b"[" * 10_000 + b"]" * 10_000
 DEEP_OBJECT = b'{"a":' * 10_000 + b"1" + b"}" * 10_000

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app
+from feedbackloop_testing import serve_app
 from tests.api.openapi_documents import APPS
 
 #: schemathesis draws some values with `random` inside its strategies, which Hypothesis warns about.

@@ -23,7 +23,7 @@ import pytest
 from feedbackloop.contracts.webhooks import add_webhooks
 from feedbackloop.http.problems import PROBLEM_BASE, PROBLEM_JSON, PROBLEM_TYPES, problem_response, problem_type
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app
+from feedbackloop_testing import serve_app
 from tests.api.openapi_documents import SERVICES, build_app
 
 README = Path(__file__).resolve().parents[2] / "README.md"

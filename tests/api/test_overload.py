@@ -34,7 +34,7 @@ from feedbackloop.contracts.topics import FEEDBACK_CLASSIFIED
 from feedbackloop.keys import KeyStore
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, publish_events, wait_for
+from feedbackloop_testing import free_port, publish_events, wait_for
 
 CLIENTS = 200
 STORM_SECONDS = float(os.environ.get("OVERLOAD_STORM_SECONDS", "8"))

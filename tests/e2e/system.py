@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from feedbackloop.testing import broker_kind_under_test, free_port, lasting_store_url
+from feedbackloop_testing import broker_kind_under_test, free_port, lasting_store_url
 
 SERVICES = ("ingest", "classification", "aggregation", "notification")
 

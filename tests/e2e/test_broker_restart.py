@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from feedbackloop.testing import wait_for
+from feedbackloop_testing import wait_for
 from tests.e2e.system import System
 
 # It once failed in three CI runs (items posted after the crash never arrived): a producer wrote to the

@@ -28,7 +28,7 @@ from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.keys import KeyStore
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, make_test_broker, store_url, wait_for
+from feedbackloop_testing import free_port, make_test_broker, store_url, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # 3,000 items through two crashes: minutes under load
 

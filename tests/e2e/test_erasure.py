@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from feedbackloop.testing import query_store, serve_app, wait_for
+from feedbackloop_testing import query_store, serve_app, wait_for
 from tests.e2e.system import System
 
 pytestmark = pytest.mark.e2e

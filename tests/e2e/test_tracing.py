@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 from standardwebhooks import Webhook
 
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop_testing import serve_app, wait_for
 from ingest.service import raw_event_id
 from tests.e2e.system import System
 from tests.e2e.test_walkthrough import SECRET

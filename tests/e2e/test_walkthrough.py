@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from standardwebhooks import Webhook
 
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, decode, feedback_id_for
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop_testing import serve_app, wait_for
 from tests.e2e.system import System
 
 pytestmark = pytest.mark.e2e

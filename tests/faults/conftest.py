@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbackloop.testing import broker_kind_under_test
+from feedbackloop_testing import broker_kind_under_test
 from tests.faults.harness import Row
 
 OUT = Path(__file__).resolve().parents[2] / "var" / "faults"

@@ -8,7 +8,7 @@ local webhook endpoint that records each delivery's ``webhook-id`` and feedback 
 port closed) and come back. :func:`check` compares the end state with what was accepted and returns one
 table row.
 
-Waits are conditions with deadlines (:func:`feedbackloop.testing.wait_for`), generous because CI's two
+Waits are conditions with deadlines (:func:`feedbackloop_testing.wait_for`), generous because CI's two
 cores are shared; a deadline that passes fails with what was seen (how many items were still missing).
 """
 
@@ -35,7 +35,7 @@ from feedbackloop.contracts import feedback_id_for
 from feedbackloop.keys import KeyStore
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import (
+from feedbackloop_testing import (
     broker_kind_under_test,
     free_port,
     make_test_broker,

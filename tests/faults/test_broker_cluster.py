@@ -22,7 +22,7 @@ from aiokafka.client import AIOKafkaClient
 
 from feedbackloop.apache_kafka import KafkaCluster
 from feedbackloop.contracts import FEEDBACK_RAW
-from feedbackloop.testing import wait_for
+from feedbackloop_testing import wait_for
 from tests.faults.harness import SERVICES, Row, Stack, Stream, check, recovery_time, running
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]

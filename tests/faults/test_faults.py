@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, FEEDBACK_RAW, RawFeedback, encode, feedback_id_for
 from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.contracts.topics import dlq_name
-from feedbackloop.testing import wait_for
+from feedbackloop_testing import wait_for
 from tests.faults.harness import (
     DEADLINE,
     SERVICES,

@@ -17,7 +17,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-from feedbackloop.testing import free_port
+from feedbackloop_testing import free_port
 
 __all__ = ["ServiceCopy", "child_env", "read_topic", "two_copies"]
 

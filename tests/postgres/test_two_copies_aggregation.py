@@ -29,7 +29,7 @@ from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.db import create_engine, lease_key
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import query_store, wait_for
+from feedbackloop_testing import query_store, wait_for
 from tests.postgres.copies import ServiceCopy, child_env, read_topic, two_copies
 
 pytestmark = pytest.mark.e2e

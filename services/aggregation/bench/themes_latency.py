@@ -47,7 +47,7 @@ from feedbackloop.db.engine import create_engine
 from feedbackloop.db.migrate import upgrade
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import free_port, serve_app
+from feedbackloop_testing import free_port, serve_app
 
 ITEMS = int(os.environ.get("BENCH_ITEMS", "1000000"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "200"))

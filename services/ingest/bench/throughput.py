@@ -39,7 +39,7 @@ from loadgen import Send, raw_poster  # the root bench folder is not a package
 
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.keys import KeyStore
-from feedbackloop.testing import free_port
+from feedbackloop_testing import free_port
 
 T = TypeVar("T")
 SECRET = "bench-zendesk-secret"

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Response
 
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app
+from feedbackloop_testing import serve_app
 from notification.config import NotificationSettings
 from notification.delivery import DeliveryWorker
 from notification.domain.targets import TargetPolicy

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, INSIGHTS, ClassifiedFeedback, Insight, encode, new_envelope
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import store_url
+from feedbackloop_testing import store_url
 from notification.config import NotificationSettings
 
 

@@ -14,7 +14,7 @@ from feedbackloop.apache_kafka import KafkaCluster, fetch_kafka
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.runtime.kafka import ensure_topics, grants_producer_ids, make_producer
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import free_port, wait_for
+from feedbackloop_testing import free_port, wait_for
 
 
 def test_the_producer_is_idempotent_where_the_broker_grants_producer_ids(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from feedbackloop.db import UnitOfWorkFactory, add_runtime_tables, create_engine
 from feedbackloop.runtime import OutboxRelay, ensure_topics, make_producer
 from feedbackloop.runtime.relay import lost_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import wait_for
+from feedbackloop_testing import wait_for
 
 tables = add_runtime_tables(MetaData())
 

@@ -20,7 +20,7 @@ from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, add_runtime_tables, c
 from feedbackloop.runtime import Consumer, OutboxRelay, PoisonMessage, Subscription, ensure_topics, make_producer
 from feedbackloop.runtime.relay import replay_outbox
 from feedbackloop.settings import KafkaSettings
-from feedbackloop.testing import store_url, wait_for
+from feedbackloop_testing import store_url, wait_for
 
 metadata = MetaData()
 handled = Table(

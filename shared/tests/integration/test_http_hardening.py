@@ -22,7 +22,7 @@ from feedbackloop.http import build_app
 from feedbackloop.http.security_headers import DOCS_POLICY, PAGE_POLICY
 from feedbackloop.serve import server_config
 from feedbackloop.settings import CommonSettings, ServiceSettings
-from feedbackloop.testing import free_port
+from feedbackloop_testing import free_port
 
 PROBLEM = "application/problem+json"
 

@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, select
 from feedbackloop import tracing
 from feedbackloop.contracts import CONTENT_TYPE, FEEDBACK_RAW, RawFeedback, feedback_id_for
 from feedbackloop.db import UnitOfWorkFactory, add_runtime_tables, create_engine, session_factory
-from feedbackloop.testing import store_url
+from feedbackloop_testing import store_url
 
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from feedbackloop.testing import free_port
+from feedbackloop_testing import free_port
 
 SERVICES = ("ingest", "classification", "aggregation", "notification")
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from feedbackloop.cli._erase import EraseFailed, erasure_body, resolve_key
 from feedbackloop.cli.main import app
-from feedbackloop.testing import free_port
+from feedbackloop_testing import free_port
 
 
 def test_the_body_names_a_customer_or_an_author_or_both() -> None:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbackloop.cli.main import parse_since
+from feedbackloop.cli.common import parse_since
 from feedbackloop.keys import InvalidKey, KeyStore
 
 

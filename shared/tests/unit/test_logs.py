@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from feedbackloop.logs import REDACTED, get_logger, redact_secrets, redact_text, register_secrets, secret_values
-from feedbackloop.testing import captured_logs
+from feedbackloop_testing import captured_logs
 
 API_KEY = "flk_0123456789ab_S3cr3tP4rtOfTheKeyxxxxxxxxxxxxxxxxxxxx"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from feedbackloop import tracing
 from feedbackloop.http import build_app
 from feedbackloop.settings import CommonSettings, ServiceSettings
-from feedbackloop.testing import serve_app
+from feedbackloop_testing import serve_app
 
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"

@@ -1,6 +1,5 @@
-from aggregation.config import AggregationSettings
-from aggregation.main import create_app
+from aggregation.cli import plugin
 from feedbackloop.serve import serve
 
 if __name__ == "__main__":
-    serve("aggregation", create_app, AggregationSettings())  # type: ignore[arg-type]
+    serve(plugin.name, plugin.create_app, plugin.settings())

@@ -17,7 +17,7 @@ from aggregation.config import AggregationSettings
 from aggregation.main import create_app
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, serve_app, wait_for
+from feedbackloop_testing import query_store, serve_app, wait_for
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 

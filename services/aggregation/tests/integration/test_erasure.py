@@ -22,7 +22,7 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import publish_events, query_store, serve_app, store_url, wait_for
+from feedbackloop_testing import publish_events, query_store, serve_app, store_url, wait_for
 
 T0 = datetime.now(UTC) - timedelta(hours=2)
 

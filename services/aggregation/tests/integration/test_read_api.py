@@ -29,7 +29,7 @@ from feedbackloop.contracts import (
 from feedbackloop.contracts.envelope import Envelope
 from feedbackloop.http import encode_cursor
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, store_url, wait_for
+from feedbackloop_testing import serve_app, store_url, wait_for
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -26,7 +26,7 @@ from aggregation.main import create_app
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, INSIGHTS, ClassifiedFeedback, decode, encode, new_envelope
 from feedbackloop.contracts.envelope import Envelope
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop_testing import serve_app, wait_for
 
 THEMES = [("billing", "Billing"), ("export", "Export"), ("account.login", "Login & authentication"),
           ("onboarding", "Onboarding")]

@@ -1,6 +1,5 @@
-from classification.config import ClassificationSettings
-from classification.main import create_app
+from classification.cli import plugin
 from feedbackloop.serve import serve
 
 if __name__ == "__main__":
-    serve("classification", create_app, ClassificationSettings())  # type: ignore[arg-type]
+    serve(plugin.name, plugin.create_app, plugin.settings())

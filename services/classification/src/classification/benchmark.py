@@ -31,7 +31,7 @@ def _rss_mb() -> float:
 
 
 def main() -> None:  # pragma: no cover - the bench command
-    from feedbackloop.testing import handed_data
+    from feedbackloop_testing import handed_data
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)

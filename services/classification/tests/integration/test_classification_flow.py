@@ -24,7 +24,7 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, serve_app, store_url, wait_for
+from feedbackloop_testing import query_store, serve_app, store_url, wait_for
 
 
 def _settings(tmp_path: Path, kafka: KafkaSettings, common: CommonSettings) -> ClassificationSettings:

@@ -15,7 +15,7 @@ from classification.main import create_app
 from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, ErasureRequest, RawFeedback, feedback_id_for
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import publish_events, query_store, serve_app, store_url, wait_for
+from feedbackloop_testing import publish_events, query_store, serve_app, store_url, wait_for
 
 
 def _raw(external_id: str, customer: str, text: str) -> RawFeedback:

@@ -10,7 +10,7 @@ from classification.classifier import Classifier, PreviewItem, build_theme_model
 from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.domain.taxonomy import parse_taxonomy
 from classification.embedding import DIMENSIONS, Encoder
-from feedbackloop.testing import handed_data
+from feedbackloop_testing import handed_data
 
 
 @pytest.fixture(scope="module")

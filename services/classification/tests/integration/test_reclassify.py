@@ -20,7 +20,7 @@ from classification.store.models import runtime_tables
 from feedbackloop.cli.main import app as cli
 from feedbackloop.contracts import RawFeedback, feedback_id_for
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
-from feedbackloop.testing import query_store, store_url
+from feedbackloop_testing import query_store, store_url
 
 TEXTS = ["Your podcast recommendations keep suggesting true crime shows to me",
          "The podcast recommendations are all true crime, I hate true crime",

@@ -9,7 +9,7 @@ from classification.main import MIGRATIONS
 from classification.store.repository import ClassificationRepository
 from feedbackloop.contracts import ClassifiedFeedback, feedback_id_for
 from feedbackloop.db import create_engine, session_factory, upgrade
-from feedbackloop.testing import store_url
+from feedbackloop_testing import store_url
 
 
 def _item(revision: int, kind: str) -> ClassifiedFeedback:

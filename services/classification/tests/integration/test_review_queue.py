@@ -18,7 +18,7 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import publish_events, query_store, read_events, serve_app, store_url
+from feedbackloop_testing import publish_events, query_store, read_events, serve_app, store_url
 
 TEXTS = ["The app crashes every time I open the settings page",
          "Please add a dark mode to the editor",

@@ -22,7 +22,7 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import handed_data, publish_events, query_store, read_events, serve_app, store_url, wait_for
+from feedbackloop_testing import handed_data, publish_events, query_store, read_events, serve_app, store_url, wait_for
 
 INTENTS = ("card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "exchange_rate", "top_up_failed")
 TAUGHT, HELD_OUT = 8, 12

@@ -12,7 +12,7 @@ from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.domain.pipeline import MODEL, Labels, classify
 from classification.domain.taxonomy import Taxonomy
 from feedbackloop.contracts import Customer
-from feedbackloop.testing import handed_data
+from feedbackloop_testing import handed_data
 
 REVIEWS = handed_data("datasets/app-reviews-urr/reviews.jsonl")
 

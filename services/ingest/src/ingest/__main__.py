@@ -1,6 +1,5 @@
 from feedbackloop.serve import serve
-from ingest.config import IngestSettings
-from ingest.main import create_app
+from ingest.cli import plugin
 
 if __name__ == "__main__":
-    serve("ingest", create_app, IngestSettings())  # type: ignore[arg-type]
+    serve(plugin.name, plugin.create_app, plugin.settings())

@@ -8,7 +8,7 @@ import httpx
 
 from feedbackloop.contracts import PRIVACY, feedback_id_for
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, read_events, serve_app, store_url, wait_for
+from feedbackloop_testing import query_store, read_events, serve_app, store_url, wait_for
 from ingest.config import IngestSettings
 from ingest.main import create_app
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from feedbackloop.contracts import FEEDBACK_RAW, decode, feedback_id_for
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, store_url, wait_for
+from feedbackloop_testing import serve_app, store_url, wait_for
 from ingest.config import IngestSettings
 from ingest.main import create_app
 

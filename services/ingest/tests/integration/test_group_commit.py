@@ -23,7 +23,7 @@ from sqlalchemy import text
 from feedbackloop.contracts import feedback_id_for
 from feedbackloop.db import create_engine
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import handed_data, query_store, serve_app, store_url
+from feedbackloop_testing import handed_data, query_store, serve_app, store_url
 from ingest.config import IngestSettings
 from ingest.main import create_app
 

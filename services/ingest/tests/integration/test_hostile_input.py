@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app
+from feedbackloop_testing import serve_app
 from ingest.config import IngestSettings
 from ingest.main import create_app
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from feedbackloop.contracts import feedback_id_for
 from feedbackloop.db import UnitOfWorkFactory
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import handed_data, serve_app
+from feedbackloop_testing import handed_data, serve_app
 from ingest.config import IngestSettings
 from ingest.importer.run import ImportRequest, run_import
 from ingest.main import create_app

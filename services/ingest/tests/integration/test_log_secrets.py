@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 
 from feedbackloop.logs import get_logger
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import captured_logs, serve_app
+from feedbackloop_testing import captured_logs, serve_app
 from ingest.config import IngestSettings
 from ingest.main import create_app
 

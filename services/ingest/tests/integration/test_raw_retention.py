@@ -11,7 +11,7 @@ from sqlalchemy import select
 from feedbackloop.db import UnitOfWorkFactory
 from feedbackloop.db.engine import create_engine, session_factory
 from feedbackloop.db.migrate import upgrade
-from feedbackloop.testing import store_url
+from feedbackloop_testing import store_url
 from ingest.config import IngestSettings
 from ingest.domain.feedback import FeedbackIn, RedactionPolicy
 from ingest.domain.pseudonym import Pseudonymizer

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer
 
 from feedbackloop.contracts import FEEDBACK_RAW, decode
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import handed_data, serve_app, store_url, wait_for
+from feedbackloop_testing import handed_data, serve_app, store_url, wait_for
 from ingest.config import IngestSettings
 from ingest.main import create_app
 

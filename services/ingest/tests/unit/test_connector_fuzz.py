@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackloop.testing import handed_data
+from feedbackloop_testing import handed_data
 from ingest.domain.connectors import CONNECTORS, ConnectorOptions, Delivery, Outcome
 from ingest.domain.feedback import FeedbackIn, RedactionPolicy, normalize
 from ingest.domain.pseudonym import Pseudonymizer

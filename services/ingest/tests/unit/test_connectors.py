@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbackloop.testing import handed_data
+from feedbackloop_testing import handed_data
 from ingest.domain.connectors import CONNECTORS, ConnectorOptions, Delivery, VerificationFailed
 from ingest.domain.connectors.freshdesk import AUTOMATION_TEMPLATE
 from ingest.domain.connectors.slack import slack_signature

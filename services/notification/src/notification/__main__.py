@@ -1,6 +1,5 @@
 from feedbackloop.serve import serve
-from notification.config import NotificationSettings
-from notification.main import create_app
+from notification.cli import plugin
 
 if __name__ == "__main__":
-    serve("notification", create_app, NotificationSettings())  # type: ignore[arg-type]
+    serve(plugin.name, plugin.create_app, plugin.settings())

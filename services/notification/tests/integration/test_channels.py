@@ -27,7 +27,7 @@ from notification_testkit import (
 
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import free_port, serve_app, wait_for
+from feedbackloop_testing import free_port, serve_app, wait_for
 from notification.main import create_app
 
 SMTP_PASSWORD = "smtp-pass-never-logged"

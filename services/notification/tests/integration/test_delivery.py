@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop_testing import serve_app, wait_for
 from notification.main import create_app
 
 WHSEC = "whsec_" + base64.b64encode(b"flaky-receiver-key-0123").decode()

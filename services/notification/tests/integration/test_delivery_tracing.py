@@ -19,7 +19,7 @@ from feedbackloop import tracing
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, wait_for
+from feedbackloop_testing import serve_app, wait_for
 from notification.delivery import SERVICE
 from notification.main import create_app
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from fastapi import FastAPI
 
-from feedbackloop.testing import serve_app
+from feedbackloop_testing import serve_app
 from notification.egress import TargetRefused, guarded_client
 
 

@@ -17,7 +17,7 @@ from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, serve_app, wait_for
+from feedbackloop_testing import query_store, serve_app, wait_for
 from notification.domain.erasure import ERASED_ERROR
 from notification.main import create_app
 

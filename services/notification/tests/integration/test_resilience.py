@@ -13,7 +13,7 @@ from notification_testkit import Receiver, classified, feedback_record, notifica
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import query_store, serve_app, store_url, wait_for
+from feedbackloop_testing import query_store, serve_app, store_url, wait_for
 from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS, create_app
 from notification.rules_file import RulesFileError, load_rules_file

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.keys import KeyStore
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop.testing import serve_app, store_url
+from feedbackloop_testing import serve_app, store_url
 from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS, create_app
 from notification.service import RuleDraft, create_rule, route_event

@@ -13,7 +13,7 @@ from typing import Any
 
 from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, upgrade
 from feedbackloop.settings import CommonSettings
-from feedbackloop.testing import captured_logs, store_url, wait_for
+from feedbackloop_testing import captured_logs, store_url, wait_for
 from notification.config import NotificationSettings
 from notification.delivery import DeliveryWorker
 from notification.main import MIGRATIONS

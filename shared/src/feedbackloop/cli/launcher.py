@@ -28,9 +28,9 @@ import httpx
 
 from feedbackloop.apache_kafka import KafkaCluster, KafkaUnavailable, fetch_kafka
 from feedbackloop.broker import Broker, EmbeddedBroker, port_open
-from feedbackloop.cli._services import SERVICES, service_info
 from feedbackloop.keys import KeyStore
 from feedbackloop.logs import configure_logging
+from feedbackloop.plugins import service_plugins
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
 
@@ -86,7 +86,7 @@ async def launch(var_dir: Path, broker_port: int, kafka: str = "embedded") -> in
     env = dict(os.environ)
     env.setdefault("FEEDBACKLOOP_LOG_FORMAT", "console")
     env.setdefault("FEEDBACKLOOP_KEYS_FILE", str(var_dir / "keys.json"))
-    for name in SERVICES:
+    for name in service_plugins():
         env.setdefault(f"{name.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{var_dir}/{name}.db")
     if kafka != "external":
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{broker_port}"
@@ -94,8 +94,8 @@ async def launch(var_dir: Path, broker_port: int, kafka: str = "embedded") -> in
         env.setdefault("FEEDBACKLOOP_BROKER_CHECK_SECONDS", "0")  # Apache Kafka keeps what it acknowledged
     os.environ.update(env)  # so that the settings read below see the same values as the children
 
-    infos = [service_info(name) for name in SERVICES]
-    wanted = [(i.name, i.settings.host, i.settings.port) for i in infos]
+    settings = {name: plugin.settings() for name, plugin in service_plugins().items()}
+    wanted = [(name, s.host, s.port) for name, s in settings.items()]
     if kafka != "external":
         wanted.insert(0, ("broker", "127.0.0.1", broker_port))
     for name, host, port in wanted:
@@ -135,18 +135,18 @@ async def launch(var_dir: Path, broker_port: int, kafka: str = "embedded") -> in
         elif kafka == "apache":
             broker = await _start_apache_kafka(var_dir / "kafka", broker_port)
         await ensure_topics(KafkaSettings())
-        for info in infos:
+        for name, service_settings in settings.items():
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                info.name,
+                name,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
-            child = _Child(info.name, info.settings.port, process)
+            child = _Child(name, service_settings.port, process)
             children.append(child)
             pumps.append(asyncio.create_task(_pump(child)))
         await _wait_ready(children, stopping)

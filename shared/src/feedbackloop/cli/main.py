@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from feedbackloop.cli._services import SERVICES, service_info
+from feedbackloop.cli.common import fail, parse_since
+from feedbackloop.plugins import service_names, service_plugin, service_plugins
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -38,7 +38,7 @@ def _print_version(value: bool) -> None:
     try:
         print(f"feedbackloop {version('feedbackloop-shared')}")
     except PackageNotFoundError:
-        _fail("no version: the feedbackloop-shared distribution is not installed")
+        fail("no version: the feedbackloop-shared distribution is not installed")
     raise typer.Exit()
 
 
@@ -57,11 +57,6 @@ class BrokerKind(StrEnum):
     embedded = "embedded"
     apache = "apache"
     external = "external"
-
-
-def _fail(message: str) -> None:
-    print(f"feedbackloop: {message}", file=sys.stderr)
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -84,7 +79,7 @@ def run(
     try:
         code = asyncio.run(launch(var_dir.resolve(), broker_port, kafka.value))
     except LaunchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     raise typer.Exit(code)
 
 
@@ -99,7 +94,7 @@ def kafka(
         java_binary()
         print(fetch_kafka(version))
     except KafkaUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -123,7 +118,7 @@ def tail(
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # a broker that is not there, a topic that does not exist
-        _fail(f"cannot tail {topic} on {servers}: {exc or type(exc).__name__}")
+        fail(f"cannot tail {topic} on {servers}: {exc or type(exc).__name__}")
 
 
 async def _tail(topic: str, servers: str, from_beginning: bool, count: int | None, show_headers: bool) -> None:
@@ -171,7 +166,7 @@ def keys_create(
     try:
         key, plaintext = KeyStore(keys_file or CommonSettings().keys_file).create(name, scope)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     print(plaintext)
     print(f"created key {key.id} ({', '.join(key.scopes)}) for {name!r}; it is shown only now", file=sys.stderr)
 
@@ -193,27 +188,13 @@ def keys_revoke(key_id: str, keys_file: Annotated[Path | None, typer.Option()] =
     from feedbackloop.settings import CommonSettings
 
     if not KeyStore(keys_file or CommonSettings().keys_file).revoke(key_id):
-        _fail(f"no active key with id {key_id}")
+        fail(f"no active key with id {key_id}")
     print(f"revoked {key_id}", file=sys.stderr)
-
-
-def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """``2h``, ``30m``, ``7d`` ago, or an ISO-8601 time (UTC when it names no zone)."""
-    now = now or datetime.now(UTC)
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value.strip())
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return now - timedelta(**{unit: float(match.group(1))})
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"--since takes a duration like 2h or 7d, or an ISO time; got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command()
 def replay(
-    service: Annotated[str, typer.Argument(help=f"One of {', '.join(SERVICES)}, or all")],
+    service: Annotated[str, typer.Argument(help="A service (ingest, classification, …), or all")],
     since: Annotated[str, typer.Option(help="2h, 7d, or an ISO time")] = "30d",
     topic: Annotated[list[str] | None, typer.Option(help="Only these topics")] = None,
 ) -> None:
@@ -225,12 +206,12 @@ def replay(
     """
     try:
         start = parse_since(since)
-        names = list(SERVICES) if service == "all" else [service]
+        names = service_names() if service == "all" else [service]
         for name in names:
             count = asyncio.run(_replay(name, start, topic))
             print(f"{name}: {count} events queued for re-publishing since {start.isoformat()}", file=sys.stderr)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 async def _replay(name: str, since: datetime, topics: list[str] | None) -> int:
@@ -239,8 +220,7 @@ async def _replay(name: str, since: datetime, topics: list[str] | None) -> int:
     from feedbackloop.db import add_runtime_tables, create_engine
     from feedbackloop.runtime.relay import replay_outbox
 
-    info = service_info(name)
-    engine = create_engine(info.settings.database_url)
+    engine = create_engine(service_plugin(name).settings().database_url)
     try:
         return await replay_outbox(engine, add_runtime_tables(MetaData()), since, topics)
     finally:
@@ -248,46 +228,23 @@ async def _replay(name: str, since: datetime, topics: list[str] | None) -> int:
 
 
 @app.command()
-def reclassify(
-    since: Annotated[str, typer.Option(help="Items first labelled since: 2h, 7d, or an ISO time")] = "30d",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff and agreement; publish nothing")] = False,
-    include_corrected: Annotated[
-        bool, typer.Option("--include-corrected", help="Also re-label the fields people corrected")
-    ] = False,
-    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Items per page (one transaction)")] = 256,
-    state_dir: Annotated[Path, typer.Option(help="Checkpoints of unfinished runs")] = Path("var/reclassify"),
+def migrate(
+    service: Annotated[str, typer.Argument(help="A service: ingest, classification, aggregation or notification")],
 ) -> None:
-    """Re-label classification's stored history with the taxonomy and models in force (its store:
-    CLASSIFICATION_DATABASE_URL); only changed items are re-published, as new revisions, through its outbox."""
-    try:
-        from classification.config import ClassificationSettings
-        from classification.reclassify import reclassify as run_reclassify
-    except ImportError:
-        _fail("`reclassify` needs the classification package installed (pip install -e services/classification)")
-    try:
-        report = asyncio.run(run_reclassify(ClassificationSettings(), parse_since(since), dry_run=dry_run,
-                                            include_corrected=include_corrected, batch_size=batch_size,
-                                            state_dir=state_dir))
-    except Exception as exc:  # one line, never a traceback: the store, the schema or the model
-        _fail(f"reclassify: {exc or type(exc).__name__}")
-    print(report.summary())
-
-
-@app.command()
-def migrate(service: Annotated[str, typer.Argument(help=f"One of {', '.join(SERVICES)}")]) -> None:
     """Upgrade a service's store to the newest schema (its <SERVICE>_DATABASE_URL)."""
     from feedbackloop.db import create_engine, upgrade
 
     try:
-        info = service_info(service)
+        plugin = service_plugin(service)
+        settings = plugin.settings()
     except ValueError as exc:  # a usage error: exit 2, as click's own, but one line
         print(f"feedbackloop: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
 
     async def go() -> None:
-        engine = create_engine(info.settings.database_url)
+        engine = create_engine(settings.database_url)
         try:
-            await upgrade(engine, info.migrations)
+            await upgrade(engine, plugin.migrations)
         finally:
             await engine.dispose()
 
@@ -313,7 +270,7 @@ def schemas(
         elif not path.exists() or path.read_text() != text:
             stale.append(filename)
     if stale:
-        _fail(f"out of date: {', '.join(stale)}; run `make schemas`")
+        fail(f"out of date: {', '.join(stale)}; run `make schemas`")
     print(f"schemas {'written to' if write else 'current in'} {folder}", file=sys.stderr)
 
 
@@ -331,7 +288,7 @@ def dlq_replay(
     try:
         moved = asyncio.run(replay_dead_letters(servers, topic, idle_seconds))
     except Exception as exc:
-        _fail(f"cannot replay {topic}.dlq on {servers}: {exc}")
+        fail(f"cannot replay {topic}.dlq on {servers}: {exc}")
     print(f"replayed {moved} events from {topic}.dlq to {topic}", file=sys.stderr)
 
 
@@ -345,35 +302,6 @@ def receive(
 
     run_receiver(port, secret)
 
-
-@app.command("import")
-def import_(
-    file: Annotated[Path, typer.Argument(help="The export: CSV, JSON Lines or JSON")],
-    source: Annotated[str, typer.Option(help="appstore, googleplay or generic")],
-    map_: Annotated[
-        str | None, typer.Option("--map", help="generic: target=column pairs, e.g. text=Review,external_id=ID")
-    ] = None,
-    url: Annotated[str, typer.Option(help="The running ingest")] = "http://127.0.0.1:8001",
-    api_key: Annotated[str | None, typer.Option(help="Default FEEDBACKLOOP_API_KEY, else var/api-key")] = None,
-    source_name: Annotated[str | None, typer.Option(help="The items' `source` (default: the export kind)")] = None,
-    channel: Annotated[str | None, typer.Option(help="Default review (app stores) or api (generic)")] = None,
-    encoding: Annotated[str | None, typer.Option(help="Force a codec (default: BOM, else UTF-8 / UTF-16)")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Items per POST /v1/feedback")] = 1000,
-    state_dir: Annotated[Path, typer.Option(help="Checkpoints of unfinished imports")] = Path("var/imports"),
-) -> None:
-    """Import app-store review exports or a CSV / JSON Lines file into ingest: resumable, idempotent."""
-    try:
-        from ingest.importer import ImportStopped
-        from ingest.importer.command import import_command
-    except ImportError:
-        _fail("`import` needs the ingest package installed (pip install -e services/ingest)")
-    try:
-        import_command(
-            file, source=source, columns=map_, url=url, api_key=api_key, source_name=source_name,
-            channel=channel, encoding=encoding, batch_size=batch_size, state_dir=state_dir,
-        )
-    except ImportStopped as exc:
-        _fail(str(exc))
 
 
 
@@ -392,11 +320,15 @@ def erase(
     try:
         answer = request_erasure(url, resolve_key(key), erasure_body(customer, author_email, reason))
     except EraseFailed as exc:
-        _fail(str(exc))
+        fail(str(exc))
     print(answer["request_id"])
     print(f"{answer['items']} item(s) erased in ingest; the other services follow through privacy.v1 "
           f"(GET {url.rstrip('/')}/v1/erasures/{answer['request_id']})", file=sys.stderr)
 
+
+for _plugin in service_plugins().values():  # each installed service's own commands (import, reclassify, …)
+    if _plugin.commands is not None:
+        app.add_typer(_plugin.commands)
 
 if __name__ == "__main__":
     app()

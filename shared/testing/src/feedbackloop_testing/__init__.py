@@ -1,4 +1,4 @@
-"""Test kit shared by every service's tests (a pytest plugin: ``pytest_plugins = ["feedbackloop.testing"]``).
+"""Test kit shared by every service's tests (a pytest plugin: ``pytest_plugins = ["feedbackloop_testing"]``).
 
 Real parts only: a real embedded broker per test on a free port, SQLite files in the test's own
 temporary folder (or, with ``FEEDBACKLOOP_TEST_DATABASE=postgresql``, a fresh database per test on one
@@ -32,11 +32,18 @@ from feedbackloop.broker import Broker, EmbeddedBroker, free_port
 from feedbackloop.contracts.envelope import Envelope, decode, encode, new_envelope
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.engine import create_engine
-from feedbackloop.db.throwaway import ThrowawayPostgres
 from feedbackloop.keys import KeyStore
 from feedbackloop.logs import configure_logging
 from feedbackloop.runtime.kafka import headers_dict
 from feedbackloop.settings import CommonSettings, KafkaSettings
+from feedbackloop_testing.handed import (  # the handed-data tier's hooks, registered with this plugin
+    handed_data,
+    handed_root,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_terminal_summary,
+)
+from feedbackloop_testing.throwaway import ThrowawayPostgres
 
 __all__ = [
     "broker_kind_under_test",
@@ -45,12 +52,17 @@ __all__ = [
     "database_kind_under_test",
     "database_url",
     "free_port",
+    "handed_data",
+    "handed_root",
     "kafka_settings",
     "lasting_store_url",
     "make_test_broker",
     "postgres_server",
     "postgres_store_url",
     "postgres_url",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_terminal_summary",
     "query_store",
     "serve_app",
     "store_url",
@@ -58,18 +70,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-def handed_data(relative: str) -> Path:
-    """A file of the data handed to the project (``../shared/`` beside the checkout: datasets, vendor fixtures).
-
-    ``FEEDBACKLOOP_HANDED_DIR`` points elsewhere. A missing file fails the test: data tests are never skipped.
-    """
-    root = Path(os.environ.get("FEEDBACKLOOP_HANDED_DIR") or Path(__file__).resolve().parents[3].parent / "shared")
-    path = root / relative
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the handed data (../shared/) must sit beside the checkout")
-    return path
 
 
 TEST_BROKER_ENV = "FEEDBACKLOOP_TEST_BROKER"
