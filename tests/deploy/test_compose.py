@@ -146,14 +146,24 @@ def parse_dockerfile(text: str) -> list[Stage]:
     return [Stage(image, name, tuple(body)) for (image, name), body in zip(heads, bodies, strict=True)]
 
 
-def dockerfile_path(svc: str) -> Path:
-    return ROOT / "services" / svc / "Dockerfile"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+
+
+def build_args(svc: str) -> dict[str, str]:
+    """The build arguments docker-compose.yml gives the one Dockerfile for ``svc``."""
+    args = (load_compose()["services"][svc].get("build") or {}).get("args") or {}
+    return {str(k): str(v) for k, v in args.items()}
+
+
+def with_args(text: str, args: dict[str, str]) -> str:
+    """The Dockerfile as built with ``args``: each ``${ARG}`` replaced (an unset one by its default, else "")."""
+    defaults = dict(re.findall(r'^ARG\s+([A-Za-z_]+)="?([^"\n]*)"?$', text, re.M))
+    return re.sub(r"\$\{([A-Za-z_]+)\}", lambda m: args.get(m.group(1), defaults.get(m.group(1), m.group(0))), text)
 
 
 def load_dockerfile(svc: str) -> list[Stage]:
-    path = dockerfile_path(svc)
-    assert path.is_file(), f"{path.relative_to(ROOT)} is missing"
-    return parse_dockerfile(path.read_text())
+    assert DOCKERFILE.is_file(), f"{DOCKERFILE.relative_to(ROOT)} is missing"
+    return parse_dockerfile(with_args(DOCKERFILE.read_text(), build_args(svc)))
 
 
 # --- compose checks ---------------------------------------------------------------------------------------
@@ -416,8 +426,8 @@ def healthcheck_dockerfile_problems(stages: list[Stage], port: int) -> list[str]
         problems.append(f"HEALTHCHECK must run python in exec form (no curl in slim images): {checks[-1].args}")
     if "/healthz" not in text:
         problems.append(f"HEALTHCHECK must probe /healthz: {text}")
-    if str(port) not in text:
-        problems.append(f"HEALTHCHECK does not probe port {port}: {text}")
+    if str(port) not in text and "service_plugin(os.environ['FEEDBACKLOOP_SERVICE']).settings()" not in text:
+        problems.append(f"HEALTHCHECK probes neither port {port} nor the port the service's settings give: {text}")
     if re.search(r"\b(curl|wget)\b", text):
         problems.append("HEALTHCHECK uses curl/wget, which the slim image lacks")
     return problems
@@ -431,7 +441,12 @@ def expose_problems(stages: list[Stage], port: int) -> list[str]:
 def cmd_problems(stages: list[Stage], svc: str) -> list[str]:
     cmds = stages[-1].all("CMD")
     command = cmds[-1].exec_form() if cmds else None
-    return [] if command == ["python", "-m", svc] else [f"CMD must be [\"python\", \"-m\", \"{svc}\"], got {command}"]
+    problems = [] if command == ["feedbackloop", "serve", "--container"] else [
+        f"CMD must be [\"feedbackloop\", \"serve\", \"--container\"], got {command}"]
+    env = " ".join(i.args for i in stages[-1].all("ENV"))
+    if not re.search(rf"\bFEEDBACKLOOP_SERVICE={re.escape(svc)}\b", env):
+        problems.append(f"the runtime stage does not set FEEDBACKLOOP_SERVICE={svc} (what `serve` runs)")
+    return problems
 
 
 def copy_sources(stages: list[Stage]) -> list[str]:
@@ -499,7 +514,8 @@ def test_app_service_is_built_from_its_dockerfile(compose: dict[str, Any], app: 
     assert isinstance(build, dict), f"{app}: use the long build form with context and dockerfile"
     context = (COMPOSE_FILE.parent / build.get("context", "")).resolve()
     assert context == ROOT, f"{app}: build context must be the repo root, not {context}"
-    assert build.get("dockerfile") == f"services/{app}/Dockerfile", f"{app}: wrong dockerfile {build.get('dockerfile')}"
+    assert build.get("dockerfile") == "deploy/Dockerfile", f"{app}: wrong dockerfile {build.get('dockerfile')}"
+    assert build_args(app)["SERVICE"] == app and build_args(app)["PORT"] == str(APP_PORTS[app])
 
 
 @pytest.mark.parametrize("app", APPS)
@@ -744,7 +760,7 @@ def test_dockerfile_copies_no_tests(svc: str) -> None:
 @pytest.mark.parametrize("svc", APPS)
 def test_dockerfile_copy_sources_exist(svc: str) -> None:
     missing = [s for s in copy_sources(load_dockerfile(svc)) if not (ROOT / s).exists()]
-    assert missing == [], f"services/{svc}/Dockerfile copies paths that do not exist: {missing}"
+    assert missing == [], f"deploy/Dockerfile built for {svc} copies paths that do not exist: {missing}"
 
 
 @pytest.mark.parametrize("svc", APPS)

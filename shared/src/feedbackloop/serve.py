@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -23,7 +24,7 @@ from feedbackloop.http.slow_clients import GuardedHttpTools
 from feedbackloop.logs import configure_logging
 from feedbackloop.settings import ServiceSettings
 
-__all__ = ["serve", "server_config"]
+__all__ = ["container_defaults", "serve", "server_config"]
 
 
 def serve(service: str, create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
@@ -37,6 +38,14 @@ def serve(service: str, create_app: Callable[[ServiceSettings], FastAPI], settin
     server.run()
     if not server.started:
         sys.exit(3)  # as uvicorn.run: the app did not start (a port taken, a lifespan that failed)
+
+
+def container_defaults(settings: ServiceSettings, environ: Mapping[str, str]) -> dict[str, Any]:
+    """What an image changes in a service's defaults: it listens on every interface, and leaves schema upgrades
+    to ``feedbackloop migrate`` (production); each only where the service's own variable does not say."""
+    prefix = str(settings.model_config.get("env_prefix", "")).upper()
+    wanted: dict[str, Any] = {"host": "0.0.0.0", "auto_migrate": False}
+    return {name: value for name, value in wanted.items() if f"{prefix}{name.upper()}" not in environ}
 
 
 def server_config(app: FastAPI, settings: ServiceSettings, *, port: int | None = None) -> uvicorn.Config:

@@ -39,3 +39,12 @@ def test_service_commands_join_the_cli_and_unknown_services_are_named() -> None:
     assert "import" in help_text and "reclassify" in help_text
     with pytest.raises(ValueError, match="'billing'; one of ingest, classification, aggregation, notification"):
         service_plugin("billing")
+
+
+def test_an_image_listens_everywhere_and_leaves_migrations_unless_told() -> None:
+    from feedbackloop.serve import container_defaults
+
+    settings = service_plugin("ingest").settings()
+    assert container_defaults(settings, {}) == {"host": "0.0.0.0", "auto_migrate": False}
+    assert container_defaults(settings, {"INGEST_AUTO_MIGRATE": "true", "INGEST_HOST": "10.0.0.5"}) == {}
+    assert container_defaults(settings, {"NOTIFICATION_HOST": "x"}) == {"host": "0.0.0.0", "auto_migrate": False}

@@ -84,6 +84,33 @@ def run(
 
 
 @app.command()
+def serve(
+    service: Annotated[str, typer.Argument(
+        envvar="FEEDBACKLOOP_SERVICE", help="A service: ingest, classification, aggregation or notification")],
+    host: Annotated[str | None, typer.Option(help="Listen address (default: its <SERVICE>_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: its <SERVICE>_PORT)")] = None,
+    container: Annotated[bool, typer.Option(
+        "--container", help="Defaults for an image: listen on 0.0.0.0 and leave schema upgrades to `migrate`,"
+        " unless <SERVICE>_HOST / <SERVICE>_AUTO_MIGRATE are set")] = False,
+) -> None:
+    """Serve one service in this process (what each container runs; `run` starts all four)."""
+    import os
+
+    from feedbackloop.serve import container_defaults
+    from feedbackloop.serve import serve as serve_service
+
+    try:
+        plugin = service_plugin(service)
+    except ValueError as exc:
+        print(f"feedbackloop: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    settings = plugin.settings()
+    overrides = container_defaults(settings, os.environ) if container else {}
+    overrides |= {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    serve_service(plugin.name, plugin.create_app, settings.model_copy(update=overrides))
+
+
+@app.command()
 def kafka(
     version: Annotated[str | None, typer.Option(help="Apache Kafka version (default: the pinned one)")] = None,
 ) -> None:
