@@ -59,6 +59,9 @@ async def retry_until_stopped(
             if exc is not None:
                 on_retry(exc, state.next_action.sleep)
 
+    async def attempt() -> T:  # a coroutine function, so tenacity awaits it (a lambda returning one is not)
+        return await call()
+
     retrying = AsyncRetrying(
         retry=retry_if_exception(retry_if),
         wait=wait_exponential_jitter(multiplier=first, max=cap, jitter=first),
@@ -66,4 +69,4 @@ async def retry_until_stopped(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(call)
+    return await retrying(attempt)

@@ -99,3 +99,9 @@ def test_a_cursor_of_the_wrong_shape_is_one_problem(key: list[object]) -> None:
     with pytest.raises(BadRequest) as caught:
         cursor_key(encode_cursor(key), datetime, str)
     assert caught.value.errors == [{"field": "cursor", "message": "malformed cursor"}]
+
+
+async def test_a_lambda_returning_a_coroutine_is_awaited() -> None:
+    flaky = Flaky(1)
+    result = await retry_until_stopped(lambda: flaky(), stopping=asyncio.Event(), first=0.001, retry_if=lambda e: True)
+    assert result == "done" and flaky.calls == 2

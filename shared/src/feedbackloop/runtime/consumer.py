@@ -43,7 +43,7 @@ from feedbackloop.contracts.envelope import DecodeError, Envelope, decode
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.uow import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.logs import get_logger
-from feedbackloop.runtime._wait import sleep_unless
+from feedbackloop.retry import Stopped, retry_until_stopped
 from feedbackloop.runtime.errors import PoisonMessage, is_transient
 from feedbackloop.runtime.kafka import headers_dict, make_consumer
 from feedbackloop.settings import KafkaSettings
@@ -159,23 +159,31 @@ class Consumer:
             await consumer.stop()
 
     async def _connect(self) -> AIOKafkaConsumer | None:
-        delay = 0.5
-        while not self._stopping.is_set():
+        async def attempt() -> AIOKafkaConsumer:
             consumer = make_consumer(
                 self._kafka, list(self._subs), self.group_id, f"{self.service}-consumer", self._batch_size
             )
             try:
                 await consumer.start()
-                self._consumer = consumer
-                log.info("consumer started", group=self.group_id, topics=list(self._subs))
-                return consumer
-            except KafkaError as exc:
-                self.last_error = repr(exc)
-                log.warning("broker unreachable, retrying", error=repr(exc), retry_in=delay)
+            except KafkaError:
                 await consumer.stop()
-                await self._sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
-        return None
+                raise
+            return consumer
+
+        def retrying(exc: BaseException, delay: float) -> None:
+            self.last_error = repr(exc)
+            log.warning("broker unreachable, retrying", error=repr(exc), retry_in=round(delay, 2))
+
+        if self._stopping.is_set():
+            return None
+        try:
+            consumer = await retry_until_stopped(attempt, stopping=self._stopping, retry_if=_is_kafka_error,
+                                                 cap=self._max_backoff, on_retry=retrying)
+        except Stopped:
+            return None
+        self._consumer = consumer
+        log.info("consumer started", group=self.group_id, topics=list(self._subs))
+        return consumer
 
     async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
         started = time.perf_counter()
@@ -189,19 +197,18 @@ class Consumer:
             except DecodeError as exc:
                 dead.append(_Dead(record, exc, 1))
         await self._prepare(events)
-        delay = 0.2
-        while True:
-            try:
-                dead.extend(await self._handle(events))
-                break
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.state, self.last_error = "retrying", repr(exc)
-                log.warning("transient failure, retrying batch", error=repr(exc), retry_in=delay, size=len(events))
-                if await self._sleep(delay):
-                    return False
-                delay = min(delay * 2, self._max_backoff)
+
+        def retrying(exc: BaseException, delay: float) -> None:
+            self.state, self.last_error = "retrying", repr(exc)
+            log.warning("transient failure, retrying batch", error=repr(exc), retry_in=round(delay, 2),
+                        size=len(events))
+
+        try:  # a transient failure rolled the batch back: the same batch again, skipping nothing
+            dead.extend(await retry_until_stopped(lambda: self._handle(events), stopping=self._stopping,
+                                                  retry_if=is_transient, first=0.2, cap=self._max_backoff,
+                                                  on_retry=retrying))
+        except Stopped:
+            return False
         self.state = "running"
         self._check_dead_run(records, {id(d.record) for d in dead})
         for item in sorted(dead, key=lambda d: (d.record.topic, d.record.partition, d.record.offset)):
@@ -312,16 +319,14 @@ class Consumer:
                 "dlq.failed_at": datetime.now(UTC).isoformat(),
             }.items()
         ]
-        delay = 0.5
-        while True:
-            try:
-                await self.producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
-                break
-            except KafkaError as exc:
-                log.warning("dead-letter topic unreachable, retrying", topic=topic, error=repr(exc))
-                if await self._sleep(delay):
-                    return False
-                delay = min(delay * 2, self._max_backoff)
+        try:
+            await retry_until_stopped(
+                lambda: self.producer.send_and_wait(topic, record.value, key=record.key, headers=headers),
+                stopping=self._stopping, retry_if=_is_kafka_error, cap=self._max_backoff,
+                on_retry=lambda exc, delay: log.warning("dead-letter topic unreachable, retrying", topic=topic,
+                                                        error=repr(exc), retry_in=round(delay, 2)))
+        except Stopped:
+            return False
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, record.topic).inc()
         metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
         log.error(
@@ -356,6 +361,7 @@ class Consumer:
                 continue  # partition moved away in a rebalance
             metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, high - position))
 
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless stopped first; True when stopping."""
-        return await sleep_unless(self._stopping, seconds)
+
+
+def _is_kafka_error(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaError)

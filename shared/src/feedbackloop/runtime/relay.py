@@ -38,7 +38,7 @@ from feedbackloop.db.engine import is_sqlite, reader
 from feedbackloop.db.lease import try_transaction_lock
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.logs import get_logger
-from feedbackloop.runtime._wait import sleep_unless
+from feedbackloop.retry import Stopped, retry_until_stopped, sleep_unless
 from feedbackloop.runtime.kafka import ensure_topics, headers_list
 from feedbackloop.settings import KafkaSettings
 
@@ -84,43 +84,46 @@ class OutboxRelay:
         self._last_acked: dict[tuple[str, int], tuple[int, str]] = {}
         self.connected = False
         self.last_error: str | None = None
+        self._last_loss_check = self._last_backlog = self._last_prune = 0.0  # monotonic times of the last runs
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
 
     async def run(self) -> None:
-        """Publish until :meth:`stop`; broker or store failures are retried with backoff."""
-        delay = 0.5
-        last_prune = 0.0
-        last_backlog = 0.0
-        last_loss_check = 0.0
+        """Publish until :meth:`stop`; broker or store failures are retried with backoff, the rows kept."""
         while not self._stopping.is_set():
+            self._wake.clear()
             try:
-                self._wake.clear()
-                if self._kafka is not None and time.monotonic() - last_loss_check > self._loss_check_interval:
-                    await self.recover_if_broker_lost()
-                    last_loss_check = time.monotonic()
-                sent = await self.publish_pending()
-                self.connected = True
-                delay = 0.5
-                now = time.monotonic()
-                if now - last_backlog > 5:
-                    await self._measure_backlog()
-                    last_backlog = now
-                if now - last_prune > 3600:
-                    await self.prune()
-                    last_prune = now
-                if sent == self._batch_size:
-                    continue
+                sent = await retry_until_stopped(self._pass, stopping=self._stopping, retry_if=_any_error,
+                                                 cap=self._max_backoff, on_retry=self._failed)
+            except Stopped:
+                return
+            if sent < self._batch_size:  # a full batch: more are waiting, go on at once
                 await sleep_unless(self._wake, self._poll_interval)
-            except Exception as exc:  # broker or store away: keep the rows, try again later
-                self.connected = not isinstance(exc, KafkaError)
-                self.last_error = repr(exc)
-                last_loss_check = 0.0  # after an outage, look at the broker's state first
-                log.warning("outbox relay failed, retrying", error=repr(exc), retry_in=delay)
-                await sleep_unless(self._stopping, delay)
-                delay = min(delay * 2, self._max_backoff)
+
+    async def _pass(self) -> int:
+        """One batch published, and the periodic checks that are due; returns how many rows were sent."""
+        if self._kafka is not None and time.monotonic() - self._last_loss_check > self._loss_check_interval:
+            await self.recover_if_broker_lost()
+            self._last_loss_check = time.monotonic()
+        sent = await self.publish_pending()
+        self.connected = True
+        now = time.monotonic()
+        if now - self._last_backlog > 5:
+            await self._measure_backlog()
+            self._last_backlog = now
+        if now - self._last_prune > 3600:
+            await self.prune()
+            self._last_prune = now
+        return sent
+
+    def _failed(self, exc: BaseException, delay: float) -> None:
+        """Broker or store away: keep the rows, try again later."""
+        self.connected = not isinstance(exc, KafkaError)
+        self.last_error = repr(exc)
+        self._last_loss_check = 0.0  # after an outage, look at the broker's state first
+        log.warning("outbox relay failed, retrying", error=repr(exc), retry_in=round(delay, 2))
 
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows; returns how many were sent."""
@@ -289,3 +292,7 @@ async def replay_outbox(
     async with engine.begin() as conn:
         result = await conn.execute(stmt.values(sent_at=None))
     return int(result.rowcount or 0)
+
+
+def _any_error(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)  # never a cancellation

@@ -28,7 +28,7 @@ from feedbackloop.db.migrate import SchemaBehind, check_current, upgrade
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.db.uow import UnitOfWorkFactory
 from feedbackloop.logs import get_logger
-from feedbackloop.runtime._wait import sleep_unless
+from feedbackloop.retry import Stopped, retry_until_stopped
 from feedbackloop.runtime.consumer import Consumer, Subscription
 from feedbackloop.runtime.kafka import ensure_topics, grants_producer_ids, make_producer
 from feedbackloop.runtime.relay import OutboxRelay
@@ -156,27 +156,22 @@ async def start_runtime(
     stopping = asyncio.Event()
     tasks: dict[int, asyncio.Task[None]] = {}  # id(part) -> its task
 
+    async def connect() -> None:
+        await _choose_producer(runtime, await grants_producer_ids(settings.kafka))
+        await runtime.producer.start()
+        await ensure_topics(settings.kafka)
+
+    def retrying(exc: BaseException, delay: float) -> None:
+        relay.last_error = repr(exc)
+        log.warning("broker unreachable, retrying", bootstrap=settings.kafka.bootstrap_servers, error=repr(exc),
+                    retry_in=round(delay, 2))
+
     async def connect_and_run() -> None:
-        delay = 0.5
-        while not stopping.is_set():
-            try:
-                await _choose_producer(runtime, await grants_producer_ids(settings.kafka))
-                await runtime.producer.start()
-                await ensure_topics(settings.kafka)
-                runtime.broker_connected = True
-                break
-            except (KafkaError, OSError) as exc:
-                relay.last_error = repr(exc)
-                log.warning(
-                    "broker unreachable, retrying",
-                    bootstrap=settings.kafka.bootstrap_servers,
-                    error=repr(exc),
-                    retry_in=delay,
-                )
-                await sleep_unless(stopping, delay)
-                delay = min(delay * 2, 10.0)
-        if stopping.is_set():
+        try:
+            await retry_until_stopped(connect, stopping=stopping, retry_if=_broker_away, cap=10.0, on_retry=retrying)
+        except Stopped:
             return
+        runtime.broker_connected = True
         parts: list[Worker] = [relay, *consumers]
         for part in parts:
             tasks[id(part)] = asyncio.create_task(part.run(), name=f"{name}:{type(part).__name__}")
@@ -211,3 +206,7 @@ async def _choose_producer(runtime: ServiceRuntime, idempotent: bool) -> None:
     for consumer in runtime.consumers:
         consumer.producer = producer
     log.info("producer chosen", idempotent=idempotent, bootstrap=runtime.settings.kafka.bootstrap_servers)
+
+
+def _broker_away(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaError | OSError)

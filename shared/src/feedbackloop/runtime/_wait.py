@@ -1,3 +1,0 @@
-from feedbackloop.retry import sleep_unless
-
-__all__ = ["sleep_unless"]
