@@ -88,10 +88,10 @@ clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var
 
 eval: $(STAMP)  ## classification on held-out domains of ../shared/datasets: per-class P/R/F1, macro-F1, confusion, ECE (var/eval/eval.json)
-	@$(BIN)/python -m classification.tools.evaluate $(EVAL_ARGS)
+	@$(BIN)/feedbackloop evaluate $(EVAL_ARGS)
 
-train: $(STAMP)  ## refit and calibrate classification's kind and sentiment heads (models/heads.npz) from the handed datasets
-	@$(BIN)/python -m classification.tools.train
+train: $(STAMP)  ## refit and calibrate classification's kind and sentiment heads (model/heads.npz) from the handed datasets
+	@$(BIN)/feedbackloop train
 
 TRAIN_VENV := .venv-train
 $(TRAIN_VENV)/.installed: services/classification/pyproject.toml
@@ -102,14 +102,14 @@ $(TRAIN_VENV)/.installed: services/classification/pyproject.toml
 	@touch $@
 
 finetune: $(STAMP) $(TRAIN_VENV)/.installed  ## experiment: fine-tune MiniLM on the rated sentences (~20 min on 2 cores) into var/models-finetuned (`make eval EVAL_ARGS=--model-dir=var/models-finetuned`)
-	@$(TRAIN_VENV)/bin/python -m classification.tools.finetune --out var/models-finetuned/finetuned.safetensors $(FINETUNE_ARGS)
-	@$(BIN)/python -m classification.export var/models-finetuned --weights var/models-finetuned/finetuned.safetensors
+	@$(TRAIN_VENV)/bin/feedbackloop finetune --out var/models-finetuned/finetuned.safetensors $(FINETUNE_ARGS)
+	@$(BIN)/feedbackloop export-models var/models-finetuned --weights var/models-finetuned/finetuned.safetensors
 
 bench-classification: $(STAMP)  ## classification items/s with batching and RSS (var/bench/classification.json)
-	@$(BIN)/python -m classification.benchmark
+	@$(BIN)/feedbackloop bench-classification
 
 models: $(STAMP)  ## build the ONNX encoder (fp32 + int8) in var/models ahead of time (else done on first use)
-	@$(BIN)/python -m classification.export var/models
+	@$(BIN)/feedbackloop export-models var/models
 
 .PHONY: validate
 validate: $(STAMP)  ## every published document against its standard's validator: OpenAPI, JSON Schema, Compose, AsyncAPI, CloudEvents SDK

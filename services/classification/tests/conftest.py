@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classification.embedding import Encoder
+from classification.model.embedding import Encoder
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from classification.classifier import PreviewItem
+from classification.model.classifier import PreviewItem
 from classification.service import LiveState, apply_erasure, classify_item
 from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, Envelope, ErasureRequest, RawFeedback
 from feedbackloop.db import UnitOfWork

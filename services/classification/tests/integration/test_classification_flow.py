@@ -11,8 +11,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from classification.config import ClassificationSettings
-from classification.embedding import Encoder
 from classification.main import create_app
+from classification.model.embedding import Encoder
 from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
     FEEDBACK_RAW,

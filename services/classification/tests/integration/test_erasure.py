@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 
 from classification.config import ClassificationSettings
-from classification.embedding import Encoder
 from classification.main import create_app
+from classification.model.embedding import Encoder
 from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, ErasureRequest, RawFeedback, feedback_id_for
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings

@@ -1,6 +1,6 @@
 """The model export runs in its own process, and the shipped sentiment head labels clear sentences right.
 
-The export test runs ``python -m classification.export`` for real (PyTorch, ~1 min on 2 shared cores): a fresh
+The export test runs ``python -m classification.cli export-models`` for real (~1 min on 2 shared cores): a fresh
 process builds an :class:`Encoder` on an empty model folder, which exports through the subprocess, and reports
 its vectors and which heavy modules it imported.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classification.classifier import Classifier, PreviewItem, load_models, load_taxonomy
 from classification.config import DEFAULT_TAXONOMY_FILE
-from classification.embedding import Encoder, ModelUnavailable
+from classification.model.classifier import Classifier, PreviewItem, load_models, load_taxonomy
+from classification.model.embedding import Encoder, ModelUnavailable
 
 TEXTS = ["The export button does nothing since the update", "Love it!", "",
          "How do I change the billing address on our account? " * 20]
@@ -24,7 +24,7 @@ _CHILD = """
 import json, sys
 from pathlib import Path
 from classification.config import ClassificationSettings
-from classification.classifier import PreviewItem, build_classifier
+from classification.model.classifier import PreviewItem, build_classifier
 classifier = build_classifier(ClassificationSettings(model_dir=Path(sys.argv[1])))
 texts = json.loads(sys.argv[2])
 vectors = classifier.encoder.encode(texts).tolist()

@@ -6,10 +6,10 @@ from collections import defaultdict
 
 import pytest
 
-from classification.classifier import Classifier, PreviewItem, build_theme_model, load_models, load_taxonomy
 from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.domain.taxonomy import parse_taxonomy
-from classification.embedding import DIMENSIONS, Encoder
+from classification.model.classifier import Classifier, PreviewItem, build_theme_model, load_models, load_taxonomy
+from classification.model.embedding import DIMENSIONS, Encoder
 from feedbackloop_testing import handed_data
 
 
@@ -52,6 +52,7 @@ def test_text_about_nothing_in_the_taxonomy_gets_no_forced_theme(classifier: Cla
     assert classifier.label("My grandmother makes the best apple pie in the village").themes == []
 
 
+@pytest.mark.handed_data
 def test_few_shot_examples_beat_names_alone_on_banking77(encoder: Encoder) -> None:
     rows = [json.loads(line) for line in handed_data("datasets/banking77-train/train.jsonl").open()]
     by_intent: dict[str, list[str]] = defaultdict(list)
@@ -74,8 +75,8 @@ def test_few_shot_examples_beat_names_alone_on_banking77(encoder: Encoder) -> No
 
 
 def test_clear_problem_reports_come_out_negative(encoder: Encoder) -> None:
-    from classification.classifier import build_classifier
     from classification.config import ClassificationSettings
+    from classification.model.classifier import build_classifier
 
     classifier = build_classifier(ClassificationSettings(), encoder)
     for text in ("Checkout crashes on iOS when I pay with Apple Pay",

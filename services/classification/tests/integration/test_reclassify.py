@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from classification.classifier import build_classifier
 from classification.config import ClassificationSettings
-from classification.embedding import Encoder
 from classification.main import MIGRATIONS
-from classification.reclassify import reclassify
+from classification.model.classifier import build_classifier
+from classification.model.embedding import Encoder
 from classification.service import LiveState, classify_item, correct_item, put_taxonomy
+from classification.service.reclassify import reclassify
 from classification.store.models import runtime_tables
 from feedbackloop.cli.main import app as cli
 from feedbackloop.contracts import RawFeedback, feedback_id_for

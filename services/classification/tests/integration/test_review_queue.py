@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from classification.config import ClassificationSettings
-from classification.embedding import Encoder
 from classification.main import create_app
+from classification.model.embedding import Encoder
 from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
     FEEDBACK_RAW,

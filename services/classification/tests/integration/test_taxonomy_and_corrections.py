@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import random
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,8 +9,8 @@ from typing import Any
 import httpx
 
 from classification.config import ClassificationSettings
-from classification.embedding import Encoder
 from classification.main import create_app
+from classification.model.embedding import Encoder
 from feedbackloop.contracts import (
     FEEDBACK_CLASSIFIED,
     FEEDBACK_RAW,
@@ -22,27 +19,79 @@ from feedbackloop.contracts import (
 )
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop_testing import handed_data, publish_events, query_store, read_events, serve_app, store_url, wait_for
+from feedbackloop_testing import publish_events, query_store, read_events, serve_app, store_url, wait_for
 
-INTENTS = ("card_arrival", "card_delivery_estimate", "lost_or_stolen_card", "exchange_rate", "top_up_failed")
-TAUGHT, HELD_OUT = 8, 12
+#: Customer messages of a bank's support, written for this test (five intents; the names alone say little).
+#: Per intent, the first TAUGHT are stored and corrected to their intent, the rest measure what was learned.
+WRITTEN: dict[str, list[str]] = {
+    "card_arrival": [
+        "I ordered my new card two weeks ago and it still hasn't shown up in the mail",
+        "Has my card been posted yet? Nothing in the letterbox so far",
+        "The replacement card you sent never reached my house",
+        "Where is my card? The app says it was dispatched ages ago",
+        "My debit card was supposed to be here last Friday and there is still nothing",
+        "Still waiting for the card in the post, can you check what happened to it?",
+        "Nothing has come through the door yet, was my card actually mailed?",
+        "The card I requested has not been delivered to my address",
+        "Can you track the letter with my new card? It is overdue",
+        "My partner got her card but mine never turned up",
+    ],
+    "card_delivery_estimate": [
+        "How many days does it usually take for a new card to be delivered?",
+        "When can I expect my card if I order it today?",
+        "What is the normal shipping time for cards to Spain?",
+        "Roughly how long until a card gets here after I request it?",
+        "Is there an express option so the card comes faster?",
+        "How soon will a replacement card reach me if I order one now?",
+        "What's the expected delivery window for a physical card?",
+        "Do cards take longer to ship abroad than at home?",
+        "If I request a card this week, will it be here before my trip next month?",
+        "How long is the wait for a card to be posted out?",
+    ],
+    "lost_or_stolen_card": [
+        "Someone took my wallet on the train and my card was in it",
+        "I can't find my card anywhere, I think I dropped it at the bar",
+        "My bag was snatched with my bank card inside, please block it",
+        "I misplaced my card yesterday and need to freeze it right away",
+        "My card was pickpocketed this morning, what should I do?",
+        "I left my card in a taxi and it's gone, please cancel it",
+        "Thieves broke into my car and my card was taken",
+        "I have no idea where my card went, I need it blocked",
+        "My purse got stolen at the market with the card in it",
+        "I lost my card while travelling, can you disable it?",
+    ],
+    "exchange_rate": [
+        "What rate do you use when I pay in dollars with my euro account?",
+        "Why did I get so few pounds for my euros today?",
+        "How is the conversion between currencies calculated?",
+        "Is the currency conversion rate better on weekends or weekdays?",
+        "The rate I got converting to yen looks worse than the market one",
+        "Where can I see today's rate for swapping euros into francs?",
+        "How much will 100 euros be in Turkish lira with your rate?",
+        "Do you add a margin on top of the interbank conversion rate?",
+        "Why is the rate for converting to Swiss francs different in the app?",
+        "What rate applies if I withdraw cash in another currency?",
+    ],
+    "top_up_failed": [
+        "I tried to add money to my account with my card but it was declined",
+        "Loading funds from my credit card keeps failing",
+        "My attempt to put money into the app didn't go through",
+        "Adding money by bank transfer was rejected, why?",
+        "The payment to fund my account shows as failed",
+        "I can't load money into my balance, it says error every time",
+        "Why does adding funds with Apple Pay not work for me?",
+        "My deposit into the wallet bounced back and the balance is unchanged",
+        "I keep getting an error when I try to load cash onto my account",
+        "Funding my account from my other bank failed twice today",
+    ],
+}
+INTENTS = tuple(WRITTEN)
+TAUGHT = 4
 
 
-def _banking() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Per intent: texts to store and correct, and held-out texts to measure on (fixed seed)."""
-    by_intent: dict[str, list[str]] = defaultdict(list)
-    with handed_data("datasets/banking77-train/train.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row["intent"] in INTENTS:
-                by_intent[row["intent"]].append(row["text"])
-    rng = random.Random(3)
-    taught, held = {}, {}
-    for intent in INTENTS:
-        texts = sorted(by_intent[intent])
-        rng.shuffle(texts)
-        taught[intent], held[intent] = texts[:TAUGHT], texts[TAUGHT:TAUGHT + HELD_OUT]
-    return taught, held
+def _written() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per intent: texts to store and correct, and held-out texts to measure on."""
+    return ({i: texts[:TAUGHT] for i, texts in WRITTEN.items()}, {i: texts[TAUGHT:] for i, texts in WRITTEN.items()})
 
 
 def _raw(external_id: str, text: str) -> RawFeedback:
@@ -65,7 +114,7 @@ TAXONOMY = {"version": "banking-1", "match_threshold": 0.2, "max_themes": 2,
 async def test_taxonomy_put_corrections_learning_and_restart(
         tmp_path: Path, kafka_settings: KafkaSettings, common_settings: CommonSettings, admin_key: str,
         read_key: str, encoder: Encoder) -> None:
-    taught, held = _banking()
+    taught, held = _written()
     raws = {intent: [_raw(f"{intent}-{n}", t) for n, t in enumerate(texts)] for intent, texts in taught.items()}
     oddities = [_raw("odd-1", "Your podcast recommendations keep suggesting true crime shows to me"),
                 _raw("odd-2", "The podcast recommendations are all true crime, I hate true crime"),

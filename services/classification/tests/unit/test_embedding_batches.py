@@ -1,6 +1,6 @@
 """Length-sorted batches under a token budget: pure arithmetic over token counts, no model."""
 
-from classification.embedding import _batches
+from classification.model.embedding import _batches
 
 
 def test_short_texts_fill_whole_batches_and_long_ones_stay_under_the_budget() -> None:

@@ -1,4 +1,5 @@
-"""The composed classifier: labels on typical items, odd inputs, and a sanity check on real app reviews."""
+"""The composed classifier: labels on typical items, odd inputs, and a sanity check on real app reviews (those
+read the handed URR golden set: the ``handed_data`` tier)."""
 
 import json
 import statistics
@@ -7,14 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from classification.classifier import load_taxonomy
 from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.domain.pipeline import MODEL, Labels, classify
 from classification.domain.taxonomy import Taxonomy
+from classification.model.classifier import load_taxonomy
 from feedbackloop.contracts import Customer
 from feedbackloop_testing import handed_data
-
-REVIEWS = handed_data("datasets/app-reviews-urr/reviews.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +75,26 @@ class Review:
 @pytest.fixture(scope="module")
 def reviews(taxonomy: Taxonomy) -> list[Review]:
     """Every review of the URR golden set (human topic labels, star ratings), labelled by the classifier."""
-    rows = [json.loads(line) for line in REVIEWS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    reviews = handed_data("datasets/app-reviews-urr/reviews.jsonl")
+    rows = [json.loads(line) for line in reviews.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Review(row["id"], row["stars"], row["topics"], classify(row["text"], taxonomy=taxonomy)) for row in rows]
 
 
+@pytest.mark.handed_data
 def test_real_reviews_sentiment_follows_the_stars(reviews: list[Review]) -> None:
     mean = {stars: statistics.mean(r.labels.sentiment.score for r in reviews if r.stars == stars)
             for stars in (1, 3, 5)}
     assert mean[5] > 0.4 and mean[1] < 0 and mean[1] < mean[3] < mean[5], mean
 
 
+@pytest.mark.handed_data
 def test_real_reviews_about_errors_are_mostly_bugs(reviews: list[Review]) -> None:
     on_errors = statistics.mean(r.labels.kind == "bug" for r in reviews if "ERROR" in r.topics)
     elsewhere = statistics.mean(r.labels.kind == "bug" for r in reviews if "ERROR" not in r.topics)
     assert on_errors > 0.5 and elsewhere < 0.1, (on_errors, elsewhere)
 
 
+@pytest.mark.handed_data
 def test_real_reviews_about_performance_get_the_theme(reviews: list[Review]) -> None:
     def has_theme(review: Review) -> bool:
         return any(t.id == "performance" for t in review.labels.themes)
@@ -101,6 +104,7 @@ def test_real_reviews_about_performance_get_the_theme(reviews: list[Review]) -> 
     assert tagged > 0.4 and untagged < 0.15, (tagged, untagged)
 
 
+@pytest.mark.handed_data
 @pytest.mark.parametrize(("review_id", "kind", "theme"), [
     ("578945a6819cb706b00a7328", "bug", None),  # "Fundamental flaw … I suspect the error is in the source code"
     ("578945a5819cb706b00a7326", "complaint", "performance"),  # "Slow Since latest update, it's moving very slow"

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from classification.classifier import load_taxonomy
 from classification.config import DEFAULT_TAXONOMY_FILE
 from classification.domain.taxonomy import TaxonomyError, parse_taxonomy, taxonomy_from_yaml
+from classification.model.classifier import load_taxonomy
 
 
 def doc(*themes: dict[str, object], **top: object) -> dict[str, object]:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from classification.api.deps import ClassifierDep
-from classification.classifier import PreviewItem
 from classification.domain.pipeline import Labels
+from classification.model.classifier import PreviewItem
 from classification.service import preview
 from feedbackloop.contracts import Customer
 from feedbackloop.http import ReadKey

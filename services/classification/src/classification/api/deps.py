@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from classification.classifier import Classifier
+from classification.model.classifier import Classifier
 from classification.service import LiveState
 from feedbackloop.db import UnitOfWorkFactory, session_factory
 

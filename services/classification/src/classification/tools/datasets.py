@@ -24,7 +24,6 @@ no problem topic → praise (domains ``weak/banking77`` and ``weak/app-reviews``
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -41,7 +40,6 @@ __all__ = [
     "default_root",
     "kind_examples",
     "rated_sentences",
-    "root_or_exit",
     "sentiment_examples",
     "sentiment_label",
     "unlabelled_feedback",
@@ -74,21 +72,14 @@ class Example:
 
 
 def default_root() -> Path:
-    """``FEEDBACKLOOP_HANDED_DIR``/datasets, else ``../shared/datasets`` beside the checkout."""
+    """``FEEDBACKLOOP_HANDED_DIR``/datasets, else ``../shared/datasets`` beside the checkout; FileNotFoundError
+    (one line naming the folder) when it is not there."""
     base = os.environ.get("FEEDBACKLOOP_HANDED_DIR")
     root = Path(base) if base else Path(__file__).resolve().parents[6] / "shared"
     path = root / "datasets"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the handed data (../shared/) must sit beside the checkout")
     return path
-
-
-def root_or_exit(parser: argparse.ArgumentParser, given: Path | None) -> Path:
-    """``given``, else :func:`default_root`; a missing folder ends the command with one line on stderr, exit 2."""
-    try:
-        return given or default_root()
-    except FileNotFoundError as exc:
-        parser.exit(2, f"{parser.prog}: {exc}\n")
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:

