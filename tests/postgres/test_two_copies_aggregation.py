@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aggregation.detection import DETECTOR_LEASE
+from aggregation.worker import DETECTOR_LEASE
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, INSIGHTS, ClassifiedFeedback, encode, feedback_id_for
 from feedbackloop.contracts.envelope import new_envelope

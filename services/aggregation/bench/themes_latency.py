@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from aggregation.config import AggregationSettings
 from aggregation.main import MIGRATIONS, create_app
 from aggregation.service import apply_classified
-from aggregation.store.analytics import MEASURES
 from aggregation.store.models import (
     FeedbackRecord,
     FeedbackTheme,
@@ -41,6 +40,7 @@ from aggregation.store.models import (
     ThemeTotal,
     runtime_tables,
 )
+from aggregation.store.rollups import MEASURES
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, feedback_id_for, new_envelope
 from feedbackloop.db import UnitOfWork
 from feedbackloop.db.engine import create_engine

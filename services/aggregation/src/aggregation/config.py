@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from aggregation.domain.anomalies import DetectorConfig
 from aggregation.domain.drops import DropConfig
 from aggregation.domain.spike import SpikeConfig
 from feedbackloop.settings import ServiceSettings, default_database_url
@@ -53,3 +54,7 @@ class AggregationSettings(ServiceSettings):
         return DropConfig(min_items=self.sentiment_min_items, min_increase=self.sentiment_min_increase, z=self.drop_z,
                           min_responses=self.kpi_min_responses, min_nps_points=self.kpi_min_nps_points,
                           min_csat_points=self.kpi_min_csat_points)
+
+    def detector_config(self) -> DetectorConfig:
+        return DetectorConfig(spike=self.spike_config(), drops=self.drop_config(),
+                              spike_cooldown_hours=self.spike_cooldown_hours)

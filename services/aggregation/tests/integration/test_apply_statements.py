@@ -1,7 +1,7 @@
 """Applying a classified item with few statements, without changing what is stored.
 
 The label keys are cached in the process and facts are remembered within a unit of work
-(:class:`aggregation.store.analytics.TransactionMemo`); these tests check that nothing remembered
+(:class:`aggregation.store.memo.TransactionMemo`); these tests check that nothing remembered
 outlives a rollback (a dead-lettered event's savepoint, a whole batch), that keys another copy created
 are found in the store, and that the number of statements per item stays low. They run on SQLite, or
 on PostgreSQL with ``FEEDBACKLOOP_TEST_DATABASE=postgresql``.
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from aggregation.main import MIGRATIONS
 from aggregation.service import apply_classified
+from aggregation.store.memo import StoreCache
 from aggregation.store.models import (
     ClusterRecord,
     DirtyHour,
@@ -48,11 +49,12 @@ def _item(n: int, theme: str, customer: str, *, at: datetime = T0, **changes: An
 
 
 class Copy:
-    """One aggregation process: its own engine (and so its own label-key cache) on the shared store."""
+    """One aggregation process: its own engine and its own cache (statements, label keys) on the shared store."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.cache = StoreCache()
 
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[UnitOfWork]:
@@ -63,14 +65,14 @@ class Copy:
         """As the consumer does: in a savepoint."""
         async with uow.savepoint():
             envelope: Any = new_envelope(FEEDBACK_CLASSIFIED, item, source="/test")
-            return await apply_classified(uow, envelope)
+            return await apply_classified(uow, envelope, self.cache)
 
     async def apply_and_fail(self, uow: UnitOfWork, item: ClassifiedFeedback) -> None:
         """A poison event: applied, then its savepoint rolls back."""
         try:
             async with uow.savepoint():
                 envelope: Any = new_envelope(FEEDBACK_CLASSIFIED, item, source="/test")
-                await apply_classified(uow, envelope)
+                await apply_classified(uow, envelope, self.cache)
                 raise Boom
         except Boom:
             pass

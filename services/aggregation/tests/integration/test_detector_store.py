@@ -19,11 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from aggregation.config import AggregationSettings
-from aggregation.detection import run_detectors
 from aggregation.domain.episodes import insight_event_id
 from aggregation.main import MIGRATIONS
-from aggregation.service import apply_classified
-from aggregation.store.analytics import DetectionRepository
+from aggregation.service import apply_classified, run_detectors
+from aggregation.store.detection import DetectionRepository
 from aggregation.store.models import ClusterRecord, InsightRecord, runtime_tables
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, INSIGHTS, ClassifiedFeedback, Insight, new_envelope
 from feedbackloop.db import UnitOfWork

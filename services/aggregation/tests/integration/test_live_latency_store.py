@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from aggregation.domain.items import feedback_row
 from aggregation.domain.windows import window_ending
 from aggregation.main import MIGRATIONS
-from aggregation.reports import kpi_report
 from aggregation.service import apply_classified
+from aggregation.service.reports import kpi_report
 from aggregation.store.analytics import AnalyticsQueries
 from aggregation.store.models import FeedbackRecord, runtime_tables
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, new_envelope

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from aggregation.main import MIGRATIONS
-from aggregation.reports import add_top_customers, rank_themes
 from aggregation.service import apply_classified
+from aggregation.service.reports import add_top_customers, rank_themes
 from aggregation.store.analytics import AnalyticsQueries
 from aggregation.store.models import ThemeTotal, runtime_tables
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, feedback_id_for, new_envelope

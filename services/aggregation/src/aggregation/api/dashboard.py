@@ -1,7 +1,7 @@
 """The built-in dashboard: ``GET /`` (themes by impact, volume and sentiment with release markers, KPIs,
 latest insights), ``GET /dashboard/themes/{id}`` (drill-down to the items) and the read-key login.
 
-Server-rendered HTML (Jinja2) with inline SVG charts (``chart.py``): no script and no CDN, so the shared
+Server-rendered HTML (Jinja2) with inline SVG charts (``domain/chart.py``): no script and no CDN, so the shared
 app's Content-Security-Policy (no script, inline styles only) suits it. On the embedded profile a loopback
 client needs no key; anyone else posts a read key once to ``/login`` and gets a session
 (:mod:`aggregation.store.sessions`): the cookie holds a random id, never the key, and is HttpOnly,
@@ -23,12 +23,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from aggregation.api.deps import AnalyticsDep, QueriesDep, SessionsDep, SettingsDep
-from aggregation.chart import Marker, volume_chart
+from aggregation.domain.chart import Marker, volume_chart
 from aggregation.domain.filters import FeedbackFilter, InsightFilter
 from aggregation.domain.kpis import backdated_definition, time_to_classify_caption
 from aggregation.domain.rollups import Bucket
 from aggregation.domain.windows import ceil_hour, window_ending
-from aggregation.reports import add_top_customers, kpi_report, rank_themes, series
+from aggregation.service.reports import add_top_customers, kpi_report, rank_themes, series
 from aggregation.store.sessions import DashboardSessions
 from feedbackloop.keys import InvalidKey, KeyStore
 
@@ -153,7 +153,8 @@ async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesD
     releases = await analytics.releases(span.start, span.end)
     markers = [Marker(datetime.fromisoformat(r["released_at"]), r["version"], r.get("kind", "release"))
                for r in releases]
-    insights, more_urgent = _shown_insights((await queries.list_insights(InsightFilter(limit=100), None)).items)
+    latest = await queries.list_insights(InsightFilter(limit=100), None, 100)
+    insights, more_urgent = _shown_insights([r.data for r in latest])
     c, ch = kpis.current, kpis.change()
     cards = [
         {"label": "NPS", "value": "—" if c.nps is None else f"{c.nps:.0f}", "sub": f"{c.nps_responses} responses",
@@ -192,7 +193,7 @@ async def theme_page(theme_id: str, request: Request, analytics: AnalyticsDep, q
     releases = await analytics.releases(span.start, span.end)
     markers = [Marker(datetime.fromisoformat(r["released_at"]), r["version"], r.get("kind", "release"))
                for r in releases]
-    items = (await queries.list_feedback(FeedbackFilter(theme=theme_id, limit=100), None)).items
+    items = [r.data for r in await queries.list_feedback(FeedbackFilter(theme=theme_id, limit=100), None, 100)]
     names = await analytics.theme_names()
     return _render("theme.html", theme=ranked.get(theme_id), theme_id=theme_id,
                    name=names.get(theme_id, theme_id), items=items, chart=volume_chart(points, markers))

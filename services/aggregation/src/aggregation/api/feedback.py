@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from aggregation.api.cursors import next_cursor, time_key
 from aggregation.api.deps import QueriesDep
 from aggregation.domain.filters import FeedbackFilter
 from feedbackloop.contracts import ClassifiedFeedback
-from feedbackloop.http import NotFound, ReadKey
+from feedbackloop.http import NotFound, ReadKey, cursor_key, keyset_page
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
@@ -31,8 +31,9 @@ class FeedbackPage(BaseModel):
             responses=_INVALID)
 async def list_feedback(_key: ReadKey, queries: QueriesDep,
                         filters: Annotated[FeedbackFilter, Query()]) -> FeedbackPage:
-    page = await queries.list_feedback(filters, time_key(filters.cursor))
-    return FeedbackPage.model_validate({"items": page.items, "next_cursor": next_cursor(page.next_key)})
+    rows = await queries.list_feedback(filters, cursor_key(filters.cursor, datetime, str), filters.limit + 1)
+    page, next_cursor = keyset_page(rows, filters.limit, key=lambda r: (r.created_at, r.id))
+    return FeedbackPage.model_validate({"items": [r.data for r in page], "next_cursor": next_cursor})
 
 
 @router.get("/feedback/{feedback_id}", response_model=ClassifiedFeedback, summary="One classified item",

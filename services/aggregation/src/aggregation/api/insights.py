@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from aggregation.api.cursors import next_cursor, time_key
 from aggregation.api.deps import QueriesDep, UowDep
 from aggregation.domain.filters import InsightFilter
 from aggregation.service import acknowledge_insight
 from feedbackloop.contracts import Insight
-from feedbackloop.http import NotFound, ReadKey, WriteKey
+from feedbackloop.http import NotFound, ReadKey, WriteKey, cursor_key, keyset_page
 
 router = APIRouter(prefix="/v1", tags=["insights"])
 
@@ -30,8 +30,9 @@ class InsightPage(BaseModel):
                        422: {"description": "A filter is unknown or invalid; `errors` names it"}})
 async def list_insights(_key: ReadKey, queries: QueriesDep,
                         filters: Annotated[InsightFilter, Query()]) -> InsightPage:
-    page = await queries.list_insights(filters, time_key(filters.cursor))
-    return InsightPage.model_validate({"items": page.items, "next_cursor": next_cursor(page.next_key)})
+    rows = await queries.list_insights(filters, cursor_key(filters.cursor, datetime, str), filters.limit + 1)
+    page, next_cursor = keyset_page(rows, filters.limit, key=lambda r: (r.created_at, r.id))
+    return InsightPage.model_validate({"items": [r.data for r in page], "next_cursor": next_cursor})
 
 
 class Acknowledged(BaseModel):

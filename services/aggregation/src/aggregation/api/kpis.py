@@ -14,7 +14,7 @@ from aggregation.api.deps import AnalyticsDep
 from aggregation.domain.filters import KpiQuery
 from aggregation.domain.kpis import backdated_definition
 from aggregation.domain.windows import ceil_hour, parse_length, window_ending
-from aggregation.reports import kpi_report
+from aggregation.service.reports import kpi_report
 from feedbackloop.http import ReadKey
 
 router = APIRouter(prefix="/v1", tags=["kpis"])

@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 
 from aggregation.api.deps import AnalyticsDep, SettingsDep
 from aggregation.domain.filters import ThemeFilter, TimeseriesQuery
+from aggregation.domain.reports import points_between
 from aggregation.domain.windows import Window, ceil_hour, parse_length
-from aggregation.reports import add_top_customers, points_between, rank_themes, series
-from feedbackloop.http import BadRequest, ReadKey, decode_cursor, encode_cursor
+from aggregation.service.reports import add_top_customers, rank_themes, series
+from feedbackloop.http import ReadKey, cursor_key, keyset_page
 from feedbackloop.http.problems import ProblemError
 
 router = APIRouter(prefix="/v1", tags=["themes"])
@@ -58,20 +59,6 @@ class ThemePage(BaseModel):
         "top_customers": [{"id": "acme", "count": 5, "mrr": 2400.0}]}], "next_cursor": None}]}}
 
 
-def _malformed() -> BadRequest:
-    return BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
-                      errors=[{"field": "cursor", "message": "malformed cursor"}])
-
-
-def _impact_key(cursor: str | None) -> tuple[float, str] | None:
-    if cursor is None:
-        return None
-    impact, last_id = decode_cursor(cursor, 2)
-    if isinstance(impact, bool) or not isinstance(impact, int | float) or not isinstance(last_id, str):
-        raise _malformed()
-    return float(impact), last_id
-
-
 def theme_window(filters: ThemeFilter, now: datetime) -> Window | None:
     """The window a theme query asks for; None for all time."""
     if filters.window is not None:
@@ -93,15 +80,14 @@ def theme_window(filters: ThemeFilter, now: datetime) -> Window | None:
                        422: {"description": "A parameter is invalid; `errors` names it"}})
 async def list_themes(_key: ReadKey, queries: AnalyticsDep, settings: SettingsDep,
                       filters: Annotated[ThemeFilter, Query()]) -> ThemePage:
-    after = _impact_key(filters.cursor)
+    after = cursor_key(filters.cursor, float, str)
     window = theme_window(filters, datetime.now(UTC))
     reports = await rank_themes(queries, window, settings.impact_mrr_unit)
     if after is not None:
         reports = [r for r in reports if (-r.impact, r.id) > (-after[0], after[1])]
-    page, more = reports[: filters.limit], len(reports) > filters.limit
+    page, next_cursor = keyset_page(reports, filters.limit, key=lambda r: (r.impact, r.id))
     await add_top_customers(queries, window, page)
-    return ThemePage(items=[ThemeOut.model_validate(r.as_dict()) for r in page],
-                     next_cursor=encode_cursor([page[-1].impact, page[-1].id]) if more else None)
+    return ThemePage(items=[ThemeOut.model_validate(r.as_dict()) for r in page], next_cursor=next_cursor)
 
 
 class Point(BaseModel):

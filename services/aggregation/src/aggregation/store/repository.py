@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from aggregation.domain.filters import FeedbackFilter, InsightFilter, ThemeFilter
+from aggregation.domain.filters import FeedbackFilter, InsightFilter
 from aggregation.domain.items import FeedbackRow, ThemeRow, as_utc
 from aggregation.store.models import FeedbackRecord, FeedbackTheme, InsightRecord
 
-__all__ = ["FeedbackRepository", "InsightRepository", "Page", "ReadQueries", "ThemePage", "ThemeStats"]
+__all__ = ["FeedbackRepository", "InsightRepository", "Listed", "ReadQueries"]
 
 
 _FEEDBACK = cast(Table, FeedbackRecord.__table__)
@@ -38,12 +38,6 @@ _INSIGHT_EXISTS = select(InsightRecord.__table__.c.insight_id).where(
 class FeedbackRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def revision_of(self, feedback_id: str) -> int | None:
-        """The stored revision of the item, None if it was never stored."""
-        result = await self.session.execute(
-            select(FeedbackRecord.revision).where(FeedbackRecord.feedback_id == feedback_id))
-        return result.scalar_one_or_none()
 
     async def stored(self, feedback_id: str) -> tuple[int, dict[str, Any]] | None:
         """The stored (revision, data) of the item, None if it was never stored."""
@@ -101,27 +95,12 @@ class InsightRepository:
 
 
 @dataclass(frozen=True)
-class Page:
-    """One page of a list; ``next_key`` is the sort key of its last row when more rows follow."""
+class Listed:
+    """A row of a newest-first list: its sort key (``created_at``, ``id``) and the data shown."""
 
-    items: list[dict[str, Any]]
-    next_key: list[Any] | None
-
-
-@dataclass(frozen=True)
-class ThemeStats:
+    created_at: datetime
     id: str
-    name: str
-    count: int
-    negative_count: int
-    negative_share: float
-    last_seen: datetime
-
-
-@dataclass(frozen=True)
-class ThemePage:
-    items: list[ThemeStats]
-    next_key: list[Any] | None
+    data: dict[str, Any]
 
 
 class ReadQueries:
@@ -136,8 +115,10 @@ class ReadQueries:
                 select(FeedbackRecord.data).where(FeedbackRecord.feedback_id == feedback_id))
             return result.scalar_one_or_none()
 
-    async def list_feedback(self, filters: FeedbackFilter, after: tuple[datetime, str] | None) -> Page:
-        """Items matching ``filters``, newest first by (created_at, feedback_id), after the key ``after``."""
+    async def list_feedback(self, filters: FeedbackFilter, after: tuple[datetime, str] | None,
+                            limit: int) -> list[Listed]:
+        """Up to ``limit`` items matching ``filters``, newest first by (created_at, feedback_id), after the key
+        ``after`` (read ``limit + 1`` for a page: ``feedbackloop.http.keyset_page``)."""
         f = FeedbackRecord
         stmt = select(f.data, f.created_at, f.feedback_id)
         equal = {f.product_area: filters.product_area, f.kind: filters.kind, f.sentiment_label: filters.sentiment,
@@ -156,58 +137,17 @@ class ReadQueries:
         if filters.q is not None:
             stmt = stmt.where(func.lower(f.text).contains(filters.q.lower(), autoescape=True))
         if after is not None:
-            at, last_id = after
+            at, last_id = as_utc(after[0]), after[1]
             stmt = stmt.where(or_(f.created_at < at, and_(f.created_at == at, f.feedback_id < last_id)))
-        stmt = stmt.order_by(f.created_at.desc(), f.feedback_id.desc()).limit(filters.limit + 1)
+        stmt = stmt.order_by(f.created_at.desc(), f.feedback_id.desc()).limit(limit)
         async with AsyncSession(self.engine) as session:
             rows = (await session.execute(stmt)).all()
-        more = len(rows) > filters.limit
-        rows = rows[: filters.limit]
-        next_key = [as_utc(rows[-1].created_at).isoformat(), rows[-1].feedback_id] if more else None
-        return Page([r.data for r in rows], next_key)
+        return [Listed(as_utc(r.created_at), r.feedback_id, r.data) for r in rows]
 
-    async def themes(self, filters: ThemeFilter, after: tuple[int, str] | None) -> ThemePage:
-        """Per theme: items, negative items and the newest item's time, by count desc then theme id."""
-        t, f = FeedbackTheme, FeedbackRecord
-        count = func.count(t.feedback_id)
-        negative = func.sum(case((f.sentiment_label == "negative", 1), else_=0))
-        stmt = (select(t.theme_id, count.label("count"), negative.label("negative"),
-                       func.max(f.created_at).label("last_seen"))
-                .join(f, f.feedback_id == t.feedback_id).group_by(t.theme_id))
-        if filters.from_ is not None:
-            stmt = stmt.where(f.created_at >= filters.from_)
-        if filters.to is not None:
-            stmt = stmt.where(f.created_at < filters.to)
-        if after is not None:
-            last_count, last_id = after
-            stmt = stmt.having(or_(count < last_count, and_(count == last_count, t.theme_id > last_id)))
-        stmt = stmt.order_by(count.desc(), t.theme_id.asc()).limit(filters.limit + 1)
-        async with AsyncSession(self.engine) as session:
-            rows = (await session.execute(stmt)).all()
-            more = len(rows) > filters.limit
-            rows = rows[: filters.limit]
-            names = await self._latest_names(session, [r.theme_id for r in rows])
-        stats = [ThemeStats(id=r.theme_id, name=names.get(r.theme_id, r.theme_id), count=r.count,
-                            negative_count=int(r.negative or 0),
-                            negative_share=round(int(r.negative or 0) / r.count, 4) if r.count else 0.0,
-                            last_seen=as_utc(r.last_seen)) for r in rows]
-        return ThemePage(stats, [rows[-1].count, rows[-1].theme_id] if more else None)
-
-    @staticmethod
-    async def _latest_names(session: AsyncSession, theme_ids: list[str]) -> dict[str, str]:
-        """Each theme's name as its newest item carries it (a renamed theme shows its new name)."""
-        if not theme_ids:
-            return {}
-        t, f = FeedbackTheme, FeedbackRecord
-        ranked = (select(t.theme_id, t.theme_name,
-                         func.row_number().over(partition_by=t.theme_id,
-                                                order_by=(f.created_at.desc(), f.feedback_id.desc())).label("rank"))
-                  .join(f, f.feedback_id == t.feedback_id).where(t.theme_id.in_(theme_ids)).subquery())
-        rows = await session.execute(select(ranked.c.theme_id, ranked.c.theme_name).where(ranked.c.rank == 1))
-        return {r.theme_id: r.theme_name for r in rows}
-
-    async def list_insights(self, filters: InsightFilter, after: tuple[datetime, str] | None) -> Page:
-        """Insights of the given type and severity, newest first by (created_at, insight_id)."""
+    async def list_insights(self, filters: InsightFilter, after: tuple[datetime, str] | None,
+                            limit: int) -> list[Listed]:
+        """Up to ``limit`` insights of the given type and severity, newest first by (created_at, insight_id),
+        after the key ``after``."""
         i = InsightRecord
         stmt = select(i.data, i.created_at, i.insight_id, i.acknowledged_at, i.acknowledged_by)
         if filters.acknowledged is not None:
@@ -217,15 +157,13 @@ class ReadQueries:
         if filters.severity is not None:
             stmt = stmt.where(i.severity == filters.severity)
         if after is not None:
-            at, last_id = after
+            at, last_id = as_utc(after[0]), after[1]
             stmt = stmt.where(or_(i.created_at < at, and_(i.created_at == at, i.insight_id < last_id)))
-        stmt = stmt.order_by(i.created_at.desc(), i.insight_id.desc()).limit(filters.limit + 1)
+        stmt = stmt.order_by(i.created_at.desc(), i.insight_id.desc()).limit(limit)
         async with AsyncSession(self.engine) as session:
             rows = (await session.execute(stmt)).all()
-        more = len(rows) > filters.limit
-        rows = rows[: filters.limit]
-        next_key = [as_utc(rows[-1].created_at).isoformat(), rows[-1].insight_id] if more else None
-        return Page([_with_ack(r.data, r.acknowledged_at, r.acknowledged_by) for r in rows], next_key)
+        return [Listed(as_utc(r.created_at), r.insight_id, _with_ack(r.data, r.acknowledged_at, r.acknowledged_by))
+                for r in rows]
 
 
 def _with_ack(data: dict[str, Any], at: datetime | None, by: str | None) -> dict[str, Any]:

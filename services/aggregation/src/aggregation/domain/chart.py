@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-from aggregation.reports import SeriesPoint
+from aggregation.domain.reports import SeriesPoint
 
 __all__ = ["Marker", "volume_chart"]
 

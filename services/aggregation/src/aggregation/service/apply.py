@@ -1,5 +1,7 @@
-"""Aggregation use cases. They run inside a unit of work: read and write through repositories on
-``uow.session``, raise events with ``uow.publish``, never commit (the consumer, or the caller, does)."""
+"""The consumer's use cases (``feedback.classified.v1``, ``releases.v1``) and the small writes of the API.
+
+They run inside a unit of work: read and write through repositories on ``uow.session``, raise events with
+``uow.publish``, never commit (the consumer, or the caller, does)."""
 
 from __future__ import annotations
 
@@ -7,26 +9,25 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aggregation.domain.erasure import erased_customer_label
 from aggregation.domain.items import feedback_row, should_apply, theme_rows
 from aggregation.domain.rollups import bucket_start, rollup_changes
 from aggregation.domain.urgent import urgent_insight, urgent_insight_id
-from aggregation.store.analytics import ReleaseRepository, RollupRepository
-from aggregation.store.erasure import ErasureRepository
-from aggregation.store.models import erasure_tables, runtime_tables
+from aggregation.store.memo import StoreCache
+from aggregation.store.models import erasure_tables
+from aggregation.store.releases import ReleaseRepository
 from aggregation.store.repository import FeedbackRepository, InsightRepository
-from feedbackloop.contracts import INSIGHTS, RELEASES, ClassifiedFeedback, Envelope, ErasureRequest, Release
+from aggregation.store.rollups import RollupRepository
+from feedbackloop.contracts import INSIGHTS, RELEASES, ClassifiedFeedback, Envelope, Release
 from feedbackloop.db import UnitOfWork
-from feedbackloop.db.erasures import erased_among, is_applied, record_applied
+from feedbackloop.db.erasures import erased_among
 from feedbackloop.runtime import PoisonMessage
 
-__all__ = [
-    "acknowledge_insight", "apply_classified", "apply_erasure", "apply_release", "publish_release", "release_event_id"]
+__all__ = ["acknowledge_insight", "apply_classified", "apply_release", "publish_release", "release_event_id"]
 
 _RELEASE_NAMESPACE = uuid.UUID("5d0e8c1a-7b3f-5a2e-9c4d-6e8f0a1b2c3d")
 
 
-async def apply_classified(uow: UnitOfWork, event: Envelope[Any]) -> bool:
+async def apply_classified(uow: UnitOfWork, event: Envelope[Any], cache: StoreCache | None = None) -> bool:
     """Store a ``feedback.classified.v1`` event's item if it is newer than the stored revision.
 
     Returns whether it was applied. An event not newer than what is stored (a duplicate, or a revision
@@ -34,7 +35,8 @@ async def apply_classified(uow: UnitOfWork, event: Envelope[Any]) -> bool:
     replaces the item and its themes, moves its contributions in the rollups from the stored revision's labels
     to the new ones (in the buckets of its ``created_at``), marks those hours for the detectors, keeps its
     cluster's size, and raises the item's ``urgent_item`` insight the first time the item is critical. Raises
-    :class:`PoisonMessage` for an event whose subject is not its item.
+    :class:`PoisonMessage` for an event whose subject is not its item. ``cache`` is the service's
+    (:class:`StoreCache`: statements and label keys kept between units of work); without, it is slower.
     """
     item: ClassifiedFeedback = event.data
     if event.subject != str(item.feedback_id):
@@ -48,7 +50,7 @@ async def apply_classified(uow: UnitOfWork, event: Envelope[Any]) -> bool:
     old = ClassifiedFeedback.model_validate(stored[1]) if stored else None
     await feedback.replace(feedback_row(item), theme_rows(item), exists=stored is not None)
 
-    rollups = RollupRepository(uow.session)
+    rollups = RollupRepository(uow.session, cache)
     await rollups.add(rollup_changes(old, item))
     await rollups.name_themes(((t.id, t.name) for t in item.themes if t.id.strip()), item.created_at)
     await rollups.mark_dirty(bucket_start(i.created_at, "hour") for i in (old, item) if i is not None)
@@ -94,28 +96,3 @@ def publish_release(uow: UnitOfWork, release: Release) -> str:
 async def acknowledge_insight(uow: UnitOfWork, insight_id: str, by: str | None) -> dict[str, Any] | None:
     """Acknowledge the insight; returns its data, or None when there is no such insight."""
     return await InsightRepository(uow.session).acknowledge(insight_id, datetime.now(UTC), by)
-
-
-async def apply_erasure(uow: UnitOfWork, request: ErasureRequest) -> list[str] | None:
-    """Erase the request's items (and, for a customer, every item of it) from aggregation: the item rows and
-    their themes, the urgent-item insights about them (with their retained events: the title names the customer),
-    and their ids in other insights' evidence. Counters stay as anonymous aggregates; where one is keyed by the
-    customer's id, the id is replaced by a label naming the request. Records the request and a tombstone per item.
-
-    A request applied before changes nothing and returns None; otherwise the ids of the items deleted.
-    """
-    request_id = str(request.request_id)
-    if await is_applied(uow.session, erasure_tables, request_id):
-        return None
-    repo = ErasureRepository(uow.session)
-    listed = [str(f) for f in request.feedback_ids]
-    deleted = await repo.delete_items(listed, request.customer_id)
-    erased = set(listed) | set(deleted)
-    await repo.delete_insights({str(urgent_insight_id(uuid.UUID(f))) for f in erased}, runtime_tables.outbox,
-                               INSIGHTS.name)
-    await repo.prune_evidence(erased)
-    if request.customer_id is not None:
-        await repo.anonymise_customer(request.customer_id, erased_customer_label(request.request_id))
-    await record_applied(uow.session, erasure_tables, request_id, customer_id=request.customer_id,
-                         feedback_ids=sorted(erased), at=datetime.now(UTC))
-    return deleted
