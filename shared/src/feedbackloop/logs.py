@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 import structlog
+from opentelemetry import trace
 from pydantic import BaseModel, SecretStr
 from structlog.typing import EventDict, WrappedLogger
 
@@ -60,6 +61,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json", s
     """Route every log record of the process to ``stream`` (stderr) as JSON lines or console lines."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -104,6 +106,15 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json", s
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)
+
+
+def add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """``trace_id``/``span_id`` of the current OpenTelemetry span (an HTTP request's, a consumed event's)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", trace.format_trace_id(context.trace_id))
+        event_dict.setdefault("span_id", trace.format_span_id(context.span_id))
+    return event_dict
 
 
 def bind_event(event_id: str, traceparent: str | None) -> Any:

@@ -1,33 +1,38 @@
 """OpenTelemetry tracing from the webhook to the notification, with W3C trace context in Kafka headers.
 
-One :class:`~opentelemetry.sdk.trace.TracerProvider` per service (``service.name`` = the service), made
-on first use or by :func:`configure_tracing` at start. Spans:
+One SDK ``TracerProvider`` per service (made by :func:`configure_tracing`; not the global one, since tests run
+several services in one process). Spans:
 
-* ``SERVER`` — each HTTP request (:func:`server_span`, from the shared ASGI middleware); its parent is the
-  request's ``traceparent``/``tracestate`` headers when a caller sent valid ones.
-* ``PRODUCER`` ``publish <topic>`` — each event raised in a unit of work (:func:`publish_headers`); the
-  headers written into the outbox row, and so into the Kafka record, are *this span's* context.
-* ``CONSUMER`` ``process <topic>`` — each consumed event (:func:`consume_span`); its parent comes from the
-  record's ``traceparent``/``tracestate`` headers, so any Kafka client that speaks W3C trace context (or
-  any OpenTelemetry user) continues or starts the trace. A missing or malformed header starts a new trace.
+* ``SERVER`` ``<method> <route>`` per HTTP request: FastAPI's own telemetry, given this provider by
+  :func:`feedbackloop.http.build_app`; its parent is read by the global propagator (W3C by default).
+* ``PRODUCER`` ``publish <topic>`` per event raised in a unit of work (:func:`publish_headers`): its context is
+  the ``traceparent``/``tracestate`` stored in the outbox row, and so sent in the Kafka record's headers.
+* ``CONSUMER`` ``process <topic>`` per consumed event (:func:`consume_span`), child of the record's headers
+  (missing or malformed: a new trace).
+* ``CLIENT`` ``deliver <channel>`` per notification attempt (:func:`client_span`).
 
-Propagation is always the W3C :class:`TraceContextTextMapPropagator` (header names ``traceparent`` and
-``tracestate``), whatever ``OTEL_PROPAGATORS`` says, because the topics' contract names those headers.
+Why the last three are ours (on the SDK's tracer, W3C propagation as the topics' contract says): the outbox
+decides a record's trace context when the event is raised, not when the relay sends it, and ``process`` must
+cover the handling in the unit of work. opentelemetry-instrumentation-aiokafka wraps ``send`` (a span of the
+relay's own trace, and a second ``traceparent`` header appended) and ``getmany`` (spans that end at the fetch),
+and its newest release (0.66b1) pins semantic-conventions 0.66b1 where opentelemetry-sdk 1.45.2 pins 0.66b2. A
+delivery attempt is one span whatever the channel (webhook, Slack, SMTP), with the delivery's ids; the receiver
+continues it. opentelemetry-instrumentation-httpx would only nest a second ``CLIENT`` span for the same request
+(with legacy attribute names unless ``OTEL_SEMCONV_STABILITY_OPT_IN=http``).
 
-Export is **off by default**: no span processor is installed, so nothing is queued, no thread runs and
-nothing is sent; each hop still gets a span id of its own in the caller's trace (a non-recording span,
-built without the SDK's attribute work), seen in the logs as ``trace_id``/``span_id`` and in the
-headers. The standard variables switch it on: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
-``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) → OTLP over HTTP/protobuf; ``OTEL_TRACES_EXPORTER`` = ``otlp``,
-``console`` or ``none`` (comma-separated) overrides that choice. ``OTEL_SDK_DISABLED=true`` turns the
-SDK off: no spans at all, incoming trace context is passed through unchanged. Export runs in the
-SDK's batch processor thread (``OTEL_BSP_*`` variables apply); an unreachable collector costs dropped
-spans and a log line, never a failed request or event. :func:`flush_tracing` sends what is queued at a
-service's stop; the SDK's exit hook shuts the exporters down.
+Configuration is the SDK's, from the standard variables: the ``TracerProvider`` reads ``OTEL_TRACES_SAMPLER``
+(``_ARG``), ``OTEL_SDK_DISABLED`` and the span limits; the resource ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES`` (the service's name is the default ``service.name``); the batch processor
+``OTEL_BSP_*``; the exporter its ``OTEL_EXPORTER_OTLP_*``. Exporters are the SDK's ``opentelemetry_traces_exporter``
+entry points, by name (``otlp``: OTLP over HTTP/protobuf, the transport installed). One rule is ours: export is
+**off unless** ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` is set or ``OTEL_TRACES_EXPORTER`` names exporters. Off,
+no span processor runs and nothing is queued or sent; each Kafka hop still gets a span id of its own in the
+caller's trace (a non-recording span), seen in the logs and the headers. An unreachable collector costs dropped
+spans and a log line, never a failed request. :func:`flush_tracing` sends what is queued at a service's stop.
 
-Work queued by one task and done by another keeps its trace by carrying the context over: ingest's group
-commit publishes each request's events inside a copy of that request's ``contextvars`` context; notification
-stores :func:`inject`'s headers with each delivery and opens a :func:`client_span` from them per attempt.
+Work queued by one task and done by another keeps its trace: ingest's group commit publishes each request's
+events in a copy of that request's ``contextvars`` context; notification stores :func:`inject`'s headers with each
+delivery and opens a :func:`client_span` from them per attempt.
 """
 
 from __future__ import annotations
@@ -36,14 +41,15 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_NAMESPACE, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_NAMESPACE, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -63,7 +69,6 @@ __all__ = [
     "inject",
     "log_ids",
     "publish_headers",
-    "server_span",
     "shutdown_tracing",
     "tracer",
 ]
@@ -75,6 +80,8 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _IDS = RandomIdGenerator()
 _NEW_TRACE_FLAGS = TraceFlags(TraceFlags.SAMPLED)
+#: The SDK's plug-in point for span exporters, the one its auto-configuration reads ``OTEL_TRACES_EXPORTER`` against.
+_EXPORTER_ENTRY_POINTS = "opentelemetry_traces_exporter"
 
 
 @dataclass
@@ -86,13 +93,16 @@ class _Tracing:
 
 
 _services: dict[str, _Tracing] = {}
-_EXPORTERS = ("otlp", "console")
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
 
 
 def exporter_names(environ: Mapping[str, str] | None = None) -> list[str]:
     """The exporters the environment asks for: ``[]`` unless an OTLP endpoint or ``OTEL_TRACES_EXPORTER`` is set."""
     env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if _true(env.get("OTEL_SDK_DISABLED")):
         return []
     chosen = env.get("OTEL_TRACES_EXPORTER", "").strip()
     if not chosen:
@@ -102,53 +112,62 @@ def exporter_names(environ: Mapping[str, str] | None = None) -> list[str]:
 
 
 def _exporter(name: str) -> SpanExporter | None:
-    if name == "console":
-        return ConsoleSpanExporter()
-    if name == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter()  # endpoint, headers, timeout, compression: the standard OTEL_EXPORTER_OTLP_* vars
+    """The SDK's exporter registered under ``name``, made from the environment; None if none is installed."""
+    if name == "otlp":  # the SDK maps it by OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL; only http/protobuf is installed
+        protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        name = "otlp_proto_grpc" if (protocol or "").strip() == "grpc" else "otlp_proto_http"
+    for entry in entry_points(group=_EXPORTER_ENTRY_POINTS, name=name):
+        try:
+            exporter: SpanExporter = entry.load()()  # endpoint, headers, timeout…: its OTEL_EXPORTER_* variables
+        except Exception as exc:  # e.g. a malformed OTEL_EXPORTER_* value
+            log.warning("trace exporter failed to start", exporter=name, error=repr(exc))
+            return None
+        return exporter
     return None
 
 
-def configure_tracing(service: str, environ: Mapping[str, str] | None = None) -> TracerProvider:
+def _resource(service: str) -> Resource:
+    """``service.name`` = the service unless ``OTEL_SERVICE_NAME`` or ``OTEL_RESOURCE_ATTRIBUTES`` name another."""
+    from_environment = OTELResourceDetector().detect().attributes
+    return Resource.create({SERVICE_NAME: service, SERVICE_NAMESPACE: "feedbackloop", **from_environment})
+
+
+def configure_tracing(service: str) -> TracerProvider:
     """The service's tracer provider, made once per process and service from the environment.
 
-    Unknown exporter names are logged and ignored (tracing never stops a service from starting). The
-    provider is not made the global one: tests run several services in one process, each with its own
-    ``service.name``; hand :func:`configure_tracing`'s result to any other instrumentation.
+    An unknown exporter name, or one that fails to start, is logged and ignored (tracing never stops a
+    service from starting). Hand the result to any other instrumentation (FastAPI's telemetry gets it in ``build_app``).
     """
     found = _services.get(service)
     if found is not None:
         return found.provider
-    env = os.environ if environ is None else environ
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: service, SERVICE_NAMESPACE: "feedbackloop"}),
-    )
+    provider = TracerProvider(resource=_resource(service))  # sampler, span limits, OTEL_SDK_DISABLED: from the env
     state = _Tracing(
         provider=provider,
         tracer=provider.get_tracer("feedbackloop"),
         recording=False,
-        disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true",
+        disabled=_true(os.environ.get("OTEL_SDK_DISABLED")),
     )
     _services[service] = state
-    for name in exporter_names(env):
+    names = exporter_names()
+    for name in names:
         exporter = _exporter(name)
         if exporter is None:
-            log.warning("unknown trace exporter ignored", exporter=name, known=list(_EXPORTERS))
+            known = sorted({e.name for e in entry_points(group=_EXPORTER_ENTRY_POINTS)} | {"otlp"})
+            log.warning("trace exporter ignored: unknown or failed to start", exporter=name, known=known)
             continue
-        add_span_processor(service, BatchSpanProcessor(exporter))
+        add_span_processor(service, BatchSpanProcessor(exporter))  # OTEL_BSP_* variables apply
     if state.recording:
-        log.info("exporting traces", exporters=exporter_names(env))
+        log.info("exporting traces", exporters=names)
     return provider
 
 
 def add_span_processor(service: str, processor: SpanProcessor) -> None:
     """Send the service's spans to ``processor`` too (an exporter of one's own, or an in-memory one in tests).
 
-    Until a service has a span processor, its spans are not built by the SDK at all: each hop gets a
-    non-recording span with a new span id in the parent's trace (flags and ``tracestate`` kept), which
-    costs a few microseconds instead of tens.
+    Until a service has a span processor, its Kafka and delivery spans are not built by the SDK at all: each
+    hop gets a non-recording span with a new span id in the parent's trace (flags and ``tracestate`` kept),
+    which costs a few microseconds instead of tens.
     """
     configure_tracing(service)
     state = _services[service]
@@ -213,8 +232,6 @@ def current_traceparent() -> str | None:
     return inject().get("traceparent")
 
 
-
-
 def log_ids(span: Span | None = None) -> dict[str, str | None]:
     """``trace_id`` and ``span_id`` (hex) of ``span`` (default: the current one) for log lines; None outside a trace."""
     ctx = (span or trace.get_current_span()).get_span_context()
@@ -239,15 +256,6 @@ def _active(span: Span) -> Iterator[Span]:
         structlog.contextvars.reset_contextvars(**log_tokens)
         otel_context.detach(token)
         span.end()
-
-
-def server_span(service: str, method: str, path: str, headers: Mapping[str, str]) -> AbstractContextManager[Span]:
-    """A ``SERVER`` span around one HTTP request, child of the caller's trace context if it sent one.
-
-    The caller sets ``http.response.status_code`` and may rename the span to its route.
-    """
-    attributes = {"http.request.method": method, "url.path": path}
-    return _active(_start_span(service, f"{method} {path}", SpanKind.SERVER, attributes, extract(headers)))
 
 
 def consume_span(

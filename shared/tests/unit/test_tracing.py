@@ -212,3 +212,89 @@ def test_a_client_span_continues_stored_headers_and_gives_the_headers_to_send(
     assert span.kind is SpanKind.CLIENT and span.parent is not None
     assert format(span.parent.span_id, "016x") == PARENT_SPAN
     assert ids(sent["traceparent"]) == (PARENT_TRACE, format(span.context.span_id, "016x"))
+
+
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME",
+                 "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_sdk_reads_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch)
+    plain, named = f"p-{uuid.uuid4().hex[:6]}", f"n-{uuid.uuid4().hex[:6]}"
+    try:
+        resource = tracing.configure_tracing(plain).resource.attributes
+        assert (resource["service.name"], resource["service.namespace"]) == (plain, "feedbackloop")
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "renamed")
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+        provider = tracing.configure_tracing(named)
+        assert provider.resource.attributes["service.name"] == "renamed"
+        assert provider.resource.attributes["deployment.environment.name"] == "staging"
+        assert "TraceIdRatioBased{0.25}" in provider.sampler.get_description()
+    finally:
+        tracing.shutdown_tracing(plain)
+        tracing.shutdown_tracing(named)
+
+
+def test_exporters_are_the_sdks_by_name_and_an_unknown_one_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    _clean_env(monkeypatch)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console,otlp,nonesuch")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    service = f"e-{uuid.uuid4().hex[:6]}"
+    try:
+        exporters = [p.span_exporter for p in processors(tracing.configure_tracing(service))]  # type: ignore[attr-defined]
+    finally:
+        tracing.shutdown_tracing(service)
+    assert [type(e) for e in exporters] == [ConsoleSpanExporter, OTLPSpanExporter]
+    assert exporters[1]._endpoint == "http://127.0.0.1:9/v1/traces", "the exporter reads its OTEL_EXPORTER_OTLP_* vars"
+
+
+async def test_a_failed_request_is_an_error_span_and_probes_and_unknown_paths_are_not_routes(
+    recorded: tuple[str, InMemorySpanExporter], common_settings: CommonSettings
+) -> None:
+    service, exporter = recorded
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    app = build_app(service=service, title="t", description="t", version="0", settings=ServiceSettings(
+        common=common_settings), lifespan=None, routers=[router])
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/boom", headers={"traceparent": PARENT})).status_code == 500
+        assert (await client.get("/nowhere")).status_code == 404
+        assert (await client.get("/metrics")).status_code == 200
+    failed, missing = (s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER)
+    assert failed.name == "GET /boom" and failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None and failed.attributes["http.response.status_code"] == 500
+    assert failed.parent is not None and format(failed.parent.span_id, "016x") == PARENT_SPAN
+    assert missing.name == "GET" and missing.attributes is not None and "http.route" not in missing.attributes
+
+
+async def test_a_disabled_sdk_passes_an_http_callers_trace_context_through(
+    monkeypatch: pytest.MonkeyPatch, common_settings: CommonSettings
+) -> None:
+    _clean_env(monkeypatch)
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    service = f"off-{uuid.uuid4().hex[:6]}"
+    router = APIRouter()
+
+    @router.post("/publish")
+    async def publish() -> dict[str, str]:
+        return tracing.publish_headers(service, "t", "e")
+
+    try:
+        app = build_app(service=service, title="t", description="t", version="0", settings=ServiceSettings(
+            common=common_settings), lifespan=None, routers=[router])
+        async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+            sent = (await client.post("/publish", headers={"traceparent": PARENT})).json()
+    finally:
+        tracing.shutdown_tracing(service)
+    assert sent == {"traceparent": PARENT}

@@ -2,22 +2,25 @@
 
 ``/healthz`` answers while the process lives; ``/readyz`` checks the store, the broker and the
 consumers of ``app.state.runtime`` and answers 503 naming what is not ready; ``/metrics`` is the
-Prometheus text format. Every other request runs in an OpenTelemetry ``SERVER`` span that continues the
-caller's ``traceparent`` (:mod:`feedbackloop.tracing`); events it publishes carry that trace on.
+Prometheus text format. Every other request runs in an OpenTelemetry ``SERVER`` span made by FastAPI's own
+telemetry with the service's tracer provider (:mod:`feedbackloop.tracing`), continuing the caller's
+``traceparent``; events it publishes carry that trace on. Every request, probes included, is counted and
+timed by prometheus-fastapi-instrumentator's middleware into ``feedbackloop_http_requests_total`` and
+``feedbackloop_http_request_duration_seconds`` (:mod:`feedbackloop.metrics`), by service, method, route
+template (``unmatched`` when no route matches) and status.
 """
 
 from __future__ import annotations
 
-import inspect
-import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from opentelemetry.trace import Span, StatusCode
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator.metrics import Info
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedbackloop import metrics
@@ -29,17 +32,45 @@ from feedbackloop.http.slow_clients import BodyTimeout, install_slow_body_handle
 from feedbackloop.keys import KeyStore
 from feedbackloop.logs import register_secrets, secret_values
 from feedbackloop.settings import ServiceSettings
-from feedbackloop.tracing import TRACE_HEADERS, server_span
+from feedbackloop.tracing import configure_tracing
 
 __all__ = ["BodyLimit", "build_app"]
 
-# Newer FastAPI versions trace requests themselves when a global tracer provider is set; our own middleware
-# (`_Observed`) does it on every version, per service, so FastAPI's is turned off where it exists.
-_NO_NATIVE_TELEMETRY: dict[str, Any] = (
-    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
-    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
-    else {}
-)
+#: Probes and scrapes are not traced (they are still counted).
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED
+
+
+def _telemetry(service: str) -> TelemetryConfig:
+    """FastAPI's OpenTelemetry settings: ``SERVER`` spans on the service's own provider (not the global one: tests
+    run several services in one process), nothing else. Its OTel metrics and log records are off (Prometheus and
+    structlog do those), and so are its per-request operation spans (dependencies, endpoint, serialization), which
+    would cost every request several SDK spans. Exporters come from :func:`configure_tracing`, not from
+    ``FASTAPI_OTEL_AUTO_CONFIGURE``."""
+    return {
+        "tracer_provider": configure_tracing(service),
+        "tracing": True,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "auto_configure": False,
+        "exclude": _untraced,
+    }
+
+
+def _instrument_metrics(app: FastAPI, service: str) -> None:
+    """Count and time every request into our metrics (names and ``service`` label kept for the alerts and the
+    dashboard); the library's middleware finds the route template and the status, exceptions included (500)."""
+
+    def record(info: Info) -> None:
+        route = "unmatched" if info.modified_handler == "none" else info.modified_handler  # "none": no route matched
+        metrics.HTTP_REQUESTS.labels(service, info.method, route, info.modified_status).inc()
+        metrics.HTTP_LATENCY.labels(service, info.method, route).observe(info.modified_duration)
+
+    Instrumentator(should_group_status_codes=False, should_group_untemplated=True).add(record).instrument(app)
 
 
 def build_app(
@@ -54,7 +85,9 @@ def build_app(
     max_body_bytes: int = 1 << 20,
     openapi_extensions: Sequence[Callable[[dict[str, Any]], dict[str, Any]]] = (),
 ) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan, **_NO_NATIVE_TELEMETRY)
+    app = FastAPI(
+        title=title, description=description, version=version, lifespan=lifespan, telemetry=_telemetry(service)
+    )
     app.state.settings = settings
     register_secrets(secret_values(settings))  # no log line shows them, whatever logs them
     app.state.keys = KeyStore(settings.common.keys_file)
@@ -66,7 +99,7 @@ def build_app(
     app.add_middleware(BodyTimeout, seconds=settings.common.body_timeout_seconds)
     in_flight = settings.max_concurrent_requests or settings.common.max_concurrent_requests
     app.add_middleware(ConcurrencyLimit, limit=in_flight)
-    app.add_middleware(_Observed, service=service)  # outermost: a refused body is counted and traced too
+    _instrument_metrics(app, service)  # outermost: a refused body is counted too (FastAPI's span wraps everything)
     install_security_headers(app)  # around everything, Starlette's 500 answer included
     for router in routers:
         app.include_router(router, dependencies=[Depends(require_declared_media_type)])  # 415
@@ -136,53 +169,3 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
-
-
-_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
-_TRACE_HEADER_BYTES = frozenset(h.encode() for h in TRACE_HEADERS)
-
-
-class _Observed:
-    """Per request: the Prometheus count and latency by route and status, and a ``SERVER`` span continuing the
-    caller's ``traceparent`` (probes and scrapes excepted), named by its route once routed. One middleware,
-    one wrapper of ``send``: each layer costs every request."""
-
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        method = scope["method"]
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        if scope.get("path") in _UNTRACED:
-            span_scope: AbstractContextManager[Span | None] = nullcontext()
-        else:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []
-                       if k in _TRACE_HEADER_BYTES}
-            span_scope = server_span(self.service, method, scope["path"], headers)
-        with span_scope as span:
-            try:
-                await self.app(scope, receive, capture)
-            finally:
-                route = getattr(scope.get("route"), "path", None)
-                path = route or "unmatched"
-                metrics.HTTP_REQUESTS.labels(self.service, method, path, str(status)).inc()
-                metrics.HTTP_LATENCY.labels(self.service, method, path).observe(time.perf_counter() - started)
-                if span is not None:
-                    if route:
-                        span.update_name(f"{method} {route}")
-                        span.set_attribute("http.route", route)
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(StatusCode.ERROR)
