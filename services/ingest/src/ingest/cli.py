@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from feedbackloop.cli.common import fail
 from feedbackloop.plugins import ServicePlugin
 from ingest.config import IngestSettings
+from ingest.store import MIGRATIONS
 
 __all__ = ["commands", "plugin"]
 
@@ -39,8 +40,8 @@ def import_(
     state_dir: Annotated[Path, typer.Option(help="Checkpoints of unfinished imports")] = Path("var/imports"),
 ) -> None:
     """Import app-store review exports or a CSV / JSON Lines file into ingest: resumable, idempotent."""
-    from ingest.importer import ImportStopped
-    from ingest.importer.command import import_command
+    from ingest.tools.importer import ImportStopped
+    from ingest.tools.importer.command import import_command
 
     try:
         import_command(
@@ -55,6 +56,6 @@ plugin = ServicePlugin(
     name="ingest",
     settings=IngestSettings,
     create_app=_create_app,
-    migrations=Path(__file__).parent / "store" / "migrations",
+    migrations=MIGRATIONS,
     commands=commands,
 )

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from feedbackloop.contracts import feedback_id_for
 from feedbackloop.db import create_engine
 from feedbackloop.settings import CommonSettings, KafkaSettings
-from feedbackloop_testing import handed_data, query_store, serve_app, store_url
+from feedbackloop_testing import query_store, serve_app, store_url
 from ingest.config import IngestSettings
 from ingest.main import create_app
 
@@ -109,7 +109,7 @@ async def test_concurrent_requests_share_transactions_and_are_each_answered_alon
             after = _histogram((await client.get("/metrics")).text)
 
             # one webhook delivery replayed at once, in the same group: its single-use nonce lets one through
-            canny = Path(handed_data("fixtures/webhooks/canny/post_created.json")).read_bytes()
+            canny = (Path(__file__).resolve().parents[1] / "fixtures/webhooks/canny/post_created.json").read_bytes()
             replays = await asyncio.gather(
                 *(client.post("/v1/webhooks/canny", content=canny, headers=_canny("n-1")) for _ in range(3))
             )

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from feedbackloop.settings import CommonSettings
-from ingest.config import IngestSettings
-from ingest.pseudonym_key import PseudonymKeyMissing, load_pseudonymizer
+from ingest.config import IngestSettings, PseudonymKeyMissing, load_pseudonymizer
 
 
 def test_the_embedded_profile_generates_a_private_key_once_beside_the_store(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,12 +17,20 @@ from ingest.config import IngestSettings
 from ingest.domain.feedback import FeedbackIn, RedactionPolicy
 from ingest.domain.pseudonym import Pseudonymizer
 from ingest.main import MIGRATIONS
-from ingest.retention import RawRetention, raw_retention_worker
-from ingest.service import accept_feedback
+from ingest.service import Submission, store_submissions
 from ingest.store.models import FeedbackItem, runtime_tables
+from ingest.worker import RawRetention, raw_retention_worker
 
 POLICY = RedactionPolicy(Pseudonymizer(b"retention-test-key-0123456789"))
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+async def accept_feedback(
+    uow: UnitOfWorkFactory, items: list[FeedbackIn], received_at: datetime, *, policy: RedactionPolicy
+) -> list[uuid.UUID]:
+    (ids,) = await store_submissions(uow, [Submission.of(items, received_at, policy=policy)])
+    assert isinstance(ids, list)
+    return ids
 
 
 def _items(prefix: str, n: int) -> list[FeedbackIn]:

@@ -1,5 +1,6 @@
-"""Fuzzing each connector's payload mapping with hypothesis: the vendor's real fixture payloads with fields
-removed, retyped and garbled, and fully random JSON. ``map`` must never raise: it returns items that
+"""Fuzzing each connector's payload mapping with hypothesis: the vendor payloads with fields removed, retyped and
+garbled (the project's own fixtures, tests/fixtures/webhooks/; and, as the ``handed_data`` tier, the real payloads
+in ../shared/fixtures/webhooks/), and fully random JSON. ``map`` must never raise: it returns items that
 validate and normalize (redaction included), or an ``ignored`` reason the router answers 202 with, or a
 handshake reply. Each connector gets ``MUTATED`` + ``RANDOM`` examples (``--hypothesis-show-statistics``
 prints the counts); in CI (``CI`` set) the examples are derandomized so a run is repeatable.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +40,25 @@ EVENT_HEADERS = {
 }
 STANDARD_SEED = {"source": "api", "external_id": "42", "text": "Checkout crashes on iOS",
                  "author": {"email": "a@example.com"}, "rating": {"kind": "nps", "value": 3}}
+OWN = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
+HANDED_SOURCES = sorted(set(CONNECTORS) - {"standard"})  # the handed payloads cover every vendor connector
 
 
-def _seeds(source: str) -> list[Any]:
-    if source == "standard":
-        return [STANDARD_SEED, [STANDARD_SEED, STANDARD_SEED]]
-    folder = Path(handed_data(f"fixtures/webhooks/{source}"))
+def _read(folder: Path) -> list[Any]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
-SEEDS = {source: _seeds(source) for source in CONNECTORS}
+@cache
+def own_seeds(source: str) -> list[Any]:
+    """The project's own fixtures of ``source`` (and, for Standard Webhooks, a hand-made item and list)."""
+    extra = [STANDARD_SEED, [STANDARD_SEED, STANDARD_SEED]] if source == "standard" else []
+    return _read(OWN / source) + extra
+
+
+@cache
+def handed_seeds(source: str) -> list[Any]:
+    """The real payloads of ``source`` handed to the project (read inside ``handed_data`` tests only)."""
+    return _read(Path(handed_data(f"fixtures/webhooks/{source}")))
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40) | st.sampled_from(
     ["", " ", "0", "-1", "1e400", "2024-13-45T99:99:99Z", "1700000000000", "<p>hi</p>", "a@b.c", "true", "null"]
@@ -91,8 +102,8 @@ def _mutate(value: Any, path: tuple[Any, ...], op: str, replacement: Any, garble
 
 
 @st.composite
-def mutated(draw: st.DrawFn, source: str) -> Any:
-    payload = draw(st.sampled_from(SEEDS[source]))
+def mutated(draw: st.DrawFn, seeds: list[Any]) -> Any:
+    payload = draw(st.sampled_from(seeds))
     for _ in range(draw(st.integers(1, 6))):
         paths = _paths(payload)
         path = draw(st.sampled_from(paths))
@@ -129,7 +140,16 @@ def _headers(draw: st.DrawFn, source: str) -> dict[str, str]:
 @settings(FUZZ, max_examples=MUTATED)
 @given(data=st.data())
 def test_mutated_vendor_payloads_never_crash_the_mapper(source: str, data: st.DataObject) -> None:
-    payload = data.draw(mutated(source), label="payload")
+    payload = data.draw(mutated(own_seeds(source)), label="payload")
+    _check(source, payload, data.draw(st.composite(lambda d: _headers(d, source))(), label="headers"))
+
+
+@pytest.mark.handed_data
+@pytest.mark.parametrize("source", HANDED_SOURCES)
+@settings(FUZZ, max_examples=MUTATED)
+@given(data=st.data())
+def test_mutated_real_payloads_never_crash_the_mapper(source: str, data: st.DataObject) -> None:
+    payload = data.draw(mutated(handed_seeds(source)), label="payload")
     _check(source, payload, data.draw(st.composite(lambda d: _headers(d, source))(), label="headers"))
 
 

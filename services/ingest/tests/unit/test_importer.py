@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.importer.decoding import decode_export
-from ingest.importer.errors import FileRejected
-from ingest.importer.mapping import Mapped, map_rows, parse_column_map
-from ingest.importer.rows import read_rows
-from ingest.importer.run import ImportRequest, load_mapped
+from ingest.tools.importer.decoding import decode_export
+from ingest.tools.importer.errors import FileRejected
+from ingest.tools.importer.mapping import Mapped, map_rows, parse_column_map
+from ingest.tools.importer.rows import read_rows
+from ingest.tools.importer.run import ImportRequest, load_mapped
 
 # Google Play Console's review export columns, in its order.
 PLAY_HEADER = [

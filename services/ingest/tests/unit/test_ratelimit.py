@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedbackloop.http import ProblemError
-from ingest.ratelimit import MovingWindow, RateLimits
+from ingest.api.ratelimit import MovingWindow, RateLimits
 
 
 def test_allows_limit_hits_in_any_window_then_says_when_the_next_is_allowed() -> None:

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from feedbackloop.db import UnitOfWorkFactory
+from ingest.api.ratelimit import RateLimits
 from ingest.config import IngestSettings
 from ingest.domain.feedback import RedactionPolicy
 from ingest.domain.sources import SourceStats
-from ingest.group_commit import GroupCommitter
-from ingest.ratelimit import RateLimits
+from ingest.service import GroupCommitter
 
 
 async def _uow(request: Request) -> UnitOfWorkFactory:

@@ -13,8 +13,7 @@ from feedbackloop.http.batch import parse_one_or_many
 from ingest.api.deps import CommitterDep, LimitsDep, PolicyDep, SettingsDep
 from ingest.domain.feedback import FeedbackIn
 from ingest.domain.reserved import reserved_source_reason
-from ingest.group_commit import NotStored
-from ingest.service import prepare_submission
+from ingest.service import NotStored, prepare_submission
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 _item = TypeAdapter(FeedbackIn)

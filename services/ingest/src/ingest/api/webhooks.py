@@ -19,10 +19,12 @@ from feedbackloop.http import NotFound, ProblemError, ReadKey, parse_json_body
 from feedbackloop.logs import get_logger
 from ingest.api.deps import CommitterDep, LimitsDep, PolicyDep, SettingsDep, StatsDep
 from ingest.api.feedback import not_stored
-from ingest.domain.connectors import CONNECTORS, Delivery, VerificationFailed, secret_variable
-from ingest.group_commit import NotStored
-from ingest.metrics import ITEMS_STORED, WEBHOOK_DELIVERIES
-from ingest.service import OFF_LOOP_CHARS, NonceReplayed, prepare_submission
+from ingest.api.metrics import ITEMS_STORED, WEBHOOK_DELIVERIES
+from ingest.api.ratelimit import RateLimits
+from ingest.config import IngestSettings
+from ingest.domain.connectors import CONNECTORS, Connector, Delivery, Outcome, VerificationFailed, secret_variable
+from ingest.domain.sources import SourceStats
+from ingest.service import OFF_LOOP_CHARS, NonceReplayed, NotStored, prepare_submission
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 log = get_logger(__name__)
@@ -49,25 +51,8 @@ async def receive_webhook(
     source: str, request: Request, committer: CommitterDep, settings: SettingsDep, stats: StatsDep,
     limits: LimitsDep, policy: PolicyDep,
 ) -> JSONResponse:
-    connector = CONNECTORS.get(source)
-    if connector is None:
-        raise NotFound(f"No webhook source `{source}`; supported: {', '.join(CONNECTORS)}.")
     now = datetime.now(UTC)
-    try:
-        limits.check_source(source)
-    except ProblemError:
-        _rejected(stats, source, now, "rate_limited")
-        raise
-    secret = settings.secret_for(source)
-    if secret is None:
-        _rejected(stats, source, now, "not_configured")
-        raise ProblemError(
-            f"Webhooks from `{source}` are not accepted until `{secret_variable(source)}` is set.",
-            status=401,
-            title="Webhook source not configured",
-            check="configured",
-            variable=secret_variable(source),
-        )
+    connector, secret = _admit(source, settings, limits, stats, now)
     body = await request.body()
     delivery = Delivery(
         headers={k.lower(): v for k, v in request.headers.items()},
@@ -105,6 +90,36 @@ async def receive_webhook(
         except NotStored as exc:
             raise not_stored() from exc
         ids = [str(i) for i in stored]
+    return _answer(source, outcome, ids, stats, now)
+
+
+def _admit(
+    source: str, settings: IngestSettings, limits: RateLimits, stats: SourceStats, now: datetime
+) -> tuple[Connector, str]:
+    """The source's connector and secret, once it is known (404), under its rate (429) and configured (401)."""
+    connector = CONNECTORS.get(source)
+    if connector is None:
+        raise NotFound(f"No webhook source `{source}`; supported: {', '.join(CONNECTORS)}.")
+    try:
+        limits.check_source(source)
+    except ProblemError:
+        _rejected(stats, source, now, "rate_limited")
+        raise
+    secret = settings.secret_for(source)
+    if secret is None:
+        _rejected(stats, source, now, "not_configured")
+        raise ProblemError(
+            f"Webhooks from `{source}` are not accepted until `{secret_variable(source)}` is set.",
+            status=401,
+            title="Webhook source not configured",
+            check="configured",
+            variable=secret_variable(source),
+        )
+    return connector, secret
+
+
+def _answer(source: str, outcome: Outcome, ids: list[str], stats: SourceStats, now: datetime) -> JSONResponse:
+    """200 with a handshake's reply, 202 ``ignored`` with the reason, or 202 with the stored ids; counted."""
     if outcome.reply is not None:
         stats.record_ignored(source, now)
         WEBHOOK_DELIVERIES.labels("ingest", source, "handshake", "").inc()
@@ -133,7 +148,7 @@ async def list_sources(_key: ReadKey, settings: SettingsDep, stats: StatsDep) ->
     return {"items": items}
 
 
-def _rejected(stats: Any, source: str, now: datetime, reason: str) -> None:
+def _rejected(stats: SourceStats, source: str, now: datetime, reason: str) -> None:
     stats.record_rejected(source, now, reason)
     WEBHOOK_DELIVERIES.labels("ingest", source, "rejected", reason).inc()
     log.warning("webhook rejected", source=source, check=reason)

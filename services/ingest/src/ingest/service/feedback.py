@@ -1,4 +1,11 @@
-"""Ingest use cases: each opens a unit of work, calls the domain, stores the result with its outbox rows, commits."""
+"""Accepting feedback: one request's items (or a group of requests') stored once, linked, and queued to publish.
+
+:func:`store_submissions` is load → decide → apply in ONE unit of work: it loads which items are stored already,
+records the webhook nonces, and loads the stored items that may be an original; the pure decision
+(:func:`ingest.domain.duplicates.place`) says which items are new, which are exact repeats and which repeat an
+earlier item's words; it then inserts the new items and queues their ``feedback.raw.v1`` events, and commits.
+:class:`GroupCommitter` runs it for groups of concurrent requests.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +14,23 @@ import contextvars
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, ErasureRequest, RawFeedback
-from feedbackloop.db import UnitOfWorkFactory
-from ingest.domain.erasure import ErasureTarget, erased_item, erasure_event_id
+from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback
+from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
+from ingest.domain.duplicates import Candidate, Placement, candidate, content_lookup, place
 from ingest.domain.feedback import FeedbackIn, RedactionPolicy, normalize
-from ingest.domain.text import content_key
-from ingest.store.models import Erasure
-from ingest.store.repository import ErasureRepository, FeedbackRepository
+from ingest.store.group_commit import GroupCommit
+from ingest.store.repository import FeedbackRepository
 
 __all__ = [
-    "ErasureStatus",
+    "OFF_LOOP_CHARS",
+    "GroupCommitter",
     "NonceReplayed",
     "Submission",
-    "accept_feedback",
-    "author_key",
-    "erase",
-    "erasure_status",
     "prepare_submission",
     "raw_event_id",
     "store_submissions",
@@ -41,15 +44,6 @@ class NonceReplayed(Exception):
 def raw_event_id(feedback_id: uuid.UUID) -> str:
     """The event that first publishes an item has an id derived from it: a re-run can never publish it twice."""
     return str(uuid.uuid5(feedback_id, "feedback.raw.v1"))
-
-
-def author_key(raw: RawFeedback) -> str | None:
-    """Who said it, comparable across sources: the email hash, else the source's own author id, else None."""
-    if raw.author.email_hash:
-        return f"email:{raw.author.email_hash}"
-    if raw.author.id:
-        return f"{raw.source}:{raw.author.id}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -93,31 +87,6 @@ async def prepare_submission(
     return Submission(items=items, normalized=normalized, received_at=received_at, nonce=nonce, context=context)
 
 
-async def accept_feedback(
-    uow_factory: UnitOfWorkFactory,
-    items: Sequence[FeedbackIn],
-    received_at: datetime | None = None,
-    *,
-    duplicate_window: timedelta = timedelta(hours=24),
-    nonce: tuple[str, str] | None = None,
-    policy: RedactionPolicy,
-) -> list[uuid.UUID]:
-    """Store new items and queue their events, all in one transaction; items already stored are left as they are.
-
-    An item whose author said the same words (case, spacing and punctuation aside) within
-    ``duplicate_window`` of an earlier item, from any source, is stored and published with
-    ``duplicate_of`` = the earliest such item: linked, never dropped. ``nonce`` (source, value) is recorded
-    in the same transaction; one seen before raises ``NonceReplayed`` and stores nothing.
-
-    Returns every item's ``feedback_id`` in input order, new or not: a retried delivery gets the same answer.
-    """
-    submission = Submission.of(items, received_at or datetime.now(UTC), nonce, policy=policy)
-    (outcome,) = await store_submissions(uow_factory, [submission], duplicate_window=duplicate_window)
-    if isinstance(outcome, NonceReplayed):
-        raise outcome
-    return outcome
-
-
 async def store_submissions(
     uow_factory: UnitOfWorkFactory,
     submissions: Sequence[Submission],
@@ -126,73 +95,28 @@ async def store_submissions(
 ) -> list[list[uuid.UUID] | NonceReplayed]:
     """Store several requests' items in ONE transaction (group commit); one outcome per submission, in order.
 
-    Each submission gets what :func:`accept_feedback` would have answered it alone: its items' ids (items
-    already stored, or earlier in this same call, are not stored again), or ``NonceReplayed`` when its nonce
-    was seen before (then none of its items are stored; the others are unaffected). Duplicate detection spans
-    the whole call as it spans one request. Any exception (store down, constraint violation) rolls the whole
-    transaction back and is raised: nothing of any submission was stored, so the caller may retry them apart.
+    Each submission gets what it would have been answered alone: every item's ``feedback_id`` in input order,
+    new or not (items already stored, or earlier in this same call, are not stored again), or ``NonceReplayed``
+    when its nonce was seen before (then none of its items are stored; the others are unaffected). A
+    near-duplicate (same author, same words within ``duplicate_window``, any source) is stored and published
+    with ``duplicate_of`` = the earlier item: linked, never dropped; detection spans the whole call. Any exception
+    (store down, constraint violation) rolls the whole transaction back and is raised: nothing of any submission
+    was stored, so the caller may retry them apart.
     """
-    outcomes: list[list[uuid.UUID] | NonceReplayed] = []
     try:
         async with uow_factory() as uow:
             repo = FeedbackRepository(uow.session)
-            known = await repo.existing_ids(str(raw.feedback_id) for s in submissions for raw in s.normalized)
-            # every new item's content key, and in one query the stored items that may be its original
-            ckeys: dict[tuple[int, int], str] = {}
-            for s_index, submission in enumerate(submissions):
-                for i_index, raw in enumerate(submission.normalized):
-                    who = author_key(raw)
-                    if who and str(raw.feedback_id) not in known:
-                        ckeys[(s_index, i_index)] = content_key(who, raw.text)
-            stored_with: dict[str, list[tuple[datetime, str]]] = {}
-            checking = duplicate_window > timedelta(0)
-            if ckeys and checking:
-                created = [submissions[n].normalized[i].created_at for n, i in ckeys]
-                stored_with = await repo.with_content(
-                    set(ckeys.values()), min(created) - duplicate_window, max(created) + duplicate_window
-                )
-            batch_keys: dict[str, tuple[datetime, uuid.UUID]] = {}
-            rows: list[dict[str, Any]] = []
-            for s_index, submission in enumerate(submissions):
-                nonce = submission.nonce
-                if nonce is not None and not await repo.add_nonce(nonce[0], nonce[1], submission.received_at):
-                    outcomes.append(NonceReplayed(nonce[1]))
-                    continue
-                for i_index, (item, raw) in enumerate(zip(submission.items, submission.normalized, strict=True)):
-                    key = str(raw.feedback_id)
-                    if key in known:
-                        continue
-                    known.add(key)
-                    ckey = ckeys.get((s_index, i_index))
-                    if ckey is not None and checking:
-                        earlier = batch_keys.get(ckey)
-                        if earlier is not None and abs(earlier[0] - raw.created_at) <= duplicate_window:
-                            original: uuid.UUID | None = earlier[1]
-                        else:
-                            since, until = raw.created_at - duplicate_window, raw.created_at + duplicate_window
-                            found = next((f for c, f in stored_with.get(ckey, ()) if since <= c <= until), None)
-                            original = uuid.UUID(found) if found else None
-                        if original is not None and original != raw.feedback_id:
-                            raw = raw.model_copy(update={"duplicate_of": original})
-                        else:
-                            batch_keys.setdefault(ckey, (raw.created_at, raw.feedback_id))
-                    rows.append(
-                        {
-                            "feedback_id": key,
-                            "source": raw.source,
-                            "external_id": item.external_id,  # the source's own id: ingest's store keeps it
-                            "created_at": raw.created_at,
-                            "received_at": raw.received_at,
-                            "item": raw.model_dump(mode="json"),
-                            "raw": item.model_dump(mode="json"),
-                            "content_key": ckey,
-                        }
-                    )
-                    if submission.context is None:
-                        uow.publish(FEEDBACK_RAW, raw, event_id=raw_event_id(raw.feedback_id))
-                    else:
-                        submission.context.run(uow.publish, FEEDBACK_RAW, raw, event_id=raw_event_id(raw.feedback_id))
-                outcomes.append([raw.feedback_id for raw in submission.normalized])
+            # load: the nonces (recorded in submission order), the items stored already, the possible originals
+            accepted = [s.nonce is None or await repo.add_nonce(*s.nonce, s.received_at) for s in submissions]
+            kept = [s for s, ok in zip(submissions, accepted, strict=True) if ok]
+            candidates = [candidate(raw) for s in kept for raw in s.normalized]
+            stored_ids = await _stored_ids(repo, candidates)
+            stored_by_key = await _possible_originals(repo, candidates, stored_ids, duplicate_window)
+            # decide
+            placements = place(candidates, stored_ids=stored_ids, stored_by_key=stored_by_key,
+                               window=duplicate_window)
+            # apply
+            rows = _apply(uow, kept, candidates, placements)
             await repo.insert_many(rows)
             await uow.commit()
     except IntegrityError as exc:
@@ -200,70 +124,75 @@ async def store_submissions(
         if len(submissions) == 1 and nonces and "webhook_nonces" in str(exc):
             raise NonceReplayed(nonces[0][1]) from exc
         raise
-    return outcomes
+    return [
+        [raw.feedback_id for raw in s.normalized] if ok else NonceReplayed(s.nonce[1] if s.nonce else "")
+        for s, ok in zip(submissions, accepted, strict=True)
+    ]
 
 
-async def erase(
-    uow_factory: UnitOfWorkFactory, target: ErasureTarget, *, reason: str, requested_by: str,
-    now: datetime | None = None,
-) -> ErasureRequest:
-    """Erase ``target``'s items in ingest's store and raise the ``privacy.v1`` event, in ONE transaction.
+async def _stored_ids(repo: FeedbackRepository, candidates: Sequence[Candidate]) -> set[uuid.UUID]:
+    found = await repo.existing_ids(str(c.feedback_id) for c in candidates)
+    return {uuid.UUID(f) for f in found}
 
-    Each matching item keeps only its id, source, channel and times (see ``erased_item``); its raw copy and
-    content key go, and so do its ``feedback.raw.v1`` outbox rows (a replay must not re-publish the text; one
-    not yet published never will be). The request is recorded with the ids it erased, and its event goes to the
-    outbox in the same commit: the erasure and its announcement are stored together or not at all. Items an
-    earlier request erased carry no names any more and are not found again. Any exception rolls everything back
-    and is raised.
+
+async def _possible_originals(
+    repo: FeedbackRepository, candidates: Sequence[Candidate], stored_ids: set[uuid.UUID], window: timedelta
+) -> dict[str, list[tuple[datetime, uuid.UUID]]]:
+    lookup = content_lookup(candidates, stored_ids, window)
+    if lookup is None:
+        return {}
+    found = await repo.with_content(lookup.keys, lookup.since, lookup.until)
+    return {key: [(created, uuid.UUID(fid)) for created, fid in pairs] for key, pairs in found.items()}
+
+
+def _apply(
+    uow: UnitOfWork, submissions: Sequence[Submission], candidates: Sequence[Candidate],
+    placements: Sequence[Placement],
+) -> list[dict[str, Any]]:
+    """Queue the new items' events (each in its request's context) and return their rows; repeats are left alone."""
+    rows: list[dict[str, Any]] = []
+    decided = iter(zip(candidates, placements, strict=True))
+    for submission in submissions:
+        for item, raw in zip(submission.items, submission.normalized, strict=True):
+            found, placement = next(decided)
+            if not placement.new:
+                continue
+            if placement.duplicate_of is not None:
+                raw = raw.model_copy(update={"duplicate_of": placement.duplicate_of})
+            rows.append(_row(item, raw, found.content_key))
+            event_id = raw_event_id(raw.feedback_id)
+            if submission.context is None:
+                uow.publish(FEEDBACK_RAW, raw, event_id=event_id)
+            else:
+                submission.context.run(uow.publish, FEEDBACK_RAW, raw, event_id=event_id)
+    return rows
+
+
+def _row(item: FeedbackIn, raw: RawFeedback, content_key: str | None) -> dict[str, Any]:
+    return {
+        "feedback_id": str(raw.feedback_id),
+        "source": raw.source,
+        "external_id": item.external_id,  # the source's own id: ingest's store keeps it
+        "created_at": raw.created_at,
+        "received_at": raw.received_at,
+        "item": raw.model_dump(mode="json"),
+        "raw": item.model_dump(mode="json"),
+        "content_key": content_key,
+    }
+
+
+class GroupCommitter(GroupCommit[Submission, list[uuid.UUID]]):
+    """Group commit of ingest's submissions: :func:`store_submissions` for each group of concurrent requests.
+
+    ``submit`` answers a submission's ids once committed, or raises ``NonceReplayed`` / ``NotStored`` /
+    ``RuntimeError`` (see :mod:`ingest.store.group_commit`).
     """
-    at = now or datetime.now(UTC)
-    request_id = uuid.uuid4()
-    async with uow_factory() as uow:
-        repo = ErasureRepository(uow.session)
-        ids = await repo.matching_ids(target)
-        found = await repo.items(ids)
-        await repo.erase_items({fid: erased_item(item, request_id, at) for fid, item in found.items()})
-        await repo.forget_events(uow_factory.tables.outbox, FEEDBACK_RAW.name, ids)
-        event = ErasureRequest(request_id=request_id, customer_id=target.customer_id,
-                               author_email_hash=target.author_email_hash,
-                               feedback_ids=[uuid.UUID(fid) for fid in ids], requested_at=at, reason=reason)
-        event_id = erasure_event_id(request_id)
-        repo.add(Erasure(request_id=str(request_id), requested_at=at, requested_by=requested_by,
-                         customer_id=target.customer_id, author_email_hash=target.author_email_hash,
-                         reason=reason, feedback_ids=ids, event_id=event_id))
-        uow.publish(PRIVACY, event, event_id=event_id)
-        await uow.commit()
-    return event
 
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, *, duplicate_window: timedelta = timedelta(hours=24),
+        max_items: int = 256, linger: float = 0.002,
+    ) -> None:
+        async def store(group: Sequence[Submission]) -> list[list[uuid.UUID] | NonceReplayed]:
+            return await store_submissions(uow_factory, group, duplicate_window=duplicate_window)
 
-@dataclass(frozen=True)
-class ErasureStatus:
-    """A recorded erasure request, and whether its ``privacy.v1`` event has reached the broker."""
-
-    request_id: uuid.UUID
-    requested_at: datetime
-    requested_by: str
-    customer_id: str | None
-    author_email_hash: str | None
-    reason: str
-    feedback_ids: list[uuid.UUID]
-    published_at: datetime | None
-    published: bool
-
-
-async def erasure_status(uow_factory: UnitOfWorkFactory, request_id: uuid.UUID) -> ErasureStatus | None:
-    """The request ``request_id``, None when there is none. An event no longer in the outbox (pruned after its
-    retention) was published long ago."""
-    async with uow_factory() as uow:
-        repo = ErasureRepository(uow.session)
-        found = await repo.get(str(request_id))
-        if found is None:
-            return None
-        queued, sent_at = await repo.event_sent_at(uow_factory.tables.outbox, found.event_id)
-        return ErasureStatus(
-            request_id=uuid.UUID(found.request_id), requested_at=found.requested_at,
-            requested_by=found.requested_by, customer_id=found.customer_id,
-            author_email_hash=found.author_email_hash, reason=found.reason,
-            feedback_ids=[uuid.UUID(f) for f in found.feedback_ids], published_at=sent_at,
-            published=sent_at is not None or not queued,
-        )
+        super().__init__(store, size=lambda s: len(s.items), max_items=max_items, linger=linger)

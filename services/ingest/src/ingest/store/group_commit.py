@@ -4,13 +4,14 @@ Every ``POST /v1/feedback`` and webhook delivery is acknowledged (202) only once
 stored. Stored one transaction per request, the store's single writer (SQLite) is the bottleneck: each
 commit is a ``BEGIN IMMEDIATE`` … ``COMMIT`` with an fsync, and the requests queue behind one another.
 :class:`GroupCommitter` queues the requests instead, and one flusher stores whatever is waiting in ONE
-transaction (:func:`ingest.service.store_submissions`), then answers each request on its own future.
+transaction (the ``store`` function it is given: ingest's is :func:`ingest.service.store_submissions`), then
+answers each request on its own future. It knows nothing of what a request holds but its ``size`` in items.
 
-Contract, per request (a :class:`~ingest.service.Submission`):
+Contract, per request:
 
-- ``submit`` returns only after the transaction holding its items committed; nothing is acknowledged
-  before. Its answer is the one it would have had alone: its items' ids (a duplicate of a stored item,
-  or of an item earlier in the same group, gets the same id and is stored once), or ``NonceReplayed``.
+- ``submit`` returns only after the transaction holding it committed; nothing is acknowledged before. Its
+  answer is the one ``store`` gives it: a result, or an exception instance, which ``submit`` raises (ingest's
+  ``NonceReplayed``). ``store`` must answer each request as it would have alone.
 - A batch is flushed when ``max_items`` items are waiting, or ``linger`` seconds after its first request
   arrived, whichever comes first; while one batch commits, the next one gathers (one flusher at a time).
 - When the group transaction fails, nothing of it was stored (it rolled back) and each request of the
@@ -26,19 +27,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from types import TracebackType
+from typing import Generic, TypeVar
 
-from feedbackloop.db import UnitOfWorkFactory
+from prometheus_client import Histogram
+
 from feedbackloop.logs import get_logger
-from ingest.metrics import GROUP_COMMIT_SIZE
-from ingest.service import NonceReplayed, Submission, store_submissions
 
-__all__ = ["GroupCommitter", "NotStored"]
+__all__ = ["GROUP_COMMIT_SIZE", "GroupCommit", "NotStored"]
 
 log = get_logger(__name__)
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+GROUP_COMMIT_SIZE = Histogram(
+    "feedbackloop_ingest_group_commit_items",
+    "Items stored per group-commit transaction (concurrent requests written together)",
+    ["service"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
 
 
 class NotStored(Exception):
@@ -50,43 +60,46 @@ class NotStored(Exception):
 
 
 @dataclass
-class _Waiting:
-    submission: Submission
-    future: asyncio.Future[list[uuid.UUID]]
-    size: int = field(init=False)
+class _Waiting(Generic[S, R]):
+    submission: S
+    future: asyncio.Future[R]
+    size: int
     arrived: float = field(init=False, default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        self.size = max(1, len(self.submission.items))
         # retrieved here so that an answer nobody awaits any more (client gone) is not logged as lost
         self.future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-class GroupCommitter:
-    """Stores submissions in groups; use as ``async with GroupCommitter(...) as committer`` in a lifespan."""
+#: Stores requests in ONE transaction: one answer per request, in order (a result, or an exception to raise).
+StoreGroup = Callable[[Sequence[S]], Awaitable[Sequence[R | Exception]]]
+
+
+class GroupCommit(Generic[S, R]):
+    """Stores requests in groups; use as ``async with GroupCommit(...) as committer`` in a lifespan."""
 
     def __init__(
         self,
-        uow_factory: UnitOfWorkFactory,
+        store: StoreGroup[S, R],
         *,
-        duplicate_window: timedelta = timedelta(hours=24),
+        size: Callable[[S], int],
         max_items: int = 256,
         linger: float = 0.002,
     ) -> None:
         if max_items < 1 or linger < 0:
             raise ValueError("max_items must be ≥ 1 and linger ≥ 0")
-        self._uow = uow_factory
-        self._window = duplicate_window
+        self._store = store
+        self._size = size
         self._max_items = max_items
         self._linger = linger
-        self._queue: list[_Waiting] = []
+        self._queue: list[_Waiting[S, R]] = []
         self._queued_items = 0
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
-    async def __aenter__(self) -> GroupCommitter:
+    async def __aenter__(self) -> GroupCommit[S, R]:
         self._task = asyncio.create_task(self._run(), name="ingest-group-commit")
         return self
 
@@ -95,15 +108,16 @@ class GroupCommitter:
     ) -> None:
         await self.aclose()
 
-    async def submit(self, submission: Submission) -> list[uuid.UUID]:
-        """Store ``submission`` (in a group when others wait too); its ids once committed.
+    async def submit(self, submission: S) -> R:
+        """Store ``submission`` (in a group when others wait too); its answer once committed.
 
-        Raises ``NonceReplayed`` for a replayed webhook nonce (nothing of it stored), :class:`NotStored`
-        when its items could not be stored even alone, ``RuntimeError`` when the service is stopping.
+        Raises the exception ``store`` answered it with (nothing of it stored), :class:`NotStored` when it
+        could not be stored even alone, ``RuntimeError`` when the service is stopping.
         """
         if self._task is None or self._closing:
             raise RuntimeError("ingest is not accepting feedback: the group committer is not running")
-        waiting = _Waiting(submission, asyncio.get_running_loop().create_future())
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        waiting = _Waiting(submission, future, max(1, self._size(submission)))
         if waiting.size >= self._max_items:
             await self._flush([waiting])
         else:
@@ -153,8 +167,8 @@ class GroupCommitter:
             except Exception:  # a bug, not the store (whose errors _flush answers): keep serving the others
                 log.exception("group commit flusher failed", requests=len(batch))
 
-    def _take(self) -> list[_Waiting]:
-        batch: list[_Waiting] = []
+    def _take(self) -> list[_Waiting[S, R]]:
+        batch: list[_Waiting[S, R]] = []
         total = 0
         while self._queue and (not batch or total + self._queue[0].size <= self._max_items):
             waiting = self._queue.pop(0)
@@ -163,13 +177,11 @@ class GroupCommitter:
         self._queued_items -= total
         return batch
 
-    async def _flush(self, batch: list[_Waiting]) -> None:
+    async def _flush(self, batch: list[_Waiting[S, R]]) -> None:
         """Store ``batch`` in one transaction; on failure, each submission alone. Every future gets its answer."""
         try:
             try:
-                outcomes = await store_submissions(
-                    self._uow, [w.submission for w in batch], duplicate_window=self._window
-                )
+                outcomes = await self._store([w.submission for w in batch])
             except Exception as exc:
                 if len(batch) == 1:
                     self._fail(batch, exc)
@@ -178,9 +190,7 @@ class GroupCommitter:
                             error=repr(exc))
                 for waiting in batch:
                     try:
-                        (outcome,) = await store_submissions(
-                            self._uow, [waiting.submission], duplicate_window=self._window
-                        )
+                        (outcome,) = await self._store([waiting.submission])
                     except Exception as alone:
                         self._fail([waiting], alone)
                     else:
@@ -194,16 +204,16 @@ class GroupCommitter:
             self._stop(batch)
 
     @staticmethod
-    def _answer(waiting: _Waiting, outcome: list[uuid.UUID] | NonceReplayed) -> None:
+    def _answer(waiting: _Waiting[S, R], outcome: R | Exception) -> None:
         if waiting.future.done():
             return
-        if isinstance(outcome, NonceReplayed):
+        if isinstance(outcome, Exception):
             waiting.future.set_exception(outcome)
         else:
             waiting.future.set_result(outcome)
 
     @staticmethod
-    def _fail(batch: list[_Waiting], exc: Exception) -> None:
+    def _fail(batch: list[_Waiting[S, R]], exc: Exception) -> None:
         """Answer each unanswered request with :class:`NotStored` caused by the store's ``exc``."""
         for waiting in batch:
             if waiting.future.done():
@@ -214,7 +224,7 @@ class GroupCommitter:
             waiting.future.set_exception(failure)
 
     @staticmethod
-    def _stop(batch: list[_Waiting]) -> None:
+    def _stop(batch: list[_Waiting[S, R]]) -> None:
         """Answer each unanswered request with ``RuntimeError``: the service stops before storing it."""
         for waiting in batch:
             if not waiting.future.done():

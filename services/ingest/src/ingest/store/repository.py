@@ -24,17 +24,11 @@ class FeedbackRepository:
         rows = await self.session.execute(select(FeedbackItem.feedback_id).where(FeedbackItem.feedback_id.in_(wanted)))
         return {r[0] for r in rows}
 
-    def add(self, item: FeedbackItem) -> None:
-        self.session.add(item)
-
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new items (``feedback_items`` column → value) in one executemany, bypassing the ORM's
         per-object bookkeeping; the caller has checked they are not stored yet."""
         if rows:
             await self.session.execute(insert(_ITEMS), list(rows))
-
-    async def get(self, feedback_id: str) -> FeedbackItem | None:
-        return await self.session.get(FeedbackItem, feedback_id)
 
     async def with_content(
         self, content_keys: Collection[str], since: datetime, until: datetime
@@ -68,6 +62,37 @@ class FeedbackRepository:
         self.session.add(WebhookNonce(source=source, nonce=nonce, seen_at=seen_at))
         await self.session.flush()
         return True
+
+
+class RawCopyRepository:
+    """The raw request copies (``feedback_items.raw``) that the retention worker blanks."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def received_before(
+        self, cutoff: datetime, *, since: datetime | None, limit: int
+    ) -> list[tuple[str, datetime]]:
+        """Up to ``limit`` items still holding a raw copy, received before ``cutoff`` (and at or after ``since``),
+        as ``(feedback_id, received_at)``, oldest first (ties by id)."""
+        query = select(FeedbackItem.feedback_id, FeedbackItem.received_at).where(
+            FeedbackItem.received_at < cutoff, FeedbackItem.raw.is_not(None)
+        )
+        if since is not None:
+            query = query.where(FeedbackItem.received_at >= since)
+        rows = await self.session.execute(
+            query.order_by(FeedbackItem.received_at, FeedbackItem.feedback_id).limit(limit)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def blank(self, feedback_ids: Sequence[str]) -> None:
+        """Set the raw copy of these items to SQL NULL."""
+        await self.session.execute(
+            update(FeedbackItem)
+            .where(FeedbackItem.feedback_id.in_(list(feedback_ids)))
+            .values(raw=null())
+            .execution_options(synchronize_session=False)
+        )
 
 
 class ErasureRepository:

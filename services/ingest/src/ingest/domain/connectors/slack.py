@@ -1,11 +1,17 @@
-"""Slack Events API: ``X-Slack-Signature: v0=`` hex HMAC-SHA256 of ``v0:{X-Slack-Request-Timestamp}:{body}``,
-timestamp within five minutes. ``url_verification`` is answered with its challenge; ``message`` events
-from the channels in ``INGEST_SLACK_CHANNELS`` (empty: every channel) become chat items; bot messages,
-edits and other subtypes are ignored."""
+"""Slack Events API: ``X-Slack-Signature: v0=`` hex HMAC-SHA256 of ``v0:{X-Slack-Request-Timestamp}:{body}``
+(computed by ``slack_sdk``'s :class:`~slack_sdk.signature.SignatureVerifier`), timestamp within the replay window
+(``INGEST_WEBHOOK_TOLERANCE_SECONDS``, five minutes by default, against the delivery's arrival: the SDK's own
+``is_valid`` fixes five minutes against the wall clock, so the window is checked here, after the signature).
+
+``url_verification`` is answered with its challenge; ``message`` events from the channels in
+``INGEST_SLACK_CHANNELS`` (empty: every channel) become chat items; bot messages, edits and other subtypes are
+ignored."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from slack_sdk.signature import SignatureVerifier
 
 from feedbackloop.contracts.events import Channel
 from ingest.domain.connectors.base import (
@@ -17,7 +23,6 @@ from ingest.domain.connectors.base import (
     as_dict,
     build,
     dig,
-    hmac_digest,
     require_fresh,
     require_signature,
     text_of,
@@ -28,8 +33,13 @@ SIGNATURE = "x-slack-signature"
 TIMESTAMP = "x-slack-request-timestamp"
 
 
-def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
-    return "v0=" + hmac_digest(secret, f"v0:{timestamp}:".encode() + body).hex()
+def slack_signature(secret: str, timestamp: str, body: bytes) -> str | None:
+    """The ``v0=`` signature Slack sends for ``body`` at ``timestamp``; None for a body that is not UTF-8 (the SDK
+    signs text, and Slack sends nothing else: no signature can match it)."""
+    try:
+        return SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    except UnicodeDecodeError:
+        return None
 
 
 class Slack:
@@ -39,7 +49,8 @@ class Slack:
     def verify(self, delivery: Delivery, secret: str, options: ConnectorOptions) -> Verified:
         stamp = delivery.header(TIMESTAMP) or ""
         sent_at = unix_header(stamp, TIMESTAMP)
-        require_signature(slack_signature(secret, stamp, delivery.body), delivery.header(SIGNATURE), SIGNATURE)
+        expected = slack_signature(secret, stamp, delivery.body)
+        require_signature(expected or "", delivery.header(SIGNATURE), SIGNATURE)
         require_fresh(sent_at, delivery.received_at, options.tolerance, TIMESTAMP)
         return Verified()
 

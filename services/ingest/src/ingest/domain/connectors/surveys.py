@@ -57,8 +57,8 @@ class Typeform:
             ftype = field.get("type") or dig(answer, "field", "type")
             if not isinstance(ftype, str):
                 continue
-            if ftype in texts and text_of(answer.get("text")):
-                texts[ftype].append(answer["text"].strip())
+            if ftype in texts and (said := text_of(answer.get("text"))):
+                texts[ftype].append(said.strip())
             elif ftype in ("nps", "opinion_scale", "rating") and _finite(answer.get("number")):
                 steps = dig(field, "properties", "steps")
                 value = float(answer["number"])
@@ -66,8 +66,8 @@ class Typeform:
                     10 if ftype == "nps" else int(steps) if isinstance(steps, int) else (5 if ftype == "rating" else 10)
                 )
                 scores.setdefault(ftype, (value, max(scale, int(value), 1)))
-            elif ftype == "email" and text_of(answer.get("email")):
-                email = answer["email"]
+            elif ftype == "email" and (address := text_of(answer.get("email"))):
+                email = address
         rating = None
         for kind, label in (("nps", "nps"), ("opinion_scale", "csat"), ("rating", "stars")):
             if kind in scores:

@@ -8,6 +8,6 @@ Failures: ``errors``.
 
 from __future__ import annotations
 
-from ingest.importer.errors import FileRejected, ImportInterrupted, ImportRefused, ImportStopped
+from ingest.tools.importer.errors import FileRejected, ImportInterrupted, ImportRefused, ImportStopped
 
 __all__ = ["FileRejected", "ImportInterrupted", "ImportRefused", "ImportStopped"]

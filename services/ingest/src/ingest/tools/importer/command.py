@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID,
 from rich.text import Text
 
 from feedbackloop.contracts.events import Channel
-from ingest.importer.errors import ImportRefused
-from ingest.importer.mapping import ExportKind, parse_column_map
-from ingest.importer.run import ImportReport, ImportRequest, resolve_api_key, run_import
+from ingest.tools.importer.errors import ImportRefused
+from ingest.tools.importer.mapping import ExportKind, parse_column_map
+from ingest.tools.importer.run import ImportReport, ImportRequest, resolve_api_key, run_import
 
 __all__ = ["import_command"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 
-from ingest.importer.errors import FileRejected
+from ingest.tools.importer.errors import FileRejected
 
 __all__ = ["decode_export"]
 

@@ -31,8 +31,8 @@ from feedbackloop.contracts.events import Channel
 from ingest.domain.connectors.base import as_datetime
 from ingest.domain.feedback import FeedbackIn
 from ingest.domain.reserved import reserved_source_reason
-from ingest.importer.errors import FileRejected
-from ingest.importer.rows import BadRow, Row
+from ingest.tools.importer.errors import FileRejected
+from ingest.tools.importer.rows import BadRow, Row
 
 __all__ = [
     "GENERIC_TARGETS",

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.importer.errors import FileRejected
+from ingest.tools.importer.errors import FileRejected
 
 __all__ = ["BadRow", "Row", "read_rows"]
 

@@ -7,7 +7,8 @@ durably stored → checkpoint after every batch → remove the checkpoint at the
 
 Ids are deterministic (``feedback_id`` = UUIDv5 of source + external id), so a batch posted twice (a crash
 between the 202 and the checkpoint write, or a later re-run) stores nothing new. Connection failures,
-5xx and 429 are retried with backoff (``Retry-After`` honoured) before the run stops as interrupted.
+5xx and 429 are retried with jittered exponential backoff (tenacity; ``Retry-After`` honoured, at most 60 s) up
+to ``retries`` times before the run stops as interrupted.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_base, wait_exponential_jitter
 
 from feedbackloop.contracts.events import Channel
 from feedbackloop.keys import NoApiKey, cli_api_key
-from ingest.importer.checkpoint import Checkpoint, CheckpointStore
-from ingest.importer.decoding import decode_export
-from ingest.importer.errors import FileRejected, ImportInterrupted, ImportRefused, ImportStopped
-from ingest.importer.mapping import ExportKind, Mapped, map_rows
-from ingest.importer.rows import BadRow, read_rows
+from ingest.tools.importer.checkpoint import Checkpoint, CheckpointStore
+from ingest.tools.importer.decoding import decode_export
+from ingest.tools.importer.errors import FileRejected, ImportInterrupted, ImportRefused, ImportStopped
+from ingest.tools.importer.mapping import ExportKind, Mapped, map_rows
+from ingest.tools.importer.rows import BadRow, read_rows
 
 __all__ = ["MAX_BATCH", "ImportReport", "ImportRequest", "load_mapped", "resolve_api_key", "run_import"]
 
@@ -66,10 +69,6 @@ class ImportReport:
     empty: int
     bad: list[BadRow]
     seconds: float
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.posted / self.seconds if self.seconds > 0 else 0.0
 
 
 def resolve_api_key(explicit: str | None, var_dir: Path = Path("var")) -> str:
@@ -143,31 +142,67 @@ async def run_import(
                         seconds=time.perf_counter() - started)
 
 
-async def _post(client: httpx.AsyncClient, body: list[dict[str, object]], retries: int) -> None:
-    attempt = 0
-    while True:
-        wait: float | None = None
-        try:
-            response = await client.post("/v1/feedback", json=body)
-        except httpx.TransportError as exc:
-            problem = f"cannot reach ingest at {client.base_url}: {exc or type(exc).__name__}"
-        else:
-            if response.status_code == 202:
-                ids = response.json().get("feedback_ids", [])
-                if len(ids) != len(body):
-                    raise ImportRefused(f"ingest acknowledged {len(ids)} of {len(body)} items")
-                return
-            detail = _detail(response)
-            if response.status_code in (401, 403):
-                raise ImportRefused(f"ingest refused the API key ({response.status_code}): {detail}")
-            if response.status_code != 429 and response.status_code < 500:
-                raise ImportRefused(f"ingest answered {response.status_code}: {detail}")
-            problem = f"ingest answered {response.status_code}: {detail}"
-            wait = _retry_after(response)
-        attempt += 1
-        if attempt > retries:
-            raise ImportInterrupted(problem)
-        await asyncio.sleep(wait if wait is not None else min(8.0, 0.5 * 2 ** (attempt - 1)))
+class _Retryable(Exception):
+    """A failure worth another try (ingest unreachable, 5xx, 429); ``retry_after`` is the server's wish, if any."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
+class _WaitRetryAfter(wait_base):
+    """The server's ``Retry-After`` when it gave one, else ``fallback`` (jittered exponential backoff)."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(self.fallback(retry_state))
+
+
+#: 0.5 s, 1 s, 2 s … at most 8 s, each with up to 0.5 s of random jitter.
+BACKOFF = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
+
+
+async def _post(
+    client: httpx.AsyncClient, body: list[dict[str, object]], retries: int,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """POST one batch until ingest acknowledges it. Raises ``ImportRefused`` at once for an answer a retry will
+    not change, ``ImportInterrupted`` once ``retries`` retries of a transient failure failed too."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(_Retryable),
+        stop=stop_after_attempt(retries + 1),
+        wait=_WaitRetryAfter(BACKOFF),
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        await retrying(_post_once, client, body)
+    except _Retryable as exc:
+        raise ImportInterrupted(str(exc)) from None
+
+
+async def _post_once(client: httpx.AsyncClient, body: list[dict[str, object]]) -> None:
+    try:
+        response = await client.post("/v1/feedback", json=body)
+    except httpx.TransportError as exc:
+        raise _Retryable(f"cannot reach ingest at {client.base_url}: {exc or type(exc).__name__}") from None
+    if response.status_code == 202:
+        ids = response.json().get("feedback_ids", [])
+        if len(ids) != len(body):
+            raise ImportRefused(f"ingest acknowledged {len(ids)} of {len(body)} items")
+        return
+    detail = _detail(response)
+    if response.status_code in (401, 403):
+        raise ImportRefused(f"ingest refused the API key ({response.status_code}): {detail}")
+    if response.status_code != 429 and response.status_code < 500:
+        raise ImportRefused(f"ingest answered {response.status_code}: {detail}")
+    raise _Retryable(f"ingest answered {response.status_code}: {detail}", _retry_after(response))
 
 
 def _detail(response: httpx.Response) -> str:
