@@ -22,7 +22,7 @@ from feedbackloop.contracts import FEEDBACK_CLASSIFIED
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
 from feedbackloop_testing import query_store, serve_app, wait_for
-from notification.service import delivery_id_for
+from notification.domain.routing import delivery_id_for
 from tests.postgres.copies import ServiceCopy, child_env, two_copies
 
 pytestmark = pytest.mark.e2e

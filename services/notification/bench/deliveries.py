@@ -3,7 +3,7 @@
     .venv/bin/python services/notification/bench/deliveries.py [--events 2000] [--concurrency 16]
 
 Queues ``--events`` matching events (one rule, one webhook channel) in a fresh SQLite store, then runs the real
-:class:`~notification.delivery.DeliveryWorker` — claim, sign, POST, record each attempt — against a local uvicorn
+:class:`~notification.worker.DeliveryWorker` — claim, sign, POST, record each attempt — against a local uvicorn
 receiver until every delivery succeeded. Prints a table and writes JSON to ``var/bench/notification.json``.
 No broker: this measures the delivery path, not Kafka. Numbers depend on the machine and on what else runs on it.
 """
@@ -27,11 +27,12 @@ from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, u
 from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop_testing import serve_app
 from notification.config import NotificationSettings
-from notification.delivery import DeliveryWorker
 from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS
-from notification.service import RuleDraft, create_rule, route_event
+from notification.service.routing import route_event
+from notification.service.rules import RuleDraft, create_rule
 from notification.store.models import runtime_tables
+from notification.worker import DeliveryWorker
 
 
 async def run(events: int, concurrency: int) -> dict[str, object]:
@@ -65,7 +66,7 @@ async def run(events: int, concurrency: int) -> dict[str, object]:
                         await route_event(unit, "feedback", f"evt-{i}", data, schedule=(0.0,))
                     await unit.commit()
             queued_s = time.perf_counter() - started
-            worker = DeliveryWorker(settings, uow, session_factory(engine), asyncio.Event())
+            worker = DeliveryWorker(settings, uow, session_factory(engine))
             started = time.perf_counter()
             task = asyncio.create_task(worker.run())
             while True:

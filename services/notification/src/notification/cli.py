@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
 from feedbackloop.plugins import ServicePlugin
 from notification.config import NotificationSettings
+from notification.store import MIGRATIONS
 
 __all__ = ["plugin"]
 
@@ -23,5 +23,5 @@ plugin = ServicePlugin(
     name="notification",
     settings=NotificationSettings,
     create_app=_create_app,
-    migrations=Path(__file__).parent / "store" / "migrations",
+    migrations=MIGRATIONS,
 )

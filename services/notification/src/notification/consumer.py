@@ -1,5 +1,6 @@
 """What notification reads: ``feedback.classified.v1`` and ``insights.v1``, each routed to deliveries, and
-``privacy.v1`` (erasure requests: :func:`notification.service.apply_erasure` blanks the deliveries' payloads).
+``privacy.v1`` (erasure requests: :func:`notification.service.erasure.apply_erasure` blanks the deliveries'
+payloads).
 
 Each handler runs inside the runtime's unit of work (one transaction per batch, each event in a savepoint):
 it queues the pending deliveries of every matching rule, each naming the event's ``subject`` (the feedback or
@@ -17,7 +18,8 @@ from feedbackloop.db import UnitOfWork
 from feedbackloop.runtime import PoisonMessage, Subscription
 from notification.config import NotificationSettings
 from notification.domain.fields import EventKind
-from notification.service import NoiseSettings, apply_erasure, is_erased, route_event
+from notification.service.erasure import apply_erasure, is_erased
+from notification.service.routing import NoiseSettings, route_event
 
 __all__ = ["subscriptions"]
 

@@ -20,8 +20,8 @@ from feedbackloop.contracts import FEEDBACK_CLASSIFIED
 from feedbackloop.runtime import ensure_topics
 from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop_testing import serve_app, wait_for
-from notification.delivery import SERVICE
 from notification.main import create_app
+from notification.worker import SERVICE
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 RECORD_SPAN = "00f067aa0ba902b7"

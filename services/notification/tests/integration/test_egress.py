@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from feedbackloop_testing import serve_app
-from notification.egress import TargetRefused, guarded_client
+from notification.transports.egress import TargetRefused, guarded_client
 
 
 async def _resolves_to_loopback(host: str, port: int) -> list[str]:

@@ -16,7 +16,7 @@ from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop_testing import query_store, serve_app, store_url, wait_for
 from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS, create_app
-from notification.rules_file import RulesFileError, load_rules_file
+from notification.service.rules_file import RulesFileError, load_rules_file
 from notification.store.models import runtime_tables
 
 
@@ -87,10 +87,14 @@ rules:
             rows = await query_store(settings.database_url, "SELECT topic, event_id, value FROM outbox")
             (topic, _event_id, value), = rows
             insight = json.loads(value)["data"]
-            assert topic == "insights.v1" and insight["type"] == "kpi_drop"
-            assert insight["metrics"]["kind"] == "channel_paused" and insight["metrics"]["consecutive_failures"] == 2
+            assert topic == "insights.v1" and insight["type"] == "channel_paused"
+            assert insight["metrics"] == {"consecutive_failures": 2, "held_deliveries": 0}
             assert "broken questions" in insight["title"]
-            assert insight["metrics"]["channel"] == f"{hooks}/***", "any key reads insights: the URL is masked"
+            paused = insight["paused_channel"]
+            assert (paused["rule_id"], paused["team"], paused["index"], paused["type"]) == (
+                rules["broken questions"]["id"], "support", 0, "webhook")
+            assert paused["target"] == f"{hooks}/***", "any key reads insights: the URL is masked"
+            assert paused["last_error"].startswith("HTTP 404")
             # Resuming queues the held delivery again (the receiver now answers 200).
             receiver.script["broken"] = []
             resumed = await client.post(f"/v1/rules/{rules['broken questions']['id']}/channels/0/resume")

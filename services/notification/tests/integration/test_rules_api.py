@@ -17,7 +17,8 @@ from feedbackloop.settings import CommonSettings, KafkaSettings
 from feedbackloop_testing import serve_app, store_url
 from notification.domain.targets import TargetPolicy
 from notification.main import MIGRATIONS, create_app
-from notification.service import RuleDraft, create_rule, route_event
+from notification.service.routing import route_event
+from notification.service.rules import RuleDraft, create_rule
 from notification.store.models import runtime_tables
 
 SECRET = "do-not-leak-this-secret"

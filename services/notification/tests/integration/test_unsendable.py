@@ -15,10 +15,11 @@ from feedbackloop.db import UnitOfWorkFactory, create_engine, session_factory, u
 from feedbackloop.settings import CommonSettings
 from feedbackloop_testing import captured_logs, store_url, wait_for
 from notification.config import NotificationSettings
-from notification.delivery import DeliveryWorker
 from notification.main import MIGRATIONS
-from notification.service import get_delivery, list_deliveries, route_event
+from notification.service.deliveries import get_delivery, list_deliveries
+from notification.service.routing import route_event
 from notification.store.models import Rule, runtime_tables
+from notification.worker import DeliveryWorker
 
 SECRET = "never-log-this-channel-secret"
 TOKEN = "TOKEN-IN-THE-PATH"
@@ -64,7 +65,7 @@ async def test_a_send_that_cannot_start_is_a_recorded_failure_not_a_pending_deli
 
     try:
         with captured_logs("notification", fmt="json") as output:
-            worker = DeliveryWorker(settings, uow, reads, asyncio.Event())
+            worker = DeliveryWorker(settings, uow, reads)
             running = asyncio.create_task(worker.run())
             try:
                 await wait_for(deliveries, lambda ds: len(ds) == len(CHANNELS) and all(

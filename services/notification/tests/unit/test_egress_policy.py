@@ -11,7 +11,7 @@ import typing
 import httpcore
 import pytest
 
-from notification.egress import GuardedBackend, TargetRefused
+from notification.transports.egress import GuardedBackend, TargetRefused
 
 
 class _Connector(httpcore.AsyncNetworkBackend):

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from notification.delivery import signature_headers
 from notification.domain.payload import build_payload, encode_body
+from notification.transports.webhook import signature_headers
 
 
 def test_payload_shape() -> None:

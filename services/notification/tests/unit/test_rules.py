@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from feedbackloop.contracts import ClassifiedFeedback, Insight
-from notification.domain.channels import EmailChannel, SlackChannel, mask_shown_url
-from notification.domain.fields import CATALOG, resolve
-from notification.domain.rules import (
+from notification.domain.channels import (
     MASK,
-    RuleInvalid,
+    EmailChannel,
+    SlackChannel,
     WebhookChannel,
-    matches,
+    mask_shown_url,
     parse_channels,
-    validate_match,
 )
+from notification.domain.fields import CATALOG, resolve
+from notification.domain.rules import RuleInvalid, matches, validate_match
 from notification.domain.targets import TargetPolicy
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

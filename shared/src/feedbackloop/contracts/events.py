@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "FEEDBACK_NAMESPACE",
@@ -26,6 +26,7 @@ __all__ = [
     "InsightWindow",
     "Kind",
     "ModelInfo",
+    "PausedChannel",
     "Rating",
     "RawFeedback",
     "Release",
@@ -41,7 +42,7 @@ Channel = Literal["ticket", "chat", "survey", "review", "community", "email", "a
 Kind = Literal["bug", "feature_request", "question", "complaint", "praise", "other"]
 Urgency = Literal["low", "normal", "high", "critical"]
 SentimentLabel = Literal["positive", "neutral", "negative", "mixed"]
-InsightType = Literal["spike", "emerging_theme", "sentiment_drop", "kpi_drop", "urgent_item"]
+InsightType = Literal["spike", "emerging_theme", "sentiment_drop", "kpi_drop", "urgent_item", "channel_paused"]
 Severity = Literal["info", "warning", "critical"]
 
 #: Namespace of the deterministic feedback ids. Never change it: ids already published depend on it.
@@ -192,8 +193,22 @@ class InsightWindow(_Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
 
 
+class PausedChannel(_Model):
+    """The notification channel a ``channel_paused`` insight is about (produced by notification)."""
+
+    rule_id: uuid.UUID = Field(description="The notification rule the channel belongs to")
+    rule_name: str
+    team: str = Field(description="The rule's team")
+    index: int = Field(ge=0, description="The channel's position in the rule's `channels`")
+    type: Literal["webhook", "slack", "email"]
+    target: str = Field(description="The channel's URL with path and query masked (`<scheme>://<host>/***`), "
+                                    "or `mailto:` and its recipients")
+    last_error: str | None = Field(default=None, description="The error of the last failed delivery")
+
+
 class Insight(_Model):
-    """A spike, an emerging theme, a KPI drop or an urgent item (``insights.v1``)."""
+    """A spike, an emerging theme, a KPI drop or an urgent item (``insights.v1``); or a notification channel
+    paused after failed deliveries (``type: channel_paused``, with ``paused_channel``; produced by notification)."""
 
     insight_id: uuid.UUID
     type: InsightType
@@ -211,3 +226,16 @@ class Insight(_Model):
                     "revision as an update, not a new alert")
     updated_at: datetime | None = Field(default=None,
                                         description="When this revision was made; absent on revision 1")
+    paused_channel: PausedChannel | None = Field(
+        default=None, description="Set on `channel_paused` insights only: the paused channel (the figures, "
+                                  "`consecutive_failures` and `held_deliveries`, are in `metrics`)")
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={
+        "if": {"properties": {"type": {"const": "channel_paused"}}, "required": ["type"]},
+        "then": {"required": ["paused_channel"]}})
+
+    @model_validator(mode="after")
+    def _channel_paused_names_its_channel(self) -> Insight:
+        if self.type == "channel_paused" and self.paused_channel is None:
+            raise ValueError("a channel_paused insight names its `paused_channel`")
+        return self

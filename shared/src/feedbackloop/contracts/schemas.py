@@ -70,7 +70,7 @@ def asyncapi() -> dict[str, Any]:
     producers = {
         "feedback.raw.v1": "ingest",
         "feedback.classified.v1": "classification",
-        "insights.v1": "aggregation",
+        "insights.v1": "aggregation (and notification, type channel_paused only)",
         "releases.v1": "CI pipelines and aggregation's POST /v1/releases",
         "privacy.v1": "ingest's POST /v1/erasures",
     }

@@ -50,7 +50,8 @@ INSIGHTS = Topic(
     name="insights.v1",
     key_field="insight_id",
     model=Insight,
-    description="A spike, an emerging theme, a sentiment or KPI drop, or an urgent item.",
+    description="A spike, an emerging theme, a sentiment or KPI drop, or an urgent item; or a paused "
+    "notification channel (type channel_paused).",
 )
 
 RELEASES = Topic(

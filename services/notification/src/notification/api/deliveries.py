@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from feedbackloop.http import AdminKey, ReadKey
+from feedbackloop.http import AdminKey, ReadKey, cursor_key, keyset_page
 from notification.api.deps import ReadDep, UowDep
-from notification.api.schemas import (
-    DeliveryDetail,
-    DeliveryOut,
-    DeliveryPage,
-    DeliveryStatus,
-    cursor_key,
-    delivery_detail,
-    delivery_out,
-    page_cursor,
-)
-from notification.service import get_delivery, list_deliveries, retry_delivery
+from notification.api.schemas import DeliveryDetail, DeliveryOut, DeliveryPage, delivery_detail, delivery_out, page_key
+from notification.domain.lifecycle import DeliveryStatus
+from notification.service.deliveries import get_delivery, list_deliveries, retry_delivery
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
@@ -30,13 +23,12 @@ async def get_deliveries(key: ReadKey, sessions: ReadDep, status: DeliveryStatus
                          subject: Annotated[str | None, Query(max_length=64, description=(
                              "Only deliveries about this feedback or insight id"))] = None,
                          limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None) -> DeliveryPage:
-    rows = await list_deliveries(sessions, limit + 1, cursor_key(cursor), status=status,
-                                 rule_id=str(rule_id) if rule_id else None, event_id=event_id, subject=subject)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows = await list_deliveries(sessions, limit + 1, cursor_key(cursor, datetime, str),
+                                 status=status, rule_id=str(rule_id) if rule_id else None, event_id=event_id,
+                                 subject=subject)
+    items, next_cursor = keyset_page(rows, limit, key=page_key)
     reveal = key.allows("write")
-    return DeliveryPage(items=[delivery_out(d, reveal_urls=reveal) for d in rows],
-                        next_cursor=page_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    return DeliveryPage(items=[delivery_out(d, reveal_urls=reveal) for d in items], next_cursor=next_cursor)
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetail, summary="One delivery with its attempts and payload",

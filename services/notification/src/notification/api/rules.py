@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from feedbackloop.http import AdminKey, ReadKey
+from feedbackloop.http import AdminKey, ReadKey, cursor_key, keyset_page
 from notification.api.deps import ReadDep, SettingsDep, UowDep
 from notification.api.schemas import (
     ResumeOut,
@@ -17,17 +18,16 @@ from notification.api.schemas import (
     RuleSummary,
     RuleTestIn,
     RuleTestOut,
-    cursor_key,
-    page_cursor,
+    page_key,
     rule_out,
 )
-from notification.service import (
+from notification.service.deliveries import resume_channel
+from notification.service.rules import (
     RuleDraft,
     create_rule,
     delete_rule,
     get_rule,
     list_rules,
-    resume_channel,
     rules_matching,
     update_rule,
 )
@@ -51,11 +51,9 @@ async def post_rule(body: RuleIn, _key: AdminKey, uow: UowDep, settings: Setting
 @router.get("", response_model=RulePage, summary="List rules, oldest first")
 async def get_rules(key: ReadKey, sessions: ReadDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                     cursor: str | None = None, team: str | None = None) -> RulePage:
-    rows = await list_rules(sessions, limit + 1, cursor_key(cursor), team)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return RulePage(items=[rule_out(r, reveal_urls=key.allows("write")) for r in rows],
-                    next_cursor=page_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    rows = await list_rules(sessions, limit + 1, cursor_key(cursor, datetime, str), team)
+    items, next_cursor = keyset_page(rows, limit, key=page_key)
+    return RulePage(items=[rule_out(r, reveal_urls=key.allows("write")) for r in items], next_cursor=next_cursor)
 
 
 @router.post("/test", response_model=RuleTestOut, summary="Which enabled rules an event would fire (sends nothing)")

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedbackloop.http import BadRequest, decode_cursor, encode_cursor
 from notification.domain.channels import channel_from_json, mask_shown_url
+from notification.domain.lifecycle import DeliveryStatus
 from notification.domain.rules import OPS
 from notification.store.models import Delivery, DeliveryAttempt, Rule, Team
 from notification.store.repository import utc
@@ -97,9 +97,6 @@ class AttemptOut(BaseModel):
     status_code: int | None
     error: str | None
     duration_ms: float
-
-
-DeliveryStatus = Literal["pending", "succeeded", "failed", "digested", "paused"]
 
 
 class DeliveryOut(BaseModel):
@@ -185,7 +182,7 @@ def delivery_detail(delivery: Delivery, attempts: list[DeliveryAttempt], *, reve
 
 
 def _delivery_fields(d: Delivery, reveal_urls: bool) -> dict[str, Any]:
-    pending = d.status == "pending"
+    pending = d.status == DeliveryStatus.PENDING
     return {"id": uuid.UUID(d.id), "event_id": d.event_id, "event_kind": d.event_kind, "rule_id": uuid.UUID(d.rule_id),
             "digest_id": uuid.UUID(d.digest_id) if d.digest_id else None, "subject": d.subject,
             "channel_index": d.channel_index, "url": d.url if reveal_urls else mask_shown_url(d.url),
@@ -194,17 +191,6 @@ def _delivery_fields(d: Delivery, reveal_urls: bool) -> dict[str, Any]:
             "last_error": d.last_error, "created_at": utc(d.created_at), "delivered_at": utc(d.delivered_at)}
 
 
-def page_cursor(created_at: datetime, row_id: str) -> str:
-    return encode_cursor([utc(created_at).isoformat(), row_id])  # type: ignore[union-attr]
-
-
-def cursor_key(cursor: str | None) -> tuple[datetime, str] | None:
-    """The ``(created_at, id)`` a cursor carries; 400 naming ``cursor`` when it is not one of ours."""
-    if cursor is None:
-        return None
-    created, row_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(created), str(row_id)
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("Malformed cursor: pass back `next_cursor` exactly as it was returned.",
-                         errors=[{"field": "cursor", "message": "malformed cursor"}]) from exc
+def page_key(row: Delivery | Rule | Team) -> tuple[datetime, str]:
+    """The keyset key of a listed row (:func:`feedbackloop.http.keyset_page`): ``(created_at, id)``."""
+    return utc(row.created_at), row.id  # type: ignore[return-value]

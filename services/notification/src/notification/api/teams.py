@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from feedbackloop.http import AdminKey, ReadKey
+from feedbackloop.http import AdminKey, ReadKey, cursor_key, keyset_page
 from notification.api.deps import ReadDep, UowDep
-from notification.api.schemas import TeamIn, TeamOut, TeamPage, cursor_key, page_cursor, team_out
-from notification.service import TeamDraft, create_team, delete_team, get_team, list_teams, update_team
+from notification.api.schemas import TeamIn, TeamOut, TeamPage, page_key, team_out
+from notification.service.teams import TeamDraft, create_team, delete_team, get_team, list_teams, update_team
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
@@ -26,11 +27,9 @@ async def post_team(body: TeamIn, _key: AdminKey, uow: UowDep) -> TeamOut:
 @router.get("", response_model=TeamPage, summary="List teams, oldest first")
 async def get_teams(_key: ReadKey, sessions: ReadDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                     cursor: str | None = None) -> TeamPage:
-    rows = await list_teams(sessions, limit + 1, cursor_key(cursor))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return TeamPage(items=[team_out(t) for t in rows],
-                    next_cursor=page_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    rows = await list_teams(sessions, limit + 1, cursor_key(cursor, datetime, str))
+    items, next_cursor = keyset_page(rows, limit, key=page_key)
+    return TeamPage(items=[team_out(t) for t in items], next_cursor=next_cursor)
 
 
 @router.get("/{team_id}", response_model=TeamOut, summary="One team", responses={404: {"description": "No such team"}})

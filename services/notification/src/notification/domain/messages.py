@@ -6,8 +6,8 @@ each channel. A digest payload (``"type": "digest"``) rolls up the items a throt
 
 * **feedback**: the title names the kind, the customer and the subject; severity follows urgency
   (critical → critical, high → warning, else info); the quote is the (already redacted) text.
-* **insight**: its own title and severity; the key numbers are its metrics; quotes come from an optional
-  ``quotes`` (or ``examples``) list on the insight, when the producer adds one.
+* **insight**: its own title and severity; the key numbers are its metrics (and, for a ``channel_paused`` one, the
+  rule, team and channel); quotes come from an optional ``quotes`` (or ``examples``) list on the insight.
 * **digest**: "N more matches of <rule>", the highest severity of its items, and the first three items' quotes.
 """
 
@@ -140,6 +140,10 @@ def _insight(data: Mapping[str, Any], link: str, footer: str) -> Message:
     facts: list[tuple[str, str]] = [("Type", str(data.get("type", "")).replace("_", " "))]
     if data.get("theme"):
         facts.append(("Theme", str(data["theme"])))
+    paused = data.get("paused_channel")
+    if isinstance(paused, Mapping):  # type channel_paused: which channel of which rule
+        facts += [("Rule", str(paused.get("rule_name", "?"))), ("Team", str(paused.get("team", "?"))),
+                  ("Channel", f"{paused.get('type', '?')} {paused.get('index', '?')}: {paused.get('target', '?')}")]
     metrics = data.get("metrics") or {}
     for key in ("observed", "expected", *sorted(k for k in metrics if k not in ("observed", "expected"))):
         if key in metrics and metrics[key] is not None and len(facts) < 10:

@@ -28,22 +28,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from notification.domain.channels import CHANNEL_TYPES, MASK, WebhookChannel, parse_channels
 from notification.domain.errors import RuleInvalid
 from notification.domain.fields import CATALOG, EVENT_FIELD, EVENT_KINDS, resolve
 
 __all__ = [
-    "CHANNEL_TYPES",
-    "MASK",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "MAX_THROTTLE_WINDOW",
     "OPS",
     "RuleInvalid",
     "Throttle",
-    "WebhookChannel",
     "matches",
-    "parse_channels",
     "parse_throttle",
     "validate_match",
 ]

@@ -5,16 +5,18 @@ Times are stored in UTC; SQLite hands them back naive, so every read goes throug
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedbackloop.db import insert_ignoring_duplicates
+from notification.domain.lifecycle import GIVE_UP_FROM, DeliveryStatus
 from notification.domain.messages import build_digest_payload
+from notification.domain.routing import Window
 from notification.store.models import (
     ChannelHealth,
     Delivery,
@@ -103,33 +105,42 @@ class NoiseRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def take_slot(self, rule_id: str, channel_index: int, limit: int, window: timedelta,
-                        now: datetime) -> tuple[bool, datetime, datetime]:
-        """Count one message against the channel's open throttle window (opening one when none is open).
-
-        Returns whether it may go out, and the window's start and end. Atomic statements (no read-modify-write),
-        so concurrent consumers (several copies, PostgreSQL) never let more than ``limit`` through.
-        """
-        key = (ThrottleWindow.rule_id == rule_id, ThrottleWindow.channel_index == channel_index)
-        fresh = {"window_start": now, "window_end": now + window, "sent": 0}
+    async def windows_locked(self, keys: Sequence[tuple[str, int]], now: datetime) -> dict[tuple[str, int], Window]:
+        """The throttle windows of ``keys`` (rule, channel), locked for this transaction (FOR UPDATE; a no-op on
+        SQLite, whose writers are serialized anyway), so that concurrent consumers (several copies on PostgreSQL)
+        count against a window one at a time. A channel without one gets an ended window (``end`` = ``now``): the
+        routing decision opens a fresh one when a message counts against it."""
+        if not keys:
+            return {}
         await self.session.execute(insert_ignoring_duplicates(self.session, ThrottleWindow.__table__),
-                                   [{"rule_id": rule_id, "channel_index": channel_index, **fresh}])
-        await self.session.execute(update(ThrottleWindow).where(*key, ThrottleWindow.window_end <= now)
-                                   .values(**fresh).execution_options(synchronize_session=False))
-        taken = await self.session.execute(update(ThrottleWindow).where(*key, ThrottleWindow.sent < limit)
-                                           .values(sent=ThrottleWindow.sent + 1)
-                                           .execution_options(synchronize_session=False))
-        start, end = (await self.session.execute(select(ThrottleWindow.window_start, ThrottleWindow.window_end)
-                                                  .where(*key))).one()
-        return bool(taken.rowcount), utc(start), utc(end)  # type: ignore[attr-defined,return-value]
+                                   [{"rule_id": r, "channel_index": i, "window_start": now, "window_end": now,
+                                     "sent": 0} for r, i in sorted(set(keys))])
+        rows = await self.session.execute(
+            select(ThrottleWindow).where(or_(*(and_(ThrottleWindow.rule_id == r, ThrottleWindow.channel_index == i)
+                                               for r, i in sorted(set(keys)))))
+            .order_by(ThrottleWindow.rule_id, ThrottleWindow.channel_index)
+            .with_for_update().execution_options(populate_existing=True))
+        return {(w.rule_id, w.channel_index): Window(utc(w.window_start), utc(w.window_end), w.sent)  # type: ignore[arg-type]
+                for w in rows.scalars().all()}
 
-    async def add(self, row: ChannelHealth | InsightEpisode) -> None:
+    async def store_windows(self, windows: Mapping[tuple[str, int], Window]) -> None:
+        """Write the windows the routing decision moved (locked by :meth:`windows_locked`)."""
+        for (rule_id, index), window in windows.items():
+            await self.session.execute(
+                update(ThrottleWindow).where(ThrottleWindow.rule_id == rule_id, ThrottleWindow.channel_index == index)
+                .values(window_start=window.start, window_end=window.end, sent=window.sent)
+                .execution_options(synchronize_session=False))
+
+    async def episodes(self, rule_ids: Sequence[str], key: str) -> dict[str, InsightEpisode]:
+        """The rules' marks of the episode ``key``, by rule id."""
+        rows = await self.session.scalars(select(InsightEpisode).where(InsightEpisode.rule_id.in_(list(rule_ids)),
+                                                                       InsightEpisode.episode_key == key))
+        return {row.rule_id: row for row in rows.all()}
+
+    async def add(self, row: InsightEpisode) -> None:
         """Add a row and flush it, so that the next event of the same batch finds it."""
         self.session.add(row)
         await self.session.flush()
-
-    async def episode(self, rule_id: str, key: str) -> InsightEpisode | None:
-        return await self.session.get(InsightEpisode, (rule_id, key))
 
     async def health(self, rule_id: str, channel_index: int) -> ChannelHealth | None:
         return await self.session.get(ChannelHealth, (rule_id, channel_index))
@@ -212,7 +223,7 @@ class DeliveryRepository:
 
     async def any_due(self, now: datetime) -> bool:
         """Whether some pending delivery is due at ``now`` (a read: the sender looks before it takes the lock)."""
-        found = await self.session.scalar(select(Delivery.id).where(Delivery.status == "pending",
+        found = await self.session.scalar(select(Delivery.id).where(Delivery.status == DeliveryStatus.PENDING,
                                                                     Delivery.next_attempt_at <= now).limit(1))
         return found is not None
 
@@ -222,7 +233,7 @@ class DeliveryRepository:
         The lease (``next_attempt_at`` moved forward) keeps another sender off a delivery while it is in flight,
         and makes a delivery whose result was never recorded (a crash mid-send) due again when it runs out.
         """
-        query = (select(Delivery).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+        query = (select(Delivery).where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
                  .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
         if skip_locked:
             query = query.with_for_update(skip_locked=True)
@@ -255,27 +266,32 @@ class DeliveryRepository:
                                     digest_id=digest.id)
 
     async def pause_pending(self, rule_id: str, channel_index: int, reason: str) -> int:
-        """Hold the pending deliveries of a paused channel (status ``paused``); returns how many."""
+        """Hold the pending deliveries of a paused channel (:func:`~notification.domain.lifecycle.paused`, in
+        bulk); returns how many."""
         result = await self.session.execute(update(Delivery).where(
-            Delivery.rule_id == rule_id, Delivery.channel_index == channel_index, Delivery.status == "pending")
-            .values(status="paused", next_attempt_at=None, last_error=reason))
+            Delivery.rule_id == rule_id, Delivery.channel_index == channel_index,
+            Delivery.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.PAUSED, next_attempt_at=None, last_error=reason))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def resume_paused(self, rule_id: str, channel_index: int, now: datetime) -> int:
-        """Queue a resumed channel's paused deliveries again, due now; returns how many."""
+        """Queue a resumed channel's paused deliveries again, due now (:func:`~notification.domain.lifecycle.requeued`,
+        in bulk); returns how many."""
         result = await self.session.execute(update(Delivery).where(
-            Delivery.rule_id == rule_id, Delivery.channel_index == channel_index, Delivery.status == "paused")
-            .values(status="pending", next_attempt_at=now, schedule_start=Delivery.attempts))
+            Delivery.rule_id == rule_id, Delivery.channel_index == channel_index,
+            Delivery.status == DeliveryStatus.PAUSED)
+            .values(status=DeliveryStatus.PENDING, next_attempt_at=now, schedule_start=Delivery.attempts))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def record_attempt(self, attempt: DeliveryAttempt) -> None:
         self.session.add(attempt)
 
     async def fail_pending_of_rule(self, rule_id: str, reason: str) -> None:
-        """Give up the pending deliveries of a deleted rule: nothing can sign them any more."""
+        """Give up the deliveries of a deleted rule still to be sent (:func:`~notification.domain.lifecycle.given_up`,
+        in bulk): nothing can sign them any more."""
         await self.session.execute(update(Delivery).where(Delivery.rule_id == rule_id,
-                                                          Delivery.status.in_(("pending", "paused")))
-                                   .values(status="failed", next_attempt_at=None, last_error=reason))
+                                                          Delivery.status.in_(GIVE_UP_FROM))
+                                   .values(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=reason))
 
 
 class ErasureRepository:

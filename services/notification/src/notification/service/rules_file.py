@@ -36,7 +36,8 @@ from feedbackloop.db import UnitOfWorkFactory
 from feedbackloop.logs import get_logger
 from notification.domain.errors import RuleInvalid
 from notification.domain.targets import TargetPolicy
-from notification.service import RuleDraft, TeamDraft, upsert_rule_by_name, upsert_team_by_name
+from notification.service.rules import RuleDraft, upsert_rule_by_name
+from notification.service.teams import TeamDraft, upsert_team_by_name
 
 __all__ = ["RulesFileError", "load_rules_file"]
 
