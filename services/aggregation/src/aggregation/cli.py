@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
 from aggregation.config import AggregationSettings
+from aggregation.store import MIGRATIONS
 from feedbackloop.plugins import ServicePlugin
 
 __all__ = ["plugin"]
@@ -23,5 +23,5 @@ plugin = ServicePlugin(
     name="aggregation",
     settings=AggregationSettings,
     create_app=_create_app,
-    migrations=Path(__file__).parent / "store" / "migrations",
+    migrations=MIGRATIONS,
 )
