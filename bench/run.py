@@ -11,7 +11,11 @@ ports in a fresh folder under ``var/bench/``, then measures with a bounded async
 4. peak RSS of each service (``VmHWM`` in ``/proc/<pid>/status``);
 5. step 3 again with a second copy of classification in the same consumer group;
 6. step 3 once more on Apache Kafka (``feedbackloop run --kafka apache``, a fresh single node), beside the
-   embedded broker's figures, with each broker's peak RSS (``BENCH_KAFKA=embedded`` leaves it out).
+   embedded broker's figures, with each broker's peak RSS (``BENCH_KAFKA=embedded`` leaves it out);
+7. step 3 at 80 % of the capacity step 3 measured: the latencies the issue's targets speak of;
+0. first, before the system starts, the ceilings (:mod:`ceilings`): a bare FastAPI POST under step 1's load,
+   and the classification encoder and labelling pipeline alone; the table gives each figure as a ratio to its
+   ceiling, which should not vary by machine as the absolute figures do.
 
 Writes ``var/bench/latest.json`` and ``var/bench/<timestamp>.json``. Environment: ``BENCH_SECONDS`` (60),
 ``BENCH_RATE`` offered end-to-end items/s (600), ``BENCH_CONCURRENCY`` (32).
@@ -35,8 +39,9 @@ from typing import Any
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer
+from ceilings import bare_post_ceiling, encoder_ceiling  # bench/ is on sys.path when this script runs
 from fastapi import FastAPI, Request, Response
-from loadgen import raw_poster  # bench/ is on sys.path when this script runs
+from loadgen import raw_poster
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("ingest", "classification", "aggregation", "notification")
@@ -217,21 +222,31 @@ async def closed_loop(concurrency: int, seconds: float, call: Callable[[int], Aw
             "concurrency": concurrency, "seconds": round(elapsed, 1)}
 
 
+JSON_TYPE = {"content-type": "application/json"}
+
+
+async def single_posts(url: str, key: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """Single-item posts from ``concurrency`` keep-alive connections (ingest's phase, and its ceiling's)."""
+    async with raw_poster(url, key) as send:
+        async def single(n: int) -> int:
+            assert await send("/v1/feedback", json.dumps(item("single", n)).encode(), JSON_TYPE)
+            return 1
+
+        return await closed_loop(concurrency, seconds, single)
+
+
 async def ingest_phases(system: System, seconds: float, concurrency: int) -> dict[str, Any]:
     """Single-item and 100-item posts, each from ``concurrency`` (resp. a quarter of it) keep-alive connections
     of the low-overhead client (:mod:`loadgen`: httpx would spend more CPU per request than ingest does)."""
-    json_type = {"content-type": "application/json"}
+    json_type = JSON_TYPE
+    single_phase = await single_posts(system.url("ingest"), system.key, seconds, concurrency)
     async with raw_poster(system.url("ingest"), system.key) as send:
-        async def single(n: int) -> int:
-            assert await send("/v1/feedback", json.dumps(item("single", n)).encode(), json_type)
-            return 1
-
         async def batched(n: int) -> int:
             body = json.dumps([item("batch", n * 100 + i) for i in range(100)]).encode()
             assert await send("/v1/feedback", body, json_type)
             return 100
 
-        return {"single": await closed_loop(concurrency, seconds, single),
+        return {"single": single_phase,
                 "batched_100": await closed_loop(max(2, concurrency // 4), seconds, batched)}
 
 
@@ -340,6 +355,21 @@ def table(result: dict[str, Any]) -> str:
                  (f"POST→classified p50 / p99 ms [{label}]",
                   f"{e2e['classified_p50_ms']} / {e2e['classified_p99_ms']}"),
                  (f"POST→notified p50 / p99 ms [{label}]", f"{e2e['notified_p50_ms']} / {e2e['notified_p99_ms']}")]
+    ceil = result.get("ceilings")
+    if ceil:
+        e2e_rate = result["e2e"]["items_per_s"] or 0.0
+        bare = ceil["bare_post"]["requests_per_s"]
+        rows += [("ceiling: bare FastAPI POST req/s", bare),
+                 ("  ingest single-item / bare POST", _ratio(single["requests_per_s"], bare)),
+                 ("ceiling: encoder alone texts/s (cold)", ceil["encoder"]["encoder_texts_per_s"]),
+                 ("ceiling: labelling pipeline alone items/s", ceil["encoder"]["pipeline_items_per_s"]),
+                 ("  e2e items/s / encoder", _ratio(e2e_rate, ceil["encoder"]["encoder_texts_per_s"])),
+                 ("  e2e items/s / pipeline", _ratio(e2e_rate, ceil["encoder"]["pipeline_items_per_s"]))]
+    at80 = result.get("e2e_at_80pct")
+    if at80:
+        rows += [(f"e2e at 80 % ({at80['offered_per_s']}/s): items/s", at80["items_per_s"]),
+                 ("  POST→classified p50 / p99 ms", f"{at80['classified_p50_ms']} / {at80['classified_p99_ms']}"),
+                 ("  POST→notified p50 / p99 ms", f"{at80['notified_p50_ms']} / {at80['notified_p99_ms']}")]
     kafka = result.get("e2e_apache_kafka")
     if kafka:
         rows += [("e2e items/s sustained [Apache Kafka]", f"{kafka['items_per_s']} (offered {kafka['offered_per_s']})"),
@@ -353,6 +383,10 @@ def table(result: dict[str, Any]) -> str:
         rows += [(f"peak RSS MB {name}{label}", ", ".join(str(v) for v in values)) for name, values in rss.items()]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _ratio(value: float | None, ceiling: float | None) -> str:
+    return f"{value / ceiling:.2f}" if value and ceiling else "-"
 
 
 async def add_rule(system: System, receiver: Receiver) -> None:
@@ -395,6 +429,10 @@ async def main() -> None:
     result: dict[str, Any] = {"at": stamp, "seconds": seconds, "cpus": os.cpu_count(),
                               "load_avg_at_start": os.getloadavg()}
     try:
+        print("bench: ceilings (a bare FastAPI POST; the encoder and labelling pipeline alone)", file=sys.stderr)
+        result["ceilings"] = {
+            "bare_post": await bare_post_ceiling(lambda url: single_posts(url, "none", seconds / 4, concurrency)),
+            "encoder": encoder_ceiling([item("ceiling", n)["text"] for n in range(2000)])}
         await system.start()
         await add_rule(system, receiver)
         print(f"bench: system up in {folder}; ingest phases {seconds / 4:.0f}s each", file=sys.stderr)
@@ -407,6 +445,10 @@ async def main() -> None:
         result["e2e"] = await end_to_end(system, "e2e", seconds, rate, receiver)
         result["peak_rss_mb"] = system.peak_rss()
         result["e2e"]["broker_peak_rss_mb"] = system.broker_peak_rss()
+        if result["e2e"]["items_per_s"]:
+            at = round(0.8 * result["e2e"]["items_per_s"], 1)
+            print(f"bench: end to end at 80 % of that capacity, {at} items/s", file=sys.stderr)
+            result["e2e_at_80pct"] = await end_to_end(system, "e2e80", seconds, at, receiver)
         await system.add_copy("classification")
         print("bench: end to end again with two copies of classification", file=sys.stderr)
         result["e2e_two_copies"] = await end_to_end(system, "e2e2", seconds, rate, receiver)
