@@ -1,6 +1,6 @@
 """A service's own store: engines, the unit of work, runtime tables and migrations."""
 
-from feedbackloop.db.engine import create_engine, insert_ignoring_duplicates, is_sqlite, reader, session_factory
+from feedbackloop.db.engine import as_utc, create_engine, insert_ignoring_duplicates, is_sqlite, reader, session_factory
 from feedbackloop.db.lease import leader_lease, lease_key, try_transaction_lock
 from feedbackloop.db.migrate import SchemaBehind, check_current, run_env, upgrade
 from feedbackloop.db.tables import RuntimeTables, add_runtime_tables
@@ -12,6 +12,7 @@ __all__ = [
     "UnitOfWork",
     "UnitOfWorkFactory",
     "add_runtime_tables",
+    "as_utc",
     "check_current",
     "create_engine",
     "insert_ignoring_duplicates",

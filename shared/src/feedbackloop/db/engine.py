@@ -13,6 +13,7 @@ SQLite gives its ``-wal`` and ``-shm`` files the same mode.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ __all__ = [
 
 
 POOL_TIMEOUT_SECONDS = 5
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from a store, timezone-aware: SQLite returns the UTC it was given without its zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def is_sqlite(url: str) -> bool:

@@ -50,6 +50,29 @@ class VersionsOut(BaseModel):
     items: list[VersionOut] = Field(description="Versions put through the API, newest (the one in force) first")
 
 
+_THEME_IN = {
+    "type": "object", "required": ["id", "name"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "description": "Stable id, e.g. `billing.refunds`"},
+        "name": {"type": "string", "minLength": 1},
+        "parent": {"type": ["string", "null"], "description": "The parent theme's id; absent for a top-level area"},
+        "description": {"type": "string"},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+        "examples": {"type": "array", "items": {"type": "string"}},
+    },
+}
+#: The PUT body, documented by hand: the route reads JSON or YAML itself (a pydantic body would take JSON only).
+TAXONOMY_IN = {
+    "type": "object", "required": ["themes"],
+    "properties": {
+        "version": {"type": "string", "description": "Absent: `api-<n>`"},
+        "match_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_themes": {"type": "integer", "minimum": 1},
+        "themes": {"type": "array", "minItems": 1, "items": _THEME_IN, "description": "A flat list with `parent`"},
+    },
+}
+
+
 @router.get("/taxonomy", response_model=TaxonomyOut, summary="The theme tree",
             description="The themes as a tree (`children`); a theme's product area is its top-level ancestor.")
 async def get_taxonomy(_key: ReadKey, classifier: ClassifierDep) -> dict[str, Any]:
@@ -64,7 +87,9 @@ async def get_taxonomy(_key: ReadKey, classifier: ClassifierDep) -> dict[str, An
             "stored as a new version and put in force at once; without `version` it gets `api-<n>`.",
             responses={400: {"description": "Malformed JSON / YAML"},
                        409: {"description": "The version is already used by a different taxonomy"},
-                       422: {"description": "Invalid taxonomy; `errors` names each problem; the old one stays"}})
+                       422: {"description": "Invalid taxonomy; `errors` names each problem; the old one stays"}},
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": TAXONOMY_IN}, "application/yaml": {"schema": TAXONOMY_IN}}}})
 async def put_taxonomy_route(request: Request, key: AdminKey, units: UnitsDep, live: LiveDep) -> dict[str, Any]:
     body = await request.body()
     try:

@@ -9,7 +9,7 @@ from typing import Any
 from classification.domain.taxonomy import Taxonomy, parse_taxonomy
 from classification.service.live import LiveState
 from classification.store.repository import TaxonomyRepository
-from feedbackloop.db import UnitOfWorkFactory
+from feedbackloop.db import UnitOfWorkFactory, as_utc
 
 __all__ = ["TaxonomyVersionTaken", "put_taxonomy", "taxonomy_versions"]
 
@@ -49,5 +49,5 @@ async def put_taxonomy(units: UnitOfWorkFactory, live: LiveState, document: Any,
 async def taxonomy_versions(units: UnitOfWorkFactory) -> list[dict[str, Any]]:
     """Every version put through the API, newest first: ``{seq, version, changed_by, changed_at}``."""
     async with units() as uow:
-        return [{"seq": v.seq, "version": v.version, "changed_by": v.changed_by, "changed_at": v.changed_at}
+        return [{"seq": v.seq, "version": v.version, "changed_by": v.changed_by, "changed_at": as_utc(v.changed_at)}
                 for v in await TaxonomyRepository(uow.session).history()]
