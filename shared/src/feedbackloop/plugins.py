@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,9 +34,14 @@ LOOP_ORDER = ("ingest", "classification", "aggregation", "notification")
 class ServicePlugin:
     name: str
     settings: Callable[[], ServiceSettings]
-    create_app: Callable[[Any], FastAPI]
+    app_factory: str  # "<module>:<function>", imported when the service is served, not each time the CLI starts
     migrations: Path
     commands: typer.Typer | None = None  # its own commands, added to `feedbackloop` as top-level commands
+
+    def create_app(self, settings: Any) -> FastAPI:
+        module, _, function = self.app_factory.partition(":")
+        factory: Callable[[Any], FastAPI] = getattr(import_module(module), function)
+        return factory(settings)
 
 
 @cache

@@ -32,6 +32,7 @@ def test_installed_services_register_in_the_loops_order() -> None:
         assert isinstance(plugin, ServicePlugin) and plugin.name == name
         assert (plugin.migrations / "env.py").is_file()
         assert plugin.settings().port > 0
+        assert plugin.app_factory == f"{name}.main:create_app"
 
 
 def test_service_commands_join_the_cli_and_unknown_services_are_named() -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from fastapi import FastAPI
 
 from classification.config import ClassificationSettings
 from classification.model import HEADS_FILE
@@ -30,12 +29,6 @@ commands = typer.Typer()
 DatasetsOption = Annotated[Path | None, typer.Option(
     help="The handed datasets folder (default: $FEEDBACKLOOP_HANDED_DIR/datasets, else ../shared/datasets)")]
 ModelDirOption = Annotated[Path, typer.Option(help="The ONNX encoder's folder (as CLASSIFICATION_MODEL_DIR)")]
-
-
-def _create_app(settings: Any) -> FastAPI:
-    from classification.main import create_app  # imported when served, not each time the CLI starts
-
-    return create_app(settings)
 
 
 @commands.command()
@@ -201,7 +194,7 @@ def bench_classification(
 plugin = ServicePlugin(
     name="classification",
     settings=ClassificationSettings,
-    create_app=_create_app,
+    app_factory="classification.main:create_app",
     migrations=MIGRATIONS,
     commands=commands,
 )

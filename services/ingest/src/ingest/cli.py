@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from fastapi import FastAPI
 
 from feedbackloop.cli.common import fail
 from feedbackloop.plugins import ServicePlugin
@@ -16,12 +15,6 @@ from ingest.store import MIGRATIONS
 __all__ = ["commands", "plugin"]
 
 commands = typer.Typer()
-
-
-def _create_app(settings: Any) -> FastAPI:
-    from ingest.main import create_app  # imported when served, not each time the CLI starts
-
-    return create_app(settings)
 
 
 @commands.command("import")
@@ -55,7 +48,7 @@ def import_(
 plugin = ServicePlugin(
     name="ingest",
     settings=IngestSettings,
-    create_app=_create_app,
+    app_factory="ingest.main:create_app",
     migrations=MIGRATIONS,
     commands=commands,
 )
