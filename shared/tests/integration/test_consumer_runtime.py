@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.exc import OperationalError
@@ -17,7 +19,15 @@ from sqlalchemy.exc import OperationalError
 from feedbackloop.contracts import FEEDBACK_RAW, Envelope, RawFeedback, encode, feedback_id_for
 from feedbackloop.contracts.envelope import new_envelope
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, add_runtime_tables, create_engine, session_factory
-from feedbackloop.runtime import Consumer, OutboxRelay, PoisonMessage, Subscription, ensure_topics, make_producer
+from feedbackloop.runtime import (
+    Consumer,
+    OutboxRelay,
+    PoisonMessage,
+    Subscription,
+    TransientError,
+    ensure_topics,
+    make_producer,
+)
 from feedbackloop.runtime.relay import replay_outbox
 from feedbackloop.settings import KafkaSettings
 from feedbackloop_testing import store_url, wait_for
@@ -75,7 +85,7 @@ async def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout: flo
 @asynccontextmanager
 async def running(
     tmp_path: Path, kafka: KafkaSettings, handler: Callable[..., Any], prepare: Callable[..., Any] | None = None,
-    **options: Any
+    finish: Callable[..., Any] | None = None, **options: Any
 ) -> AsyncIterator[tuple[Consumer, UnitOfWorkFactory, Any]]:
     engine = create_engine(store_url(tmp_path, "svc"))
     async with engine.begin() as conn:
@@ -87,7 +97,7 @@ async def running(
     consumer = Consumer(
         service="test",
         group_id="test",
-        subscriptions=[Subscription(FEEDBACK_RAW, handler, prepare)],
+        subscriptions=[Subscription(FEEDBACK_RAW, handler, prepare, finish)],
         uow=uow,
         kafka=kafka,
         producer=producer,
@@ -311,3 +321,59 @@ async def test_binary_mode_records_from_a_cloudevents_sdk_are_handled_with_the_k
             await producer.stop()
         await wait_for(lambda: count(engine), lambda n: n == 1, what="the SDK's event handled")
     assert [(e.id, e.subject, e.data.text) for e in seen] == [("sdk-1", data["feedback_id"], "from the SDK")]
+
+
+async def test_a_batch_written_by_finish_lands_whole_and_a_poison_item_in_it_is_isolated(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """Handlers stage, ``finish`` writes the batch; when that write fails, the batch is handled again one event
+    per transaction: the event that breaks it is dead-lettered, every other one lands once."""
+    staged: list[Envelope[Any]] = []
+    finishes: list[int] = []
+
+    async def stage(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        staged.append(event)
+
+    async def write(uow: UnitOfWork) -> None:
+        batch, staged[:] = list(staged), []
+        finishes.append(len(batch))
+        if any(e.data.text == "poison" for e in batch):
+            raise ValueError("this batch cannot be written")
+        await uow.session.execute(insert(handled), [{"event_id": e.id, "text": e.data.text, "n": 1} for e in batch])
+
+    events = [raw_event(n, text="poison" if n == 7 else None) for n in range(30)]
+    async with running(tmp_path, kafka_settings, stage, finish=write, batch_size=50) as (_, _, engine):
+        await produce(kafka_settings, [encode(e) for e in events])
+        dead = await read_all(kafka_settings, FEEDBACK_RAW.dlq, 1)
+        await wait_for(lambda: count(engine), lambda n: n == 29, what="29 items written")
+    assert [json.loads(r.value)["id"] for r in dead] == ["e7"]
+    assert max(finishes) > 1  # the batch was written as a batch while it could be
+    async with engine.connect() as conn:
+        ids = {r[0] for r in await conn.execute(select(handled.c.event_id))}
+    assert ids == {f"e{n}" for n in range(30)} - {"e7"}
+
+
+async def test_processed_ids_are_written_at_commit_and_a_race_lost_is_retried_not_doubled(tmp_path: Path) -> None:
+    """Two copies that both handled an event (a rebalance mid-batch): the second commit meets the first's
+    processed id and is a transient failure — the batch runs again and skips it — never a second effect."""
+    engine = create_engine(store_url(tmp_path, "svc"))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    uow = UnitOfWorkFactory(session_factory(engine), tables, "/test")
+    try:
+        async with uow() as first:
+            await first.mark_processed("e1", FEEDBACK_RAW.name)
+            async with first.savepoint():
+                await first.mark_processed("e2", FEEDBACK_RAW.name)
+            with contextlib.suppress(ValueError):
+                async with first.savepoint():
+                    await first.mark_processed("e3", FEEDBACK_RAW.name)
+                    raise ValueError("this event's savepoint rolls back, and its mark with it")
+            await first.commit()
+        async with uow() as second:
+            assert await second.already_processed(["e1", "e2", "e3"]) == {"e1", "e2"}
+            await second.mark_processed("e2", FEEDBACK_RAW.name)
+            with pytest.raises(TransientError):
+                await second.commit()
+    finally:
+        await engine.dispose()

@@ -9,6 +9,7 @@ on PostgreSQL with ``FEEDBACKLOOP_TEST_DATABASE=postgresql``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,18 +20,20 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from aggregation.main import MIGRATIONS
-from aggregation.service import apply_classified
+from aggregation.service import apply_classified, apply_erasure, write_staged
 from aggregation.store.memo import StoreCache
 from aggregation.store.models import (
     ClusterRecord,
     DirtyHour,
+    FeedbackRecord,
     LabelKey,
+    Rollup,
     ThemeCustomer,
     ThemeName,
     ThemeTotal,
     runtime_tables,
 )
-from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, new_envelope
+from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, ErasureRequest, new_envelope
 from feedbackloop.db import UnitOfWork
 from feedbackloop.db.engine import create_engine
 from feedbackloop.db.migrate import upgrade
@@ -202,5 +205,52 @@ async def test_clusters_keep_their_sizes_and_terms_through_corrections(database_
         async with a.sessions() as session:
             clusters = {r.cluster_id: (r.items, r.terms) for (r,) in await session.execute(select(ClusterRecord))}
         assert clusters == {"k1": (1, ["a", "b"]), "k2": (1, ["c"])}
+    finally:
+        await a.engine.dispose()
+
+
+async def _stored(copy: Copy) -> tuple[dict[str, int], int]:
+    """(feedback id -> stored revision, the all-time item count of the rollups)."""
+    async with copy.sessions() as session:
+        items = {r.feedback_id: r.revision for (r,) in await session.execute(select(FeedbackRecord))}
+        total = (await session.execute(select(Rollup.count).where(Rollup.bucket == "total", Rollup.dimension == "all")
+                                       )).scalar_one_or_none()
+    return items, int(total or 0)
+
+
+async def test_an_erasure_in_the_batch_sees_the_staged_items_and_a_failed_one_puts_them_back(
+        database_url: Callable[[str], str]) -> None:
+    """Items are staged and written when the batch commits; an erasure later in the batch writes them first.
+    When the erasure's savepoint rolls back, the batch is staged again as it was (nothing lost, nothing twice);
+    when it commits, a later revision of an erased item is not stored."""
+    (a,) = await _copies(database_url, 1)
+    first, second, third = _item(1, "login", "c1"), _item(2, "login", "c2"), _item(3, "billing", "c3")
+    try:
+        async with a.uow() as uow:
+            assert await a.apply(uow, first)
+            assert await a.apply(uow, second)
+            try:
+                async with uow.savepoint():  # a privacy event that fails after writing the staged items
+                    await write_staged(uow, a.cache)
+                    await apply_erasure(uow, ErasureRequest(request_id=uuid.uuid4(), requested_at=T0,
+                                                            feedback_ids=[second.feedback_id]))
+                    raise Boom
+            except Boom:
+                pass
+            assert not await a.apply(uow, second)  # still staged at revision 1: a duplicate
+            assert await a.apply(uow, second.model_copy(update={"revision": 2}))
+            await uow.commit()
+        assert await _stored(a) == ({str(first.feedback_id): 1, str(second.feedback_id): 2}, 2)
+
+        async with a.uow() as uow:
+            assert await a.apply(uow, third)
+            async with uow.savepoint():
+                await write_staged(uow, a.cache)
+                await apply_erasure(uow, ErasureRequest(request_id=uuid.uuid4(), requested_at=T0,
+                                                        feedback_ids=[third.feedback_id]))
+            assert not await a.apply(uow, third.model_copy(update={"revision": 2}))  # erased: never stored again
+            await uow.commit()
+        # the erased item's counts stay as anonymous aggregates; the item itself is gone
+        assert await _stored(a) == ({str(first.feedback_id): 1, str(second.feedback_id): 2}, 3)
     finally:
         await a.engine.dispose()

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedbackloop.contracts.envelope import CONTENT_TYPE, Envelope, encode, new_envelope
@@ -44,6 +45,7 @@ class UnitOfWork:
         self._service = source.rstrip("/").rsplit("/", 1)[-1]
         self._on_commit = on_commit
         self._pending: list[tuple[Topic, Envelope[Any], dict[str, str]]] = []
+        self._processed: list[dict[str, Any]] = []  # event ids handled, inserted in one statement at commit
         self._had_events = False
         self.session: AsyncSession
 
@@ -86,12 +88,13 @@ class UnitOfWork:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: on error, its writes *and* the events raised inside it are undone."""
-        mark = len(self._pending)
+        mark, processed = len(self._pending), len(self._processed)
         try:
             async with self.session.begin_nested():
                 yield
         except BaseException:
             del self._pending[mark:]
+            del self._processed[processed:]
             raise
 
     async def already_processed(self, event_ids: Iterable[str]) -> set[str]:
@@ -103,15 +106,29 @@ class UnitOfWork:
         return {r[0] for r in rows}
 
     async def mark_processed(self, event_id: str, topic: str) -> None:
-        await self.session.execute(
-            insert(self._tables.processed_events).values(event_id=event_id, topic=topic, processed_at=datetime.now(UTC))
-        )
+        """Record ``event_id`` as handled: written with the transaction (one insert for all), undone with the
+        savepoint it was marked in."""
+        self._processed.append({"event_id": event_id, "topic": topic, "processed_at": datetime.now(UTC)})
 
     async def commit(self) -> None:
+        await self._flush_processed()
         await self._flush_outbox()
         await self.session.commit()
         if self._on_commit is not None and self._had_events:
             self._on_commit.set()
+
+    async def _flush_processed(self) -> None:
+        if not self._processed:
+            return
+        try:
+            await self.session.execute(insert(self._tables.processed_events), self._processed)
+        except IntegrityError as exc:
+            from feedbackloop.runtime.errors import TransientError  # the runtime imports this module
+
+            # Another copy handled some of these events first (a rebalance moved their partition mid-batch):
+            # roll back and run the batch again, which skips what is now processed. Nothing twice, nothing lost.
+            raise TransientError("events of this batch were processed meanwhile by another consumer") from exc
+        self._processed.clear()
 
     async def _flush_outbox(self) -> None:
         self._had_events = bool(self._pending)

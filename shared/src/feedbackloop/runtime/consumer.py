@@ -8,7 +8,11 @@ Each step's contract:
   work that is cheaper for many at once (classification embeds every text of the batch in one model call). It
   writes nothing and decides nothing: an error there is logged and the handlers run as if it had not been called.
 * **handle** runs every new event of the batch in one unit of work: each event in a savepoint, its
-  id recorded in ``processed_events`` with its results and outbox rows. An event id seen before is
+  id recorded in ``processed_events`` (one insert for the batch, at commit) with its results and outbox rows.
+  A subscription's ``finish`` (optional) then runs once, in the same transaction, to write what its handlers
+  staged for the batch as a whole (aggregation merges a batch's rollup deltas). If ``finish`` fails for a
+  reason other than a transient one, the batch is handled again one event per transaction, so the event
+  that causes it is found and dead-lettered while the others land. An event id seen before is
   skipped (transport is at least once; effects are exactly once). A transient error (store locked
   or away) rolls the batch back and retries it with backoff, forever, skipping nothing. Any other
   error is retried ``max_attempts`` times for that event, then the event is dead-lettered.
@@ -49,12 +53,14 @@ from feedbackloop.runtime.kafka import headers_dict, make_consumer
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.tracing import consume_span
 
-__all__ = ["DLQ_HEADERS", "BatchPreparer", "Consumer", "ConsumerStalled", "EventHandler", "Subscription"]
+__all__ = ["DLQ_HEADERS", "BatchFinisher", "BatchPreparer", "Consumer", "ConsumerStalled", "EventHandler",
+           "Subscription"]
 
 log = get_logger(__name__)
 
 EventHandler = Callable[[UnitOfWork, Envelope[Any]], Awaitable[None]]
 BatchPreparer = Callable[[Sequence[Envelope[Any]]], Awaitable[None]]
+BatchFinisher = Callable[[UnitOfWork], Awaitable[None]]
 
 #: Headers a dead-lettered record carries besides its original ones.
 DLQ_HEADERS = (
@@ -75,6 +81,11 @@ class Subscription:
     topic: Topic
     handler: EventHandler
     prepare: BatchPreparer | None = None
+    finish: BatchFinisher | None = None
+
+
+class _FinishFailed(Exception):
+    """A subscription's ``finish`` failed for a reason that retrying the batch as it is will not cure."""
 
 
 @dataclass
@@ -232,6 +243,22 @@ class Consumer:
     async def _handle(
         self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]
     ) -> list[_Dead]:
+        try:
+            return await self._handle_together(events)
+        except _FinishFailed as failed:
+            cause = failed.__cause__ or failed
+            if len(events) == 1:
+                return [_Dead(events[0][0], cause, 1)]
+            log.warning("batch write failed; handling the batch event by event to find the cause",
+                        error=repr(cause), size=len(events))
+            dead: list[_Dead] = []
+            for one in events:
+                dead.extend(await self._handle([one]))
+            return dead
+
+    async def _handle_together(
+        self, events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]
+    ) -> list[_Dead]:
         dead: list[_Dead] = []
         outcomes: list[tuple[str, str]] = []  # counted once the batch committed: a retried batch counts once
         async with self._uow() as uow:
@@ -246,6 +273,13 @@ class Consumer:
                     outcomes.append((record.topic, "handled"))
                 else:
                     dead.append(_Dead(record, *failure))
+            for finish in {sub.finish: None for _, sub, _ in events if sub.finish is not None}:
+                try:
+                    await finish(uow)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise _FinishFailed from exc
             await uow.commit()
         for topic, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.service, topic, outcome).inc()

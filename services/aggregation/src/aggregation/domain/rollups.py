@@ -70,17 +70,21 @@ class Measures:
     csat_satisfied: int = 0
 
     def scaled(self, sign: int) -> Measures:
-        return Measures(*(getattr(self, f.name) * sign for f in fields(self)))
+        return Measures(*(getattr(self, name) * sign for name in _MEASURES))
 
-    def add(self, other: Measures) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+    def add(self, other: Measures, sign: int = 1) -> None:
+        """Add ``other`` (times ``sign``) into these measures."""
+        for name in _MEASURES:
+            setattr(self, name, getattr(self, name) + getattr(other, name) * sign)
 
     def is_zero(self) -> bool:
-        return all(abs(getattr(self, f.name)) < 1e-9 for f in fields(self))
+        return all(abs(getattr(self, name)) < 1e-9 for name in _MEASURES)
 
     def values(self) -> dict[str, float | int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _MEASURES}
+
+
+_MEASURES = tuple(f.name for f in fields(Measures))
 
 
 def bucket_start(moment: datetime, bucket: Bucket) -> int:
@@ -159,7 +163,7 @@ def add_into(total: dict[RollupKey, Measures], part: dict[RollupKey, Measures], 
         if cell is None:
             total[key] = m.scaled(sign)
         else:
-            cell.add(m.scaled(sign))
+            cell.add(m, sign)
 
 
 def rollup_changes(old: ClassifiedFeedback | None, new: ClassifiedFeedback) -> dict[RollupKey, Measures]:

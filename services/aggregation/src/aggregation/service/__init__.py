@@ -11,11 +11,13 @@ from aggregation.service.apply import (
     acknowledge_insight,
     apply_classified,
     apply_release,
+    hint_batch,
     publish_release,
     release_event_id,
+    write_staged,
 )
 from aggregation.service.detection import run_detectors
 from aggregation.service.erasure import apply_erasure
 
-__all__ = ["acknowledge_insight", "apply_classified", "apply_erasure", "apply_release", "publish_release",
-           "release_event_id", "run_detectors"]
+__all__ = ["acknowledge_insight", "apply_classified", "apply_erasure", "apply_release", "hint_batch",
+           "publish_release", "release_event_id", "run_detectors", "write_staged"]

@@ -6,62 +6,55 @@ They run inside a unit of work: read and write through repositories on ``uow.ses
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aggregation.domain.items import feedback_row, should_apply, theme_rows
-from aggregation.domain.rollups import bucket_start, rollup_changes
+from aggregation.domain.items import should_apply
 from aggregation.domain.urgent import urgent_insight, urgent_insight_id
 from aggregation.store.memo import StoreCache
-from aggregation.store.models import erasure_tables
 from aggregation.store.releases import ReleaseRepository
-from aggregation.store.repository import FeedbackRepository, InsightRepository
-from aggregation.store.rollups import RollupRepository
+from aggregation.store.repository import InsightRepository
+from aggregation.store.staging import StagedBatch
 from feedbackloop.contracts import INSIGHTS, RELEASES, ClassifiedFeedback, Envelope, Release
 from feedbackloop.db import UnitOfWork
-from feedbackloop.db.erasures import erased_among
 from feedbackloop.runtime import PoisonMessage
 
-__all__ = ["acknowledge_insight", "apply_classified", "apply_release", "publish_release", "release_event_id"]
+__all__ = ["acknowledge_insight", "apply_classified", "apply_release", "hint_batch", "publish_release",
+           "release_event_id", "write_staged"]
 
 _RELEASE_NAMESPACE = uuid.UUID("5d0e8c1a-7b3f-5a2e-9c4d-6e8f0a1b2c3d")
 
 
 async def apply_classified(uow: UnitOfWork, event: Envelope[Any], cache: StoreCache | None = None) -> bool:
-    """Store a ``feedback.classified.v1`` event's item if it is newer than the stored revision.
+    """Apply a ``feedback.classified.v1`` event's item if it is newer than the stored (or staged) revision.
 
-    Returns whether it was applied. An event not newer than what is stored (a duplicate, or a revision
-    that arrived late), or about an item erased before (``privacy.v1``), changes nothing. Applying it
-    replaces the item and its themes, moves its contributions in the rollups from the stored revision's labels
-    to the new ones (in the buckets of its ``created_at``), marks those hours for the detectors, keeps its
-    cluster's size, and raises the item's ``urgent_item`` insight the first time the item is critical. Raises
-    :class:`PoisonMessage` for an event whose subject is not its item. ``cache`` is the service's
-    (:class:`StoreCache`: statements and label keys kept between units of work); without, it is slower.
+    Returns whether it was applied. An event not newer than what is stored or staged earlier in the unit of work
+    (a duplicate, or a revision that arrived late), or about an item erased before (``privacy.v1``), changes
+    nothing. Applying it stages the item in the unit of work (:class:`~aggregation.store.staging.StagedBatch`);
+    when the unit of work commits, the batch's items are written at once: each item replaced with its themes,
+    its contributions in the rollups moved from the stored revision's labels to the latest one's (in the buckets
+    of its ``created_at``), the deltas of all the batch's items merged per cell; those hours marked for the
+    detectors; cluster sizes kept. The item's ``urgent_item`` insight is raised at once, the first time the item
+    is critical. Raises :class:`PoisonMessage` for an event whose subject is not its item. ``cache`` is the
+    service's (:class:`StoreCache`: statements, label keys and the consumer's batch hint kept between units of
+    work); without, it is slower.
     """
     item: ClassifiedFeedback = event.data
-    if event.subject != str(item.feedback_id):
+    feedback_id = str(item.feedback_id)
+    if event.subject != feedback_id:
         raise PoisonMessage(f"subject {event.subject!r} is not the item's feedback_id {item.feedback_id}")
-    if await erased_among(uow.session, erasure_tables, [str(item.feedback_id)]):
+    staged = StagedBatch.of(uow.session, cache if cache is not None else StoreCache())
+    await staged.load(uow.session, feedback_id)
+    if staged.erased(feedback_id):
         return False  # erased (privacy.v1) before this event got here: never store it again
-    feedback = FeedbackRepository(uow.session)
-    stored = await feedback.stored(str(item.feedback_id))
-    if not should_apply(stored[0] if stored else None, item.revision):
+    if not should_apply(staged.revision(feedback_id), item.revision):
         return False
-    old = ClassifiedFeedback.model_validate(stored[1]) if stored else None
-    await feedback.replace(feedback_row(item), theme_rows(item), exists=stored is not None)
-
-    rollups = RollupRepository(uow.session, cache)
-    await rollups.add(rollup_changes(old, item))
-    await rollups.name_themes(((t.id, t.name) for t in item.themes if t.id.strip()), item.created_at)
-    await rollups.mark_dirty(bucket_start(i.created_at, "hour") for i in (old, item) if i is not None)
-    old_cluster = old.cluster.id if old is not None and old.cluster is not None else None
-    new_cluster = item.cluster.id if item.cluster is not None else None
-    await rollups.move_cluster(old_cluster, new_cluster, item.cluster.terms if item.cluster else [], item.created_at)
+    staged.stage(item)
 
     insights = InsightRepository(uow.session)
     insight_id = str(urgent_insight_id(item.feedback_id))
-    now = datetime.now(UTC)
-    insight = urgent_insight(item, already_flagged=False, now=now)
+    insight = urgent_insight(item, already_flagged=False, now=datetime.now(UTC))
     if insight is not None and await insights.exists(insight_id):  # only an urgent item asks the store
         insight = None
     if insight is not None:
@@ -69,6 +62,18 @@ async def apply_classified(uow: UnitOfWork, event: Envelope[Any], cache: StoreCa
                            insight.model_dump(mode="json", by_alias=True))
         uow.publish(INSIGHTS, insight, event_id=insight_id)
     return True
+
+
+async def write_staged(uow: UnitOfWork, cache: StoreCache | None = None) -> None:
+    """Write the items staged in ``uow`` so far (a handler is about to read or change them), and read the store
+    again for the next item. Undone with the savepoint it runs in."""
+    staged = StagedBatch.of(uow.session, cache if cache is not None else StoreCache())
+    await uow.session.run_sync(lambda _: staged.write())
+
+
+def hint_batch(cache: StoreCache, events: Sequence[Envelope[Any]]) -> None:
+    """Tell ``cache`` the items of the batch about to be applied (the consumer's ``prepare`` step)."""
+    cache.hint_batch(str(e.data.feedback_id) for e in events if isinstance(e.data, ClassifiedFeedback))
 
 
 async def apply_release(uow: UnitOfWork, event: Envelope[Any]) -> None:

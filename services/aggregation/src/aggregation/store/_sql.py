@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Numeric, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from aggregation.domain.rollups import Measures
 
@@ -20,7 +21,7 @@ MEASURES = ("count", "negative", "sentiment_sum", "urgent", "mrr_sum", "nps_resp
 InsertOf = Callable[[Any], Any]
 
 
-def dialect_insert(session: AsyncSession) -> InsertOf:
+def dialect_insert(session: Session | AsyncSession) -> InsertOf:
     """The INSERT with ON CONFLICT of the session's database."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 

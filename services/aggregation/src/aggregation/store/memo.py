@@ -5,6 +5,7 @@
   (engine) the facts a committed transaction of this process established that stay true for good, whatever
   other copies do: ``("label", kind, value) -> key`` (label keys are never changed or deleted) and
   ``("named", theme_id) -> (seen_at, name)``, a lower bound of the stored naming (it only moves forward).
+  It also holds the ids of the items of the batch the consumer is about to apply (:meth:`StoreCache.hint_batch`).
 * :class:`TransactionMemo`, one per session: what the open transaction has written, so later items of the
   same unit of work skip a statement that would change nothing.
 
@@ -14,7 +15,7 @@ Both are shortcuts only: a fresh :class:`StoreCache` is always correct, just slo
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import event
@@ -36,8 +37,17 @@ class StoreCache:
     def __init__(self) -> None:
         self._statements: dict[tuple[str, str], Any] = {}
         self._committed: weakref.WeakKeyDictionary[Engine, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+        self._batch: tuple[str, ...] = ()
 
-    def statement(self, session: AsyncSession, name: str, build: Callable[[InsertOf], Any]) -> Any:
+    def hint_batch(self, feedback_ids: Iterable[str]) -> None:
+        """The items of the consumer's next batch (its ``prepare`` step), so that the first item applied reads
+        what the store holds of all of them at once. A hint only: a wrong one costs a query, nothing else."""
+        self._batch = tuple(feedback_ids)
+
+    def batch_hint(self) -> tuple[str, ...]:
+        return self._batch
+
+    def statement(self, session: Session | AsyncSession, name: str, build: Callable[[InsertOf], Any]) -> Any:
         """The statement ``name``, built once per dialect by ``build(insert)`` (``insert``: the dialect's, with
         ON CONFLICT) and reused. Parameters go with each execution, never into the statement."""
         dialect = session.get_bind().dialect.name
@@ -80,12 +90,12 @@ class TransactionMemo:
         event.listen(session, "after_commit", self._committed)
 
     @classmethod
-    def of(cls, session: AsyncSession, cache: StoreCache) -> TransactionMemo:
+    def of(cls, session: Session | AsyncSession, cache: StoreCache) -> TransactionMemo:
         """The session's memo, made on first use with ``cache`` (later callers share that one)."""
-        sync = session.sync_session
+        sync = session.sync_session if isinstance(session, AsyncSession) else session
         memo = sync.info.get("aggregation.memo")
         if memo is None:
-            memo = sync.info["aggregation.memo"] = cls(sync, session.get_bind().engine, cache)
+            memo = sync.info["aggregation.memo"] = cls(sync, sync.get_bind().engine, cache)
         return memo
 
     def get(self, key: Hashable) -> Any | None:

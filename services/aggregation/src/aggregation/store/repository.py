@@ -7,53 +7,75 @@ and never commit. Readers (:class:`ReadQueries`) open their own read-only sessio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
 from aggregation.domain.filters import FeedbackFilter, InsightFilter
 from aggregation.domain.items import FeedbackRow, ThemeRow, as_utc
+from aggregation.store._sql import InsertOf
+from aggregation.store.memo import StoreCache
 from aggregation.store.models import FeedbackRecord, FeedbackTheme, InsightRecord
 
-__all__ = ["FeedbackRepository", "InsightRepository", "Listed", "ReadQueries"]
+__all__ = ["FeedbackRepository", "InsightRepository", "ItemWriter", "Listed", "ReadQueries"]
 
 
 _FEEDBACK = cast(Table, FeedbackRecord.__table__)
 _THEMES = cast(Table, FeedbackTheme.__table__)
 # The statements of the apply path, built once: their cache keys are computed once, and each execution
 # only passes its parameters.
-_STORED = select(_FEEDBACK.c.revision, _FEEDBACK.c.data).where(_FEEDBACK.c.feedback_id == bindparam("b_id"))
-_INSERT_FEEDBACK = insert(_FEEDBACK)
-_UPDATE_FEEDBACK = update(_FEEDBACK).where(_FEEDBACK.c.feedback_id == bindparam("b_id"))
-_DELETE_THEMES = delete(_THEMES).where(_THEMES.c.feedback_id == bindparam("b_id"))
+_STORED = select(_FEEDBACK.c.feedback_id, _FEEDBACK.c.revision, _FEEDBACK.c.data).where(
+    _FEEDBACK.c.feedback_id.in_(bindparam("b_ids", expanding=True)))
+_DELETE_THEMES = delete(_THEMES).where(_THEMES.c.feedback_id.in_(bindparam("b_ids", expanding=True)))
 _INSERT_THEMES = insert(_THEMES)
 _INSIGHT_EXISTS = select(InsightRecord.__table__.c.insight_id).where(
     InsightRecord.__table__.c.insight_id == bindparam("b_id"))
+
+
+def _feedback_upsert(insert_: InsertOf) -> Any:
+    """Insert an item, or replace the stored one when the row written is a later revision."""
+    stmt = insert_(_FEEDBACK)
+    return stmt.on_conflict_do_update(
+        index_elements=["feedback_id"], where=_FEEDBACK.c.revision < stmt.excluded.revision,
+        set_={c.name: stmt.excluded[c.name] for c in _FEEDBACK.columns if c.name != "feedback_id"})
 
 
 class FeedbackRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def stored(self, feedback_id: str) -> tuple[int, dict[str, Any]] | None:
-        """The stored (revision, data) of the item, None if it was never stored."""
-        row = (await self.session.execute(_STORED, {"b_id": feedback_id})).one_or_none()
-        return (row.revision, row.data) if row is not None else None
+    async def stored(self, feedback_ids: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+        """The stored (revision, data) of each of the items that is stored, in one query."""
+        ids = sorted(set(feedback_ids))
+        if not ids:
+            return {}
+        return {r.feedback_id: (r.revision, r.data) for r in await self.session.execute(_STORED, {"b_ids": ids})}
 
-    async def replace(self, row: FeedbackRow, themes: Sequence[ThemeRow], *, exists: bool) -> None:
-        """Write ``row`` over the stored item (or insert it) and make ``themes`` its only theme rows."""
-        values = row.values()
-        if exists:
-            await self.session.execute(_UPDATE_FEEDBACK, {**values, "b_id": row.feedback_id})
-            await self.session.execute(_DELETE_THEMES, {"b_id": row.feedback_id})
-        else:
-            await self.session.execute(_INSERT_FEEDBACK, values)
+
+class ItemWriter:
+    """Writes a batch's items on the synchronous side of the unit of work's session (when the batch is
+    written: ``aggregation.store.staging``)."""
+
+    def __init__(self, session: Session, cache: StoreCache) -> None:
+        self.session = session
+        self.cache = cache
+
+    def replace(self, rows: Sequence[FeedbackRow], themes: Sequence[ThemeRow]) -> None:
+        """Write each row over its stored item (or insert it) and make ``themes`` the items' only theme rows;
+        a statement for all the rows, one for the old theme rows, one for the new."""
+        if not rows:
+            return
+        ordered = sorted(rows, key=lambda r: r.feedback_id)
+        self.session.execute(self.cache.statement(self.session, "feedback", _feedback_upsert),
+                             [r.values() for r in ordered])
+        self.session.execute(_DELETE_THEMES, {"b_ids": [r.feedback_id for r in ordered]})
         if themes:
-            await self.session.execute(_INSERT_THEMES, [t.values() for t in themes])
+            self.session.execute(_INSERT_THEMES, [t.values() for t in themes])
 
 
 class InsightRepository:
