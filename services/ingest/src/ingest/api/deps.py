@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -38,9 +39,27 @@ async def _policy(request: Request) -> RedactionPolicy:
     return request.app.state.redaction  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What a handler taking in feedback uses, as ONE dependency: FastAPI resolves each dependency of a request
+    on its own (a few microseconds each), and the feedback and webhook handlers run for every item."""
+
+    committer: GroupCommitter
+    settings: IngestSettings
+    limits: RateLimits
+    policy: RedactionPolicy
+    stats: SourceStats
+
+
+async def _intake(request: Request) -> Intake:
+    state = request.app.state
+    return Intake(state.committer, state.settings, state.rate_limits, state.redaction, state.source_stats)
+
+
 UowDep = Annotated[UnitOfWorkFactory, Depends(_uow)]
 CommitterDep = Annotated[GroupCommitter, Depends(_committer)]
 SettingsDep = Annotated[IngestSettings, Depends(_settings)]
 StatsDep = Annotated[SourceStats, Depends(_stats)]
 LimitsDep = Annotated[RateLimits, Depends(_limits)]
 PolicyDep = Annotated[RedactionPolicy, Depends(_policy)]
+IntakeDep = Annotated[Intake, Depends(_intake)]

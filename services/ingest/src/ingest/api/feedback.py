@@ -10,7 +10,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from feedbackloop.http import ProblemError, WriteKey
 from feedbackloop.http.batch import parse_one_or_many
-from ingest.api.deps import CommitterDep, LimitsDep, PolicyDep, SettingsDep
+from ingest.api.deps import IntakeDep
 from ingest.domain.feedback import FeedbackIn
 from ingest.domain.reserved import reserved_source_reason
 from ingest.service import NotStored, prepare_submission
@@ -54,15 +54,13 @@ class Accepted(BaseModel):
         503: {"description": "The store failed; nothing of the request was stored: retry (see Retry-After)"},
     },
 )
-async def post_feedback(
-    request: Request, key: WriteKey, committer: CommitterDep, settings: SettingsDep, limits: LimitsDep,
-    policy: PolicyDep,
-) -> Accepted:
-    limits.check_key(key.id)
+async def post_feedback(request: Request, key: WriteKey, intake: IntakeDep) -> Accepted:
+    intake.limits.check_key(key.id)
     received = datetime.now(UTC)
-    items = _parse(await request.body(), settings.max_batch_items)
+    items = _parse(await request.body(), intake.settings.max_batch_items)
     try:
-        return Accepted(feedback_ids=await committer.submit(await prepare_submission(items, received, policy=policy)))
+        submission = await prepare_submission(items, received, policy=intake.policy)
+        return Accepted(feedback_ids=await intake.committer.submit(submission))
     except NotStored as exc:
         raise not_stored() from exc
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from feedbackloop.http import NotFound, ProblemError, ReadKey, parse_json_body
 from feedbackloop.logs import get_logger
-from ingest.api.deps import CommitterDep, LimitsDep, PolicyDep, SettingsDep, StatsDep
+from ingest.api.deps import IntakeDep, SettingsDep, StatsDep
 from ingest.api.feedback import not_stored
 from ingest.api.metrics import ITEMS_STORED, WEBHOOK_DELIVERIES
 from ingest.api.ratelimit import RateLimits
@@ -47,10 +47,9 @@ log = get_logger(__name__)
         503: {"description": "The store failed; nothing was stored: the vendor should redeliver"},
     },
 )
-async def receive_webhook(
-    source: str, request: Request, committer: CommitterDep, settings: SettingsDep, stats: StatsDep,
-    limits: LimitsDep, policy: PolicyDep,
-) -> JSONResponse:
+async def receive_webhook(source: str, request: Request, intake: IntakeDep) -> JSONResponse:
+    committer, settings, stats, limits, policy = (intake.committer, intake.settings, intake.stats, intake.limits,
+                                                  intake.policy)
     now = datetime.now(UTC)
     connector, secret = _admit(source, settings, limits, stats, now)
     body = await request.body()

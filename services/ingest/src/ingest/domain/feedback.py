@@ -37,7 +37,9 @@ from ingest.domain.redact import DEFAULT_PHONE_REGIONS, redact, redact_many, red
 __all__ = ["MAX_TEXT_CHARS", "RAW_CUSTOMER_FIELDS", "AuthorIn", "FeedbackIn", "RedactionPolicy", "normalize"]
 
 MAX_TEXT_CHARS = 100_000
-_WS = re.compile(r"[ \t\r\f\v]+")
+# A run of spaces and tabs becomes one space. A lone space is already one, so it is not matched: a run is taken
+# from its first character (a tab, or a space with more after it), which leaves ordinary text without a match.
+_WS = re.compile(r"[\t\r\f\v][ \t\r\f\v]*| [ \t\r\f\v]+")
 
 
 class AuthorIn(BaseModel):

@@ -26,15 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn, numdb
 
-__all__ = ["DEFAULT_PHONE_REGIONS", "PLACEHOLDERS", "Redaction", "phone_regions", "redact", "redact_many", "redact_url"]
+from ingest.domain.phones import DEFAULT_PHONE_REGIONS, MIN_PHONE_DIGITS, PHONE, phone_regions, redact_phones
+
+__all__ = [
+    "DEFAULT_PHONE_REGIONS", "MIN_PHONE_DIGITS", "PLACEHOLDERS", "Redaction", "phone_regions", "redact", "redact_many",
+    "redact_url",
+]
 
 PLACEHOLDERS = {
     "email": "[EMAIL]",
-    "phone": "[PHONE]",
+    "phone": PHONE,
     "card": "[CARD]",
     "iban": "[IBAN]",
     "ip": "[IP]",
@@ -42,26 +46,34 @@ PLACEHOLDERS = {
     "address": "[ADDRESS]",
 }
 
-_SECRET = re.compile(
-    r"\b(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{10,}\b"  # Stripe
-    r"|\bgh[pousr]_[0-9A-Za-z]{30,}\b"  # GitHub
-    r"|\bxox[abposr]-[0-9A-Za-z-]{10,}\b"  # Slack
-    r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key id
-    r"|\bAIza[0-9A-Za-z_-]{35}\b"  # Google API key
-    r"|\beyJ[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]{10,}\b"  # JWT
-    r"|\bsk-(?:proj-|ant-)?[0-9A-Za-z_-]{20,}\b"  # OpenAI / Anthropic
-    r"|\bglpat-[0-9A-Za-z_-]{20,}\b"  # GitLab
-    r"|\bnpm_[0-9A-Za-z]{36}\b"  # npm
-    r"|\bxapp-[0-9A-Za-z-]{20,}\b"  # Slack app token
-    r"|\bSG\.[0-9A-Za-z_-]{16,}\.[0-9A-Za-z_-]{16,}\b"  # SendGrid
-    r"|\bgithub_pat_[0-9A-Za-z_]{40,}\b"  # GitHub fine-grained
-    r"|\b(?:AC|SK)[0-9a-f]{32}\b"  # Twilio
-    r"|\bwhsec_[0-9A-Za-z+/=]{20,}"  # webhook secrets
+# Each kind of secret with the literals a match must contain: (any of these) and (any of those)… A text lacking
+# them cannot hold that kind, so its alternative is left out of the pattern run on that text (see
+# _secret_pattern): the same matches, in the same order, found in a fraction of the time (most texts hold none).
+_SECRET_KINDS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
+    (r"\b(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{10,}\b", (("_live_", "_test_"),)),  # Stripe
+    (r"\bgh[pousr]_[0-9A-Za-z]{30,}\b", (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),)),  # GitHub
+    (r"\bxox[abposr]-[0-9A-Za-z-]{10,}\b", (("xox",),)),  # Slack
+    (r"\bAKIA[0-9A-Z]{16}\b", (("AKIA",),)),  # AWS access key id
+    (r"\bAIza[0-9A-Za-z_-]{35}\b", (("AIza",),)),  # Google API key
+    (r"\beyJ[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]{10,}\b", (("eyJ",),)),  # JWT
+    (r"\bsk-(?:proj-|ant-)?[0-9A-Za-z_-]{20,}\b", (("sk-",),)),  # OpenAI / Anthropic
+    (r"\bglpat-[0-9A-Za-z_-]{20,}\b", (("glpat-",),)),  # GitLab
+    (r"\bnpm_[0-9A-Za-z]{36}\b", (("npm_",),)),  # npm
+    (r"\bxapp-[0-9A-Za-z-]{20,}\b", (("xapp-",),)),  # Slack app token
+    (r"\bSG\.[0-9A-Za-z_-]{16,}\.[0-9A-Za-z_-]{16,}\b", (("SG.",),)),  # SendGrid
+    (r"\bgithub_pat_[0-9A-Za-z_]{40,}\b", (("github_pat_",),)),  # GitHub fine-grained
+    (r"\b(?:AC|SK)[0-9a-f]{32}\b", (("AC", "SK"),)),  # Twilio
+    (r"\bwhsec_[0-9A-Za-z+/=]{20,}", (("whsec_",),)),  # webhook secrets
     # the key's body stops at the first "-----" (its own END line): a BEGIN without an END scans no further
-    r"|-----BEGIN (?:[A-Z]{1,20} )?PRIVATE KEY-----(?:[^-]|-(?!----))*+-----END (?:[A-Z]{1,20} )?PRIVATE KEY-----"
-    r"|\bBearer\s+[0-9A-Za-z._~+/-]{20,}=*"
-    r"|\b(?:api[_-]?key|token|secret|password)\s*[:=]\s*['\"]?[^\s'\"]{8,}"
+    (r"-----BEGIN (?:[A-Z]{1,20} )?PRIVATE KEY-----(?:[^-]|-(?!----))*+-----END (?:[A-Z]{1,20} )?PRIVATE KEY-----",
+     (("-----BEGIN ",), ("PRIVATE KEY-----",))),
+    (r"\bBearer\s+[0-9A-Za-z._~+/-]{20,}=*", (("Bearer",),)),
+    (r"\b(?:api[_-]?key|token|secret|password)\s*[:=]\s*['\"]?[^\s'\"]{8,}",
+     (("api_key", "api-key", "apikey", "token", "secret", "password"), (":", "="))),
 )
+_SECRET_FIRST_LITERALS = tuple(dict.fromkeys(literal for _, needs in _SECRET_KINDS for literal in needs[0]))
+#: Every kind at once (what _secret_pattern gives a text holding every kind's literals).
+_SECRET = re.compile("|".join(pattern for pattern, _ in _SECRET_KINDS))
 # RFC 5321 bounds (local part 64, domain 253, label 63); the local part is atomic, so a start position that
 # is not at most 64 characters before an "@" fails at once instead of backtracking through the whole run.
 _EMAIL = re.compile(r"\b(?>[A-Za-z0-9._%+-]{1,64})@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}\b")
@@ -85,25 +97,21 @@ _ADDRESS = re.compile(
     re.UNICODE,
 )
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
-# The shortest valid phone number anywhere has 6 digits, country code included (libphonenumber's metadata:
-# Austria, +43 and 4 digits; tests/unit/test_redact.py checks this bound against the installed metadata).
-# A text with fewer decimal digits cannot hold one, so the matcher — a third of redaction's time — is skipped.
-MIN_PHONE_DIGITS = 6
-_ENOUGH_DIGITS_FOR_A_PHONE = re.compile(r"(?:\D*\d){" + str(MIN_PHONE_DIGITS) + "}")
-# libphonenumber's budget per text. A try is one candidate parsed and validated (20-100 µs; real text has a few,
-# a flood of digit groups one per group), a number found costs about as much: together at most ~0.2 s per text.
-PHONE_TRIES = 1000
-MAX_PHONES = 1000
-#: Where national-format numbers are recognised unless the caller says otherwise (ingest: INGEST_PHONE_REGIONS).
-DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR")
-# North American Numbering Plan regions: their trunk prefix "1" is mostly left out in writing.
-_NANP = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(1, ()))
-# Past the budget: any run of 6+ digits joined by phone punctuation is taken for a number (linear: digits and
-# separators are disjoint, and a separator run is at most 3 long).
-_PHONE_SHAPE = re.compile(r"(?<!\d)\+?\d(?:[ \-./()\u00a0]{0,3}\d){" + str(MIN_PHONE_DIGITS - 1) + ",}")
-# A date written day-first with dots, slashes or dashes ("05.03.2024"): valid as a German number, never one.
-_DATE = re.compile(r"\d{1,2}([./-])\d{1,2}\1(?:\d{2}|\d{4})")
 _IPV6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
+
+
+# Hints: what a match of each later pattern must contain, searched first (each starts with a character class, which
+# the regex engine skips to, while the patterns themselves start with a look-around or \b and are tried at every
+# position). A text without the hint cannot match; the pass is skipped and the text is the same as if it had run.
+_DIGIT = re.compile(r"\d")  # every pattern but the IPv6 one needs a digit
+_IBAN_HINT = re.compile(r"\d\d(?<=[A-Za-z]\d\d)")  # two letters, two check digits
+_CARD_HINT = re.compile(r"\d(?:[ -]?\d){12}")  # 13 digits, single separators
+_ADDRESS_HINT = re.compile(r"\d(?:[A-Za-z,]?\s|(?<=\s\d))")  # "12 Main St", "12, rue …", "…straße 5"
+_IPV4_HINT = re.compile(r"\d\.\d")
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{1,4}:")
+#: Texts up to this long are redacted once: the result is cached (tags, names, plans and repeated texts recur).
+CACHED_CHARS = 1000
+_CACHE_SIZE = 4096
 
 
 @dataclass
@@ -118,6 +126,21 @@ def redact(text: str, *, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Reda
     ``regions`` (ISO 3166 codes, first = the default) are where national-format phone numbers are
     recognised; numbers written with ``+`` and a country code are found whatever the regions.
     """
+    regions = tuple(regions) or DEFAULT_PHONE_REGIONS
+    if len(text) > CACHED_CHARS:
+        return _redact(text, regions)
+    out, counts = _redact_cached(text, regions)
+    return Redaction(out, Counter(dict(counts)))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _redact_cached(text: str, regions: tuple[str, ...]) -> tuple[str, tuple[tuple[str, int], ...]]:
+    result = _redact(text, regions)
+    return result.text, tuple(result.counts.items())
+
+
+def _redact(text: str, regions: tuple[str, ...]) -> Redaction:
+    """Each pass in order (see the module docstring), skipped when the text lacks what any match of it contains."""
     counts: Counter[str] = Counter()
 
     def sub(pattern: re.Pattern[str], kind: str, s: str, valid: object = None) -> str:
@@ -129,15 +152,37 @@ def redact(text: str, *, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Reda
 
         return pattern.sub(repl, s)
 
-    out = sub(_SECRET, "secret", text)
+    secrets = _secret_pattern(text)
+    out = sub(secrets, "secret", text) if secrets is not None else text
     out = sub(_EMAIL, "email", out) if "@" in out else out
-    out = _redact_ibans(out, counts)
-    out = sub(_CARD, "card", out, _is_card)
-    out = sub(_ADDRESS, "address", out)
-    out = sub(_IPV4, "ip", out, _is_ip)
-    out = sub(_IPV6, "ip", out, _is_ip)
-    out = _redact_phones(out, counts, tuple(regions) or DEFAULT_PHONE_REGIONS)
+    # placeholders hold no digit, so a text without one keeps none
+    if _DIGIT.search(out):
+        out = _redact_ibans(out, counts) if _IBAN_HINT.search(out) else out
+        out = sub(_CARD, "card", out, _is_card) if _CARD_HINT.search(out) else out
+        out = sub(_ADDRESS, "address", out) if _ADDRESS_HINT.search(out) else out
+        out = sub(_IPV4, "ip", out, _is_ip) if _IPV4_HINT.search(out) else out
+    out = sub(_IPV6, "ip", out, _is_ip) if ":" in out and _IPV6_HINT.search(out) else out
+    out = redact_phones(out, counts, regions)
     return Redaction(out, counts)
+
+
+def _secret_pattern(text: str) -> re.Pattern[str] | None:
+    """The secret pattern with only the kinds whose literals ``text`` holds (None: it holds no kind's)."""
+    for literal in _SECRET_FIRST_LITERALS:  # most texts hold none of them: one flat loop says so
+        if literal in text:
+            break
+    else:
+        return None
+    kinds = tuple(i for i, (_, needs) in enumerate(_SECRET_KINDS)
+                  if all(any(literal in text for literal in group) for group in needs))
+    return _secret_kinds(kinds) if kinds else None
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_kinds(kinds: tuple[int, ...]) -> re.Pattern[str]:
+    # an alternative that cannot match anywhere in the text changes no match of the others: same leftmost matches,
+    # the same alternative winning at each (they keep their order)
+    return re.compile("|".join(_SECRET_KINDS[i][0] for i in kinds))
 
 
 def redact_many(texts: Sequence[str], *, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Redaction:
@@ -231,82 +276,3 @@ def _is_ip(candidate: str) -> bool:
     except ValueError:
         return False
     return not (address.version == 4 and candidate.count(".") == 3 and candidate.startswith("0."))
-
-
-def _redact_phones(text: str, counts: Counter[str], regions: tuple[str, ...]) -> str:
-    """One libphonenumber pass per region over what the previous passes left, sharing ONE budget of tries
-    (so more regions cost no more time on hostile text). The first region takes every number valid there;
-    a later region only numbers written the national way, with its trunk prefix ("020 7946 0958" in GB) and
-    grouped or 10+ digits long, so an order number that happens to be valid somewhere is not taken for a phone."""
-    if not _ENOUGH_DIGITS_FOR_A_PHONE.match(text):
-        return text
-    tries, found = PHONE_TRIES, 0
-    for index, region in enumerate(regions):
-        prefix = None if index == 0 else _trunk_prefix(region)
-        if index and prefix is None:
-            continue
-        if index and not _ENOUGH_DIGITS_FOR_A_PHONE.match(text):
-            break
-        matcher = phonenumbers.PhoneNumberMatcher(
-            text, region, leniency=phonenumbers.Leniency.VALID, max_tries=tries
-        )
-        pieces: list[str] = []
-        last = 0
-        for match in matcher:
-            if prefix is not None and not _national_shape(match.raw_string, prefix):
-                continue
-            pieces.append(text[last : match.start])
-            pieces.append(PLACEHOLDERS["phone"])
-            last = match.end
-            found += 1
-            if found == MAX_PHONES:
-                break
-        rest = text[last:]
-        # The matcher stops silently when its tries run out; it keeps the count in `_max_tries` (no public API).
-        # Should a new version drop that attribute, every text counts as past the budget: over-redaction, not a leak.
-        tries = getattr(matcher, "_max_tries", 0)
-        exhausted = found == MAX_PHONES or tries <= 0
-        if exhausted:
-            rest = _redact_phone_shapes(rest, counts)
-        pieces.append(rest)
-        text = "".join(pieces)
-        if exhausted:
-            break
-    if found:
-        counts["phone"] += found
-    return text
-
-
-def _national_shape(raw: str, prefix: str) -> bool:
-    """A later region's number must start with its trunk prefix (if it writes one), and be grouped ("030 1234567")
-    or 10+ digits long: a bare "0224976" is more often an invoice number than a German phone; "05.03.2024" is a date."""
-    if not raw.lstrip("(").startswith(prefix) or _DATE.fullmatch(raw):
-        return False
-    return any(not c.isdigit() for c in raw) or sum(c.isdigit() for c in raw) >= 10
-
-
-@functools.cache
-def _trunk_prefix(region: str) -> str | None:
-    """The digits a national number of ``region`` starts with ("0" in GB, DE, FR); "" where none is written (the
-    NANP's "1" mostly is not, Italy has none); None for a region libphonenumber does not know."""
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper())
-    if metadata is None:
-        return None
-    return "" if region.upper() in _NANP else (metadata.national_prefix or "")
-
-
-def phone_regions(setting: str) -> tuple[str, ...]:
-    """``"US,GB,DE,FR"`` as region codes, checked against libphonenumber; raises ValueError naming an unknown one."""
-    regions = tuple(dict.fromkeys(r.strip().upper() for r in setting.split(",") if r.strip()))
-    unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
-    if unknown:
-        raise ValueError(f"unknown phone region(s): {', '.join(unknown)}; use ISO 3166 codes such as US, GB, DE")
-    return regions or DEFAULT_PHONE_REGIONS
-
-
-def _redact_phone_shapes(text: str, counts: Counter[str]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        counts["phone"] += 1
-        return PLACEHOLDERS["phone"]
-
-    return _PHONE_SHAPE.sub(repl, text)

@@ -24,7 +24,7 @@ from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
 from ingest.domain.duplicates import Candidate, Placement, candidate, content_lookup, place
 from ingest.domain.feedback import FeedbackIn, RedactionPolicy, normalize
 from ingest.store.group_commit import GroupCommit
-from ingest.store.repository import FeedbackRepository
+from ingest.store.group_sql import GroupSql
 
 __all__ = [
     "OFF_LOOP_CHARS",
@@ -105,19 +105,18 @@ async def store_submissions(
     """
     try:
         async with uow_factory() as uow:
-            repo = FeedbackRepository(uow.session)
+            sql = GroupSql(uow.session)
+            repo = sql.repo
             # load: the nonces (recorded in submission order), the items stored already, the possible originals
             accepted = [s.nonce is None or await repo.add_nonce(*s.nonce, s.received_at) for s in submissions]
             kept = [s for s, ok in zip(submissions, accepted, strict=True) if ok]
             candidates = [candidate(raw) for s in kept for raw in s.normalized]
-            stored_ids = await _stored_ids(repo, candidates)
-            stored_by_key = await _possible_originals(repo, candidates, stored_ids, duplicate_window)
+            stored_ids, stored_by_key = await _load(sql, candidates, duplicate_window)
             # decide
             placements = place(candidates, stored_ids=stored_ids, stored_by_key=stored_by_key,
                                window=duplicate_window)
             # apply
-            rows = _apply(uow, kept, candidates, placements)
-            await repo.insert_many(rows)
+            await sql.insert_many(_apply(uow, kept, candidates, placements))
             await uow.commit()
     except IntegrityError as exc:
         nonces = [s.nonce for s in submissions if s.nonce is not None]
@@ -130,19 +129,25 @@ async def store_submissions(
     ]
 
 
-async def _stored_ids(repo: FeedbackRepository, candidates: Sequence[Candidate]) -> set[uuid.UUID]:
-    found = await repo.existing_ids(str(c.feedback_id) for c in candidates)
-    return {uuid.UUID(f) for f in found}
-
-
-async def _possible_originals(
-    repo: FeedbackRepository, candidates: Sequence[Candidate], stored_ids: set[uuid.UUID], window: timedelta
-) -> dict[str, list[tuple[datetime, uuid.UUID]]]:
+async def _load(
+    sql: GroupSql, candidates: Sequence[Candidate], window: timedelta
+) -> tuple[set[uuid.UUID], dict[str, list[tuple[datetime, uuid.UUID]]]]:
+    """The stored ids among the candidates', and the stored items that may be an original (what
+    :func:`content_lookup` names): on SQLite in ONE round trip, which asks for the items of every keyed candidate
+    (a stored one's too: it is not known yet) and keeps those the lookup names; elsewhere in two."""
+    wide = content_lookup(candidates, (), window)
+    found_ids, found = await sql.load([str(c.feedback_id) for c in candidates],
+                                      (wide.keys, wide.since, wide.until) if wide is not None else None)
+    stored_ids = {uuid.UUID(f) for f in found_ids}
     lookup = content_lookup(candidates, stored_ids, window)
     if lookup is None:
-        return {}
-    found = await repo.with_content(lookup.keys, lookup.since, lookup.until)
-    return {key: [(created, uuid.UUID(fid)) for created, fid in pairs] for key, pairs in found.items()}
+        return stored_ids, {}
+    if found is None:
+        found = await sql.repo.with_content(lookup.keys, lookup.since, lookup.until)
+    return stored_ids, {
+        key: [(created, uuid.UUID(fid)) for created, fid in pairs if lookup.since <= created <= lookup.until]
+        for key, pairs in found.items() if key in lookup.keys
+    }
 
 
 def _apply(
