@@ -4,8 +4,10 @@ A :class:`~feedbackloop.runtime.worker.PeriodicWorker`: each tick claims up to t
 deliveries (:func:`notification.service.attempts.claim_due`) and starts one task per claim; the consumer calls
 :meth:`~DeliveryWorker.wake` when it queued deliveries, and a finished send wakes it too (a slot is free).
 
-Each task makes one attempt and records it (:func:`notification.service.attempts.record_attempt`), which moves
-the delivery on (succeeded, due again per the retry schedule, or failed) and may pause its channel. The send goes
+Each task makes one attempt and records it (:func:`notification.service.attempts.record_attempts`: the attempts
+that finish while one transaction records wait for the next, so a busy worker commits many at once; a task keeps
+its sending slot until its attempt is recorded), which moves the delivery on (succeeded, due again per the retry
+schedule, or failed) and may pause its channel. The send goes
 through the channel type's :class:`~notification.transports.base.Sender`, by the channel's *current* settings
 (read from its rule at claim time). A send that cannot even start is a failed attempt too, never a delivery left
 pending: a URL ``httpx`` cannot read or send to (``InvalidURL``, ``UnsupportedProtocol``, a bad IDNA label) fails
@@ -42,7 +44,7 @@ from notification import __version__
 from notification.config import NotificationSettings
 from notification.domain.lifecycle import AttemptResult
 from notification.domain.targets import sender_url_problem
-from notification.service.attempts import GONE_ERROR, claim_due, record_attempt
+from notification.service.attempts import GONE_ERROR, claim_due, record_attempts
 from notification.store.repository import Claim
 from notification.transports import Message, Sender, SendOutcome, host_of, senders
 from notification.transports.egress import Resolver, guarded_client, system_resolver
@@ -78,6 +80,9 @@ class DeliveryWorker(PeriodicWorker):
         self._read = read_sessions
         self._inflight: set[asyncio.Task[None]] = set()
         self._senders: dict[str, Sender] = {}
+        # sends waiting to be recorded, and the task recording them (one transaction for what finished together)
+        self._unrecorded: list[tuple[Claim, SendOutcome | None, asyncio.Future[AttemptResult | None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Claim and send until :meth:`stop`; requests in flight then finish and are recorded before returning."""
@@ -123,11 +128,9 @@ class DeliveryWorker(PeriodicWorker):
 
     async def _attempt(self, claim: Claim) -> None:
         """Send one claimed delivery and record the outcome; never raises (an unrecorded send is re-sent later)."""
-        settings = self._settings
         try:
             sent = await self._traced_send(claim, claim.channel) if claim.channel is not None else None
-            result = await record_attempt(self._uow, claim, sent, schedule=settings.schedule,
-                                          jitter=settings.retry_jitter, pause_after=settings.pause_after_failures)
+            result = await self._record(claim, sent)
         except Exception as exc:
             log.exception("recording a delivery attempt failed; it is retried when its lease ends",
                           delivery_id=claim.id, error=repr(exc))
@@ -139,6 +142,42 @@ class DeliveryWorker(PeriodicWorker):
         log_method = log.info if result is AttemptResult.SUCCEEDED else log.warning
         log_method("delivery attempt", delivery_id=claim.id, attempt=claim.attempt, outcome=str(result),
                    status_code=status, error=error, **(sent.log_ids if sent is not None else {}))
+
+    async def _record(self, claim: Claim, sent: SendOutcome | None) -> AttemptResult | None:
+        """Record the attempt together with the others that finished meanwhile (a group commit: while one
+        transaction records, the next batch gathers); returns how it counts, raises what recording raised."""
+        done: asyncio.Future[AttemptResult | None] = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((claim, sent, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_pending(), name="delivery-recorder")
+        return await done
+
+    async def _record_pending(self) -> None:
+        """Record what waits, batch after batch; a batch that fails is recorded one by one, so that one bad
+        attempt does not keep the others unrecorded."""
+        while self._unrecorded:
+            batch, self._unrecorded = self._unrecorded, []
+            try:
+                results = await self._record_many([(claim, sent) for claim, sent, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0][2].set_exception(exc)
+                    continue
+                for claim, sent, done in batch:
+                    try:
+                        (result,) = await self._record_many([(claim, sent)])
+                    except Exception as one:
+                        done.set_exception(one)
+                    else:
+                        done.set_result(result)
+                continue
+            for (_, _, done), result in zip(batch, results, strict=True):
+                done.set_result(result)
+
+    async def _record_many(self, attempts: list[tuple[Claim, SendOutcome | None]]) -> list[AttemptResult | None]:
+        settings = self._settings
+        return await record_attempts(self._uow, attempts, schedule=settings.schedule, jitter=settings.retry_jitter,
+                                     pause_after=settings.pause_after_failures)
 
     async def _traced_send(self, claim: Claim, channel: dict[str, Any]) -> SendOutcome:
         """:meth:`_send` in a ``deliver <type>`` client span of the delivery's stored trace context."""

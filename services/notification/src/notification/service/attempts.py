@@ -29,11 +29,11 @@ from notification.domain.lifecycle import (
     OutcomeKind,
     after_attempt,
 )
-from notification.store.models import Delivery, DeliveryAttempt
+from notification.store.models import ChannelHealth, Delivery, DeliveryAttempt
 from notification.store.repository import Claim, DeliveryRepository, NoiseRepository
 from notification.transports.base import ERROR_CHARS, SendOutcome
 
-__all__ = ["CHANNELS_PAUSED", "GONE_ERROR", "claim_due", "record_attempt"]
+__all__ = ["CHANNELS_PAUSED", "GONE_ERROR", "claim_due", "record_attempt", "record_attempts"]
 
 log = get_logger(__name__)
 
@@ -67,32 +67,52 @@ async def record_attempt(uow_factory: UnitOfWorkFactory, claim: Claim, sent: Sen
     """Store the attempt ``sent`` (``None``: nothing was attempted, the rule or channel is gone) and move the
     delivery on; returns how the attempt counts, or ``None`` when it was stale (the delivery was deleted, or
     another sender recorded it after this one's lease ran out)."""
+    (result,) = await record_attempts(uow_factory, [(claim, sent)], schedule=schedule, jitter=jitter,
+                                      pause_after=pause_after)
+    return result
+
+
+async def record_attempts(uow_factory: UnitOfWorkFactory, attempts: Sequence[tuple[Claim, SendOutcome | None]], *,
+                          schedule: Sequence[float], jitter: float,
+                          pause_after: int) -> list[AttemptResult | None]:
+    """:func:`record_attempt` for several attempts, in order, in one transaction (one commit for all: the worker
+    records the sends that finished together); the deliveries are read in one statement."""
     now = datetime.now(UTC)
+    async with uow_factory() as uow:
+        repo = DeliveryRepository(uow.session)
+        found = await repo.get_many({claim.id for claim, _ in attempts})
+        healths = await NoiseRepository(uow.session).health_of(
+            {(claim.rule_id, claim.channel_index) for claim, _ in attempts if claim.channel is not None})
+        results = [await _record(uow, repo, found.get(claim.id), claim, sent, now, schedule, jitter, pause_after,
+                                 healths) for claim, sent in attempts]
+        await uow.commit()
+    return results
+
+
+async def _record(uow: UnitOfWork, repo: DeliveryRepository, delivery: Delivery | None, claim: Claim,
+                  sent: SendOutcome | None, now: datetime, schedule: Sequence[float], jitter: float,
+                  pause_after: int, healths: dict[tuple[str, int], ChannelHealth | None]) -> AttemptResult | None:
     outcome = sent.outcome() if sent is not None else Outcome(OutcomeKind.GONE)
     status, error = (sent.status, sent.error) if sent is not None else (None, GONE_ERROR)
     error = error[:ERROR_CHARS] if error else None
-    async with uow_factory() as uow:
-        repo = DeliveryRepository(uow.session)
-        delivery = await repo.get(claim.id)
-        if delivery is None:
-            return None
-        transition = after_attempt(_state(delivery), claim.attempt, outcome, now=now, schedule=schedule,
-                                   jitter=jitter)
-        if transition is None:
-            return None
-        if sent is not None:
-            await repo.record_attempt(DeliveryAttempt(delivery_id=claim.id, attempt=claim.attempt, at=now,
-                                                      status_code=status, error=error,
-                                                      duration_ms=round(sent.took * 1000, 1)))
-            if claim.channel is not None:
-                delivery.url = _shown_url(claim.channel, delivery.url)
-        after = transition.state
-        delivery.status, delivery.attempts = after.status, after.attempts
-        delivery.next_attempt_at, delivery.delivered_at = after.next_attempt_at, after.delivered_at
-        delivery.last_status_code, delivery.last_error = status, error
-        if transition.settled and claim.channel is not None:
-            await _track_health(uow, claim, transition.result is AttemptResult.SUCCEEDED, error, now, pause_after)
-        await uow.commit()
+    if delivery is None:
+        return None
+    transition = after_attempt(_state(delivery), claim.attempt, outcome, now=now, schedule=schedule, jitter=jitter)
+    if transition is None:
+        return None
+    if sent is not None:
+        await repo.record_attempt(DeliveryAttempt(delivery_id=claim.id, attempt=claim.attempt, at=now,
+                                                  status_code=status, error=error,
+                                                  duration_ms=round(sent.took * 1000, 1)))
+        if claim.channel is not None:
+            delivery.url = _shown_url(claim.channel, delivery.url)
+    after = transition.state
+    delivery.status, delivery.attempts = after.status, after.attempts
+    delivery.next_attempt_at, delivery.delivered_at = after.next_attempt_at, after.delivered_at
+    delivery.last_status_code, delivery.last_error = status, error
+    if transition.settled and claim.channel is not None:
+        await _track_health(uow, claim, transition.result is AttemptResult.SUCCEEDED, error, now, pause_after,
+                            healths)
     return transition.result
 
 
@@ -102,17 +122,19 @@ def _state(delivery: Delivery) -> DeliveryState:
 
 
 async def _track_health(uow: UnitOfWork, claim: Claim, succeeded: bool, error: str | None, now: datetime,
-                        threshold: int) -> None:
-    """Count the channel's failed deliveries in a row; at ``threshold``, pause it and raise the event."""
+                        threshold: int, healths: dict[tuple[str, int], ChannelHealth | None]) -> None:
+    """Count the channel's failed deliveries in a row; at ``threshold``, pause it and raise the event.
+    ``healths``: the health rows read for the batch (``None``: none stored), kept up to date."""
     noise = NoiseRepository(uow.session)
+    key = (claim.rule_id, claim.channel_index)
     if succeeded:
-        health = await noise.health(claim.rule_id, claim.channel_index)
+        health = healths[key] if key in healths else await noise.health(*key)
         if health is not None:
             health.consecutive_failures = health_after(health.consecutive_failures or 0,
                                                        health.paused_at is not None, True, threshold
                                                        ).consecutive_failures
         return
-    health = await noise.health_locked(claim.rule_id, claim.channel_index)
+    health = healths[key] = await noise.health_locked(claim.rule_id, claim.channel_index)
     change = health_after(health.consecutive_failures or 0, health.paused_at is not None, False, threshold)
     health.consecutive_failures, health.last_error = change.consecutive_failures, error
     if not change.pause:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,6 +24,7 @@ from notification.store.models import Rule
 from notification.store.repository import DeliveryRepository, NoiseRepository, RuleRepository
 
 __all__ = [
+    "Matchable",
     "RuleDraft",
     "create_rule",
     "delete_rule",
@@ -168,7 +169,17 @@ async def rules_matching(sessions: async_sessionmaker[AsyncSession], event_kind:
     return [r for r in rules if fires(r, event_kind, data)], len(rules)
 
 
-def fires(rule: Rule, event_kind: str, data: Mapping[str, Any]) -> bool:
+class Matchable(Protocol):
+    """A stored rule as the matcher needs it (a :class:`Rule`, or a batch's copy of one)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def match(self) -> Any: ...
+
+
+def fires(rule: Matchable, event_kind: str, data: Mapping[str, Any]) -> bool:
     """Whether a stored rule matches an event; a rule the matcher cannot read is skipped (and logged)."""
     try:
         return matches(rule.match, event_kind, data)

@@ -145,6 +145,15 @@ class NoiseRepository:
     async def health(self, rule_id: str, channel_index: int) -> ChannelHealth | None:
         return await self.session.get(ChannelHealth, (rule_id, channel_index))
 
+    async def health_of(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], ChannelHealth | None]:
+        """The health rows of the (rule, channel)s ``keys`` in one read (``None``: none stored)."""
+        if not keys:
+            return {}
+        rows = await self.session.scalars(select(ChannelHealth).where(
+            ChannelHealth.rule_id.in_(sorted({r for r, _ in keys}))))
+        found = {(h.rule_id, h.channel_index): h for h in rows.all()}
+        return {key: found.get(key) for key in keys}
+
     async def health_locked(self, rule_id: str, channel_index: int) -> ChannelHealth:
         """The channel's health row, created if missing and locked for this transaction.
 
@@ -197,6 +206,11 @@ class DeliveryRepository:
 
     async def get(self, delivery_id: str) -> Delivery | None:
         return await self.session.get(Delivery, delivery_id)
+
+    async def get_many(self, delivery_ids: set[str]) -> dict[str, Delivery]:
+        """The deliveries of ``delivery_ids`` that exist, by id (one read)."""
+        rows = await self.session.scalars(select(Delivery).where(Delivery.id.in_(sorted(delivery_ids))))
+        return {d.id: d for d in rows.all()}
 
     async def attempts_of(self, delivery_id: str) -> list[DeliveryAttempt]:
         rows = await self.session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
