@@ -108,6 +108,9 @@ finetune: $(STAMP) $(TRAIN_VENV)/.installed  ## experiment: fine-tune MiniLM on 
 bench-classification: $(STAMP)  ## classification items/s with batching and RSS (var/bench/classification.json)
 	@$(BIN)/feedbackloop bench-classification
 
+bench-classify-consumer: $(STAMP)  ## classification's consumer draining 5,000 raw events: items/s, CPU by thread (var/bench/classification-consumer.json)
+	@FEEDBACKLOOP_LOG_LEVEL=WARNING $(BIN)/python services/classification/bench/consumer_throughput.py $(BENCH_CONSUMER_ARGS)
+
 models: $(STAMP)  ## build the ONNX encoder (fp32 + int8) in var/models ahead of time (else done on first use)
 	@$(BIN)/feedbackloop export-models var/models
 

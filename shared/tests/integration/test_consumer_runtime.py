@@ -377,3 +377,28 @@ async def test_processed_ids_are_written_at_commit_and_a_race_lost_is_retried_no
                 await second.commit()
     finally:
         await engine.dispose()
+
+
+async def test_events_withdrawn_before_commit_never_reach_the_outbox(tmp_path: Path) -> None:
+    """An erasure met in the same batch as the item it erases takes back the item's event; a savepoint that
+    rolls back puts a withdrawn event back."""
+    engine = create_engine(store_url(tmp_path, "svc"))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    uow = UnitOfWorkFactory(session_factory(engine), tables, "/test")
+    try:
+        async with uow() as work:
+            kept, erased, restored = raw_event(1), raw_event(2), raw_event(3)
+            for event in (kept, erased, restored):
+                work.publish(FEEDBACK_RAW, event.data, event_id=event.id)
+            assert work.withdraw(FEEDBACK_RAW, [str(erased.data.feedback_id)]) == 1
+            with contextlib.suppress(ValueError):
+                async with work.savepoint():
+                    work.withdraw(FEEDBACK_RAW, [str(restored.data.feedback_id)])
+                    raise ValueError("rolled back: the withdrawal with it")
+            await work.commit()
+        async with engine.connect() as conn:
+            ids = {r[0] for r in await conn.execute(select(tables.outbox.c.event_id))}
+        assert ids == {kept.id, restored.id}
+    finally:
+        await engine.dispose()

@@ -1,47 +1,106 @@
-"""What classification reads: ``feedback.raw.v1`` (each event handed to :func:`handle_raw` via the runtime) and
-``privacy.v1`` (:func:`handle_privacy`: erasure requests).
+"""What classification reads: ``feedback.raw.v1`` (labelled by :class:`RawConsumer`) and ``privacy.v1``
+(:func:`handle_privacy`: erasure requests).
 
-Before the batch's transaction, :func:`make_preparer` embeds every text of the batch in one model call (the encoder
-runs batches of up to 64 texts instead of one at a time; the handler then finds each vector in the cache).
-The runtime gives the handler one unit of work per batch (each event in a savepoint, its id recorded as
-processed, duplicates skipped before the handler is called); the handler labels the item and raises the
-``feedback.classified.v1`` event through the outbox. It never commits and never talks to Kafka.
+A batch is handled as a batch. Before its transaction, :meth:`RawConsumer.prepare` labels every item of the batch
+in one pass off the event loop (:func:`~classification.service.read_batch`: all texts in one encoder call, sorted by
+length, cached by their word pieces, then each item's labels). In the transaction the runtime calls the handler
+once per event (each in a savepoint, duplicates skipped before the handler is called); the first one reads what
+the store knows of the whole batch in two statements (:class:`~classification.service.BatchLookup`), and each
+stages its row and raises its event (:class:`~classification.service.BatchWrites`). :meth:`RawConsumer.finish`
+then writes the batch in the same transaction — one upsert of all rows, one of the clusters touched — and the
+runtime commits it with the processed event ids and the outbox rows (one insert each). If that write fails (not
+transiently), the runtime handles the batch again one event per transaction, so one bad item is dead-lettered and
+the rest land. An event whose labels were not prepared (the classifier changed in between, or the preparation
+failed) is labelled alone, as before. The handlers never commit and never talk to Kafka.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from classification.model.classifier import PreviewItem
-from classification.service import LiveState, apply_erasure, classify_item
+from classification.service import (
+    BatchLookup,
+    BatchWrites,
+    LiveState,
+    Reading,
+    apply_erasure,
+    classify_item,
+    read_batch,
+)
 from feedbackloop.contracts import FEEDBACK_RAW, PRIVACY, Envelope, ErasureRequest, RawFeedback
 from feedbackloop.db import UnitOfWork
-from feedbackloop.runtime import BatchPreparer, EventHandler, PoisonMessage, Subscription
+from feedbackloop.runtime import EventHandler, PoisonMessage, Subscription
 
-__all__ = ["handle_privacy", "make_handler", "make_preparer", "subscriptions"]
+__all__ = ["RawConsumer", "handle_privacy", "make_privacy_handler", "subscriptions"]
 
 
-def make_handler(live: LiveState) -> EventHandler:
-    """Labels each item with the classifier in force; waits until the store's state is restored (``live.ready``)."""
-    async def handle_raw(uow: UnitOfWork, event: Envelope[Any]) -> None:
+class RawConsumer:
+    """``feedback.raw.v1``: :meth:`prepare` labels a batch ahead of its transaction, :meth:`handle` stores each item.
+
+    Holds the last prepared batch only (the runtime prepares a batch, then handles it, one batch at a time), and
+    per unit of work the batch's :class:`BatchLookup` (gone with the unit of work: a batch retried after a
+    transient failure reads the store again).
+    """
+
+    def __init__(self, live: LiveState) -> None:
+        self.live = live
+        self._readings: dict[str, Reading] = {}
+        self._feedback_ids: list[str] = []
+        self._prepared_with: object = None
+        self._lookups: weakref.WeakKeyDictionary[UnitOfWork, BatchLookup] = weakref.WeakKeyDictionary()
+        self._writes: weakref.WeakKeyDictionary[UnitOfWork, BatchWrites] = weakref.WeakKeyDictionary()
+
+    async def prepare(self, events: Sequence[Envelope[Any]]) -> None:
+        """Label the batch's items with the classifier in force (waits until the store's state is restored)."""
+        self._readings, self._prepared_with = {}, None
+        raws = [e for e in events if isinstance(e.data, RawFeedback)]
+        self._feedback_ids = [str(e.data.feedback_id) for e in raws]
+        if not raws:
+            return
+        await self.live.ready.wait()
+        classifier = self.live.classifier
+        readings = await asyncio.to_thread(read_batch, classifier, [e.data for e in raws])
+        self._readings = {e.id: r for e, r in zip(raws, readings, strict=True)}
+        self._prepared_with = classifier
+
+    async def handle(self, uow: UnitOfWork, event: Envelope[Any]) -> None:
+        """Label the item with the classifier in force (prepared, or alone), store it, raise its event."""
         raw = event.data
         if not isinstance(raw, RawFeedback):  # decode() validated it against the topic; anything else is a bug
             raise PoisonMessage(f"expected a RawFeedback payload, got {type(raw).__name__}")
-        await live.ready.wait()
-        await classify_item(uow, raw, live)
+        await self.live.ready.wait()
+        reading = self._readings.get(event.id) if self._prepared_with is self.live.classifier else None
+        staged = self._writes.setdefault(uow, BatchWrites())
+        await classify_item(uow, raw, self.live, reading=reading, lookup=await self._lookup(uow), staged=staged)
 
-    return handle_raw
+    async def finish(self, uow: UnitOfWork) -> None:
+        """Write the batch's staged rows, clusters and events (the runtime calls it once, before the commit)."""
+        staged = self._writes.pop(uow, None)
+        self._lookups.pop(uow, None)
+        if staged is not None:
+            await staged.write(uow)
+
+    async def _lookup(self, uow: UnitOfWork) -> BatchLookup:
+        lookup = self._lookups.get(uow)
+        if lookup is None:
+            lookup = self._lookups[uow] = await BatchLookup.load(uow, self._feedback_ids)
+        return lookup
+
+    def forget(self, uow: UnitOfWork) -> None:
+        """Drop the batch's lookup of ``uow`` (an erasure in the same unit of work makes it stale)."""
+        self._lookups.pop(uow, None)
 
 
-def make_preparer(live: LiveState) -> BatchPreparer:
-    """Embeds the batch's texts at once, off the event loop, with the classifier in force."""
-    async def prepare(events: Sequence[Envelope[Any]]) -> None:
-        items = [PreviewItem(e.data.text, e.data.subject) for e in events if isinstance(e.data, RawFeedback)]
-        await asyncio.to_thread(live.classifier.warm, items)
+def make_privacy_handler(raw: RawConsumer) -> EventHandler:
+    """:func:`handle_privacy`, dropping the raw consumer's batch lookup first (it may now name erased items)."""
+    async def handle_erasure(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        raw.forget(uow)
+        await handle_privacy(uow, event)
 
-    return prepare
+    return handle_erasure
 
 
 async def handle_privacy(uow: UnitOfWork, event: Envelope[Any]) -> None:
@@ -53,4 +112,6 @@ async def handle_privacy(uow: UnitOfWork, event: Envelope[Any]) -> None:
 
 def subscriptions(live: LiveState) -> list[Subscription]:
     """The topics classification consumes, each with its handler and batch preparation."""
-    return [Subscription(FEEDBACK_RAW, make_handler(live), make_preparer(live)), Subscription(PRIVACY, handle_privacy)]
+    raw = RawConsumer(live)
+    return [Subscription(FEEDBACK_RAW, raw.handle, raw.prepare, raw.finish),
+            Subscription(PRIVACY, make_privacy_handler(raw))]

@@ -4,6 +4,7 @@ import json
 import random
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from classification.config import DEFAULT_TAXONOMY_FILE
@@ -25,6 +26,15 @@ def test_vectors_are_normalized_cached_and_in_order(encoder: Encoder) -> None:
     assert vectors.shape == (4, DIMENSIONS)
     assert abs(float((vectors[0] ** 2).sum()) - 1) < 1e-4
     assert (vectors[0] == vectors[2]).all() and not (vectors[0] == vectors[3]).all()
+
+
+def test_texts_the_tokenizer_reads_alike_share_one_cached_vector(encoder: Encoder) -> None:
+    encoder.clear_cache()
+    first = encoder.encode(["The  Export crashes\n"])[0]
+    assert len(encoder._by_pieces) == 1
+    again = encoder.encode(["the export crashes", "THE EXPORT CRASHES"])
+    assert len(encoder._by_pieces) == 1 and len(encoder._cache) == 3
+    assert np.array_equal(again[0], first) and np.array_equal(again[1], first)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "😀🔥👍" * 50, "x" * 100_000, "日本語のテキストです。アプリが落ちる",

@@ -54,3 +54,23 @@ def test_corrections_vote_on_similar_texts_by_closeness_and_leave_distant_ones_a
     assert memory.blend(head, unit(0, 0, 1), "kind") == head, "an unrelated text keeps the head's reading"
     assert memory.blend(head, unit(1, 0, 0), "sentiment") == head, "no sentiment was corrected"
     assert ExampleMemory.empty().blend(head, unit(1, 0, 0), "kind") == head
+
+
+def test_the_nearest_cluster_is_the_one_a_plain_scan_finds() -> None:
+    """The stacked-centroid search picks what comparing each centroid in turn picks, ties to the oldest."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(12, 16)).astype(np.float32)
+    index = ClusterIndex()
+    for n in range(400):
+        vector = (centres[n % 12] + rng.normal(scale=0.9, size=16)).astype(np.float32)
+        unit = vector / np.linalg.norm(vector)
+        states = [index.get(i) for i in list(index._order)]
+        scores = [float(s.centroid @ unit) for s in states if s is not None]
+        expected = states[scores.index(max(scores))] if scores else None
+        joined = index.assign(f"i{n}", vector, "")
+        if expected is not None and max(scores) >= 0.55:
+            assert joined.id == expected.id
+    twin = ClusterIndex()
+    first = twin.assign("a", _unit(1, 0, 0), "")
+    twin.assign("b", _unit(0, 1, 0), "")
+    assert twin.assign("c", _unit(1, 1, 0), "").id == first.id  # equally near both: the older one

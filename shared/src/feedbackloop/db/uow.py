@@ -88,14 +88,23 @@ class UnitOfWork:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: on error, its writes *and* the events raised inside it are undone."""
-        mark, processed = len(self._pending), len(self._processed)
+        pending, processed = list(self._pending), len(self._processed)  # a copy: withdraw() removes from within
         try:
             async with self.session.begin_nested():
                 yield
         except BaseException:
-            del self._pending[mark:]
+            self._pending[:] = pending
             del self._processed[processed:]
             raise
+
+    def withdraw(self, topic: Topic, subjects: Iterable[str]) -> int:
+        """Take back the events on ``topic`` about ``subjects`` raised in this unit of work and not yet written
+        to the outbox (an erasure met in the same batch as the item it erases); returns how many."""
+        gone = set(subjects)
+        kept = [p for p in self._pending if not (p[0].name == topic.name and p[1].subject in gone)]
+        withdrawn = len(self._pending) - len(kept)
+        self._pending[:] = kept
+        return withdrawn
 
     async def already_processed(self, event_ids: Iterable[str]) -> set[str]:
         ids = list(event_ids)

@@ -65,6 +65,10 @@ class ClusterIndex:
         self._states: dict[str, ClusterState] = {}
         self._df: Counter[str] = Counter()
         self._items = 0
+        # The centroids stacked (row ``_rows[id]``; rows past ``len(self)`` unused), to find the nearest in one product.
+        self._rows: dict[str, int] = {}
+        self._order: list[str] = []
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
         for state in states:
             self._put(state)
 
@@ -82,17 +86,45 @@ class ClusterIndex:
         self._df.update(state.term_counts)
         self._items += state.size
         self._states[state.id] = state
+        self._stack(state)
+
+    def _stack(self, state: ClusterState) -> None:
+        centroid = np.asarray(state.centroid, dtype=np.float32).reshape(-1)
+        row = self._rows.get(state.id)
+        if row is None:
+            row = self._rows[state.id] = len(self._order)
+            self._order.append(state.id)
+        if row == 0 and len(self._order) == 1:
+            self._matrix = np.zeros((64, len(centroid)), dtype=np.float32)
+        if self._matrix.shape[1] != len(centroid):  # vectors of another width: scan one by one from now on
+            self._matrix = np.zeros((0, 0), dtype=np.float32)
+            return
+        if row >= len(self._matrix):
+            grown = np.zeros((2 * len(self._matrix), len(centroid)), dtype=np.float32)
+            grown[:len(self._matrix)] = self._matrix
+            self._matrix = grown
+        self._matrix[row] = centroid
+
+    def _nearest(self, unit: npt.NDArray[np.float32]) -> tuple[ClusterState | None, float]:
+        """The cluster whose centroid is most similar to ``unit`` and that similarity (None, -1 when there is none).
+
+        One matrix product finds the candidates; the few within a hair of the best are then compared one by one,
+        in insertion order, by the same dot product as ever, so the choice does not depend on how the product
+        rounds."""
+        count = len(self._order)
+        if count == 0:
+            return None, -1.0
+        if len(self._matrix) < count or len(unit) != self._matrix.shape[1]:
+            return _scan(self._states.values(), unit)
+        similarity = self._matrix[:count] @ unit
+        near = np.flatnonzero(similarity >= float(similarity.max()) - 1e-4)
+        return _scan((self._states[self._order[i]] for i in near), unit)
 
     def assign(self, item_id: str, vector: npt.NDArray[np.float32], text: str) -> ClusterState:
         """Put an item into its cluster (joined or new) and return that cluster's new state."""
         unit = _unit(vector)
         terms = text_terms(text)
-        best: ClusterState | None = None
-        best_similarity = -1.0
-        for state in self._states.values():
-            similarity = float(state.centroid @ unit)
-            if similarity > best_similarity:
-                best, best_similarity = state, similarity
+        best, best_similarity = self._nearest(unit)
         if best is None or best_similarity < JOIN_SIMILARITY:
             state = ClusterState(cluster_id_for(item_id), unit, 1, {t: 1 for t in terms})
         else:
@@ -124,6 +156,17 @@ class ClusterIndex:
             if len(chosen) == count:
                 break
         return tuple(chosen)
+
+
+def _scan(states: Iterable[ClusterState], unit: npt.NDArray[np.float32]) -> tuple[ClusterState | None, float]:
+    """The first of ``states`` with the highest similarity to ``unit`` (in the order given), and that similarity."""
+    best: ClusterState | None = None
+    best_similarity = -1.0
+    for state in states:
+        similarity = float(state.centroid @ unit)
+        if similarity > best_similarity:
+            best, best_similarity = state, similarity
+    return best, best_similarity
 
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -67,15 +67,21 @@ class Classifier:
     def label_many(self, items: Sequence[PreviewItem]) -> list[Labels]:
         """Labels of each item, in order. The embeddings of the whole batch — each item's reading and, for items
         of several sentences, each sentence (the kind is decided part by part) — are computed in one call."""
+        return self.read_many(items)[0]
+
+    def read_many(self, items: Sequence[PreviewItem]) -> tuple[list[Labels], np.ndarray | None]:
+        """:meth:`label_many` and the embedding each item was read by (rows in order; None without the encoder):
+        the consumer labels a whole batch at once and keeps the vectors for the emerging-theme clusters."""
         documents = [split_document(i.text, i.subject) for i in items]
         vectors, part_vectors = self._embed(items, documents)
-        return [classify(i.text, subject=i.subject, customer=i.customer, language_hint=i.language,
-                         taxonomy=self.taxonomy, high_value_mrr=self.high_value_mrr,
-                         priority_plans=self.priority_plans,
-                         vector=None if vectors is None else vectors[n], models=self.models,
-                         document=documents[n], part_vectors=None if part_vectors is None else part_vectors[n],
-                         review_thresholds=self.review_thresholds)
-                for n, i in enumerate(items)]
+        labels = [classify(i.text, subject=i.subject, customer=i.customer, language_hint=i.language,
+                           taxonomy=self.taxonomy, high_value_mrr=self.high_value_mrr,
+                           priority_plans=self.priority_plans,
+                           vector=None if vectors is None else vectors[n], models=self.models,
+                           document=documents[n], part_vectors=None if part_vectors is None else part_vectors[n],
+                           review_thresholds=self.review_thresholds)
+                  for n, i in enumerate(items)]
+        return labels, vectors
 
     def warm(self, items: Sequence[PreviewItem]) -> None:
         """Embed every text :meth:`label_many` would read for ``items`` in as few model calls as it would, so that

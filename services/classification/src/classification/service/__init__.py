@@ -11,7 +11,15 @@ the change and the outbox rows commit together), and the decisions are pure func
   (``feedbackloop reclassify``; imported by the command only).
 """
 
-from classification.service.classify import classified_event_id, classify_item, preview
+from classification.service.classify import (
+    BatchLookup,
+    BatchWrites,
+    Reading,
+    classified_event_id,
+    classify_item,
+    preview,
+    read_batch,
+)
 from classification.service.corrections import CorrectionRejected, UnknownFeedback, correct_item
 from classification.service.erasure import apply_erasure
 from classification.service.live import LiveState, restore
@@ -19,8 +27,11 @@ from classification.service.review import ReviewPage, review_queue
 from classification.service.taxonomy import TaxonomyVersionTaken, put_taxonomy, taxonomy_versions
 
 __all__ = [
+    "BatchLookup",
+    "BatchWrites",
     "CorrectionRejected",
     "LiveState",
+    "Reading",
     "ReviewPage",
     "TaxonomyVersionTaken",
     "UnknownFeedback",
@@ -30,6 +41,7 @@ __all__ = [
     "correct_item",
     "preview",
     "put_taxonomy",
+    "read_batch",
     "restore",
     "review_queue",
     "taxonomy_versions",

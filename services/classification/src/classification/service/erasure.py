@@ -29,6 +29,7 @@ async def apply_erasure(uow: UnitOfWork, request: ErasureRequest) -> int | None:
         return None
     ids = [str(f) for f in request.feedback_ids]
     gone = await ErasureRepository(uow.session).erase(ids, runtime_tables.outbox, FEEDBACK_CLASSIFIED.name)
+    uow.withdraw(FEEDBACK_CLASSIFIED, ids)  # labelled earlier in this batch: their events are not in the outbox yet
     await record_applied(uow.session, erasure_tables, request_id, customer_id=request.customer_id,
                          feedback_ids=ids, at=datetime.now(UTC))
     log.info("erasure applied", request_id=request_id, items=gone)

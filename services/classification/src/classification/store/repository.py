@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select, tuple_
@@ -16,6 +17,34 @@ from feedbackloop.contracts import ClassifiedFeedback
 __all__ = ["ClassificationRepository", "ClusterRepository", "CorrectionRepository", "TaxonomyRepository"]
 
 
+@cache
+def _upsert_statement(dialect_name: str) -> Any:
+    """``INSERT … ON CONFLICT (feedback_id) DO UPDATE … WHERE revision < excluded.revision``, built once per dialect
+    (its values are bound at execution)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = Classification.__table__
+    insert = dialect.insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.feedback_id],
+        set_={k: insert.excluded[k]
+              for k in ("revision", "classified_at", "kind", "sentiment", "item", "needs_review")},
+        where=table.c.revision < insert.excluded.revision,
+    )
+
+
+def _row(item: ClassifiedFeedback, created_at: datetime) -> dict[str, Any]:
+    return {
+        "feedback_id": str(item.feedback_id),
+        "revision": item.revision,
+        "created_at": created_at,
+        "classified_at": item.classified_at or created_at,
+        "kind": item.kind,
+        "sentiment": item.sentiment.label,
+        "item": item.model_dump(mode="json"),
+        "needs_review": item.needs_review,
+    }
+
+
 class ClassificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -23,32 +52,31 @@ class ClassificationRepository:
     async def get(self, feedback_id: str) -> Classification | None:
         return await self.session.get(Classification, feedback_id)
 
+    async def stored_among(self, feedback_ids: Sequence[str]) -> set[str]:
+        """Which of ``feedback_ids`` have a row (any revision), in one statement per 500 ids."""
+        found: set[str] = set()
+        ids = list(dict.fromkeys(feedback_ids))
+        for start in range(0, len(ids), 500):
+            rows = await self.session.scalars(select(Classification.feedback_id)
+                                              .where(Classification.feedback_id.in_(ids[start:start + 500])))
+            found.update(rows)
+        return found
+
     async def upsert(self, item: ClassifiedFeedback, *, created_at: datetime) -> bool:
         """Store ``item`` unless a row with the same or a newer revision exists; True when it was written.
 
         Idempotent: storing the same revision twice changes nothing, and an older revision never overwrites a
         newer one, so a redelivered or replayed event cannot undo a correction.
         """
-        values = {
-            "feedback_id": str(item.feedback_id),
-            "revision": item.revision,
-            "created_at": created_at,
-            "classified_at": item.classified_at or created_at,
-            "kind": item.kind,
-            "sentiment": item.sentiment.label,
-            "item": item.model_dump(mode="json"),
-            "needs_review": item.needs_review,
-        }
-        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(Classification).values(**values)
-        statement = insert.on_conflict_do_update(
-            index_elements=[Classification.feedback_id],
-            set_={k: insert.excluded[k] for k in ("revision", "classified_at", "kind", "sentiment", "item",
-                                                   "needs_review")},
-            where=Classification.revision < insert.excluded.revision,
-        )
-        result = await self.session.execute(statement)
+        values = _row(item, created_at)
+        result = await self.session.execute(_upsert_statement(self.session.get_bind().dialect.name), values)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def upsert_many(self, items: Sequence[tuple[ClassifiedFeedback, datetime]]) -> None:
+        """:meth:`upsert` of each ``(item, created_at)``, in one statement (executemany)."""
+        if items:
+            await self.session.execute(_upsert_statement(self.session.get_bind().dialect.name),
+                                       [_row(item, created_at) for item, created_at in items])
 
     async def count_since(self, since: datetime) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(Classification)
@@ -149,6 +177,21 @@ class ClusterRepository:
             row.centroid, row.size, row.term_counts, row.terms, row.updated_at = (
                 centroid, size, term_counts, terms, now)
         await self.session.flush()
+
+    async def save_many(self, states: Sequence[dict[str, Any]]) -> None:
+        """Each cluster's latest state (``id``, ``centroid``, ``size``, ``term_counts``, ``terms``, ``now``): new ones
+        inserted, known ones updated (their ``created_at`` kept), in one statement (executemany)."""
+        if not states:
+            return
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        table = ThemeCluster.__table__
+        insert = dialect.insert(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={k: insert.excluded[k] for k in ("centroid", "size", "term_counts", "terms", "updated_at")})
+        await self.session.execute(statement, [
+            {"id": s["id"], "centroid": s["centroid"], "size": s["size"], "term_counts": s["term_counts"],
+             "terms": s["terms"], "created_at": s["now"], "updated_at": s["now"]} for s in states])
 
 
 class ErasureRepository:
