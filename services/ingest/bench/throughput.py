@@ -39,7 +39,7 @@ from loadgen import Send, raw_poster  # the root bench folder is not a package
 
 from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.keys import KeyStore
-from feedbackloop_testing import free_port
+from feedbackloop_testing import free_port, wait_ready
 
 T = TypeVar("T")
 SECRET = "bench-zendesk-secret"
@@ -131,19 +131,6 @@ async def _httpx_poster(url: str, key: str, concurrency: int) -> AsyncIterator[S
         yield send
 
 
-async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=url, timeout=2) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"ingest exited with {process.returncode} during start-up")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError("ingest was not ready within 60 s")
 
 
 def _cpu_seconds(pid: int | None) -> float:
@@ -187,7 +174,7 @@ def run(seconds: float, concurrency: int, client: str = "raw", only: list[str] |
         url = f"http://127.0.0.1:{port}"
         results: dict[str, dict[str, float | int]] = {}
         try:
-            asyncio.run(_ready(url, process))
+            asyncio.run(wait_ready(url, process, timeout=60))
             counter = itertools.count()
             for name, make in SCENARIOS.items():
                 if only and name not in only:

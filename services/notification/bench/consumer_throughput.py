@@ -44,7 +44,7 @@ from feedbackloop.broker import EmbeddedBroker
 from feedbackloop.contracts import FEEDBACK_CLASSIFIED, ClassifiedFeedback, encode, new_envelope
 from feedbackloop.runtime.kafka import ensure_topics
 from feedbackloop.settings import KafkaSettings
-from feedbackloop_testing import free_port
+from feedbackloop_testing import free_port, wait_ready
 
 TEAMS = ["support", "billing", "enterprise", "product", "mobile"]
 KINDS = ["bug", "feature_request", "question", "complaint", "praise", "other"]
@@ -191,19 +191,6 @@ def _epoch(stored: str) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    async with httpx.AsyncClient(base_url=url, timeout=2) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the process exited with {process.returncode} during start-up")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"{url} was not ready within 90 s")
 
 
 async def _drive(kafka: KafkaSettings, db: Path, events: list[tuple[str, bytes, bytes]],
@@ -265,7 +252,7 @@ def run(events: int, seed: int, profile: Path | None, timeout: float, extra_env:
             asyncio.run(ensure_topics(kafka))
             service = _start_service(Path(folder), broker.bootstrap, hook_port, port, extra_env)
             processes.append(service)
-            asyncio.run(_ready(f"http://127.0.0.1:{port}", service))
+            asyncio.run(wait_ready(f"http://127.0.0.1:{port}", service))
             encoded = _events(events, seed)
             spy = None
             if profile is not None:

@@ -67,6 +67,7 @@ __all__ = [
     "serve_app",
     "store_url",
     "wait_for",
+    "wait_ready",
 ]
 
 T = TypeVar("T")
@@ -350,3 +351,19 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}"[:4000])
         await asyncio.sleep(interval)
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 90) -> None:
+    """Poll ``url``/readyz until it answers 200; fails at once if ``process`` (the server) exits first."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{url}: the process exited with {process.returncode} during start-up")
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"{url} was not ready within {timeout:.0f} s")
