@@ -1,7 +1,6 @@
 """Running a service: Kafka clients, the consumer runtime, the outbox relay and the DLQ."""
 
 from feedbackloop.runtime.consumer import (
-    DLQ_HEADERS,
     BatchPreparer,
     Consumer,
     ConsumerStalled,
@@ -14,7 +13,6 @@ from feedbackloop.runtime.relay import OutboxRelay, replay_outbox
 from feedbackloop.runtime.service import ServiceRuntime, Worker, WorkerFactory, start_runtime
 
 __all__ = [
-    "DLQ_HEADERS",
     "BatchPreparer",
     "Consumer",
     "ConsumerStalled",

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -48,12 +46,13 @@ from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.uow import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.logs import get_logger
 from feedbackloop.retry import Stopped, retry_until_stopped
+from feedbackloop.runtime.dlq import dead_letter_headers
 from feedbackloop.runtime.errors import PoisonMessage, is_transient
 from feedbackloop.runtime.kafka import headers_dict, make_consumer
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.tracing import consume_span
 
-__all__ = ["DLQ_HEADERS", "BatchFinisher", "BatchPreparer", "Consumer", "ConsumerStalled", "EventHandler",
+__all__ = ["BatchFinisher", "BatchPreparer", "Consumer", "ConsumerStalled", "EventHandler",
            "Subscription"]
 
 log = get_logger(__name__)
@@ -61,19 +60,6 @@ log = get_logger(__name__)
 EventHandler = Callable[[UnitOfWork, Envelope[Any]], Awaitable[None]]
 BatchPreparer = Callable[[Sequence[Envelope[Any]]], Awaitable[None]]
 BatchFinisher = Callable[[UnitOfWork], Awaitable[None]]
-
-#: Headers a dead-lettered record carries besides its original ones.
-DLQ_HEADERS = (
-    "dlq.error",
-    "dlq.error_type",
-    "dlq.stack",
-    "dlq.attempts",
-    "dlq.origin.topic",
-    "dlq.origin.partition",
-    "dlq.origin.offset",
-    "dlq.consumer_group",
-    "dlq.failed_at",
-)
 
 
 @dataclass(frozen=True)
@@ -338,21 +324,7 @@ class Consumer:
     async def _dead_letter(self, dead: _Dead) -> bool:
         record = dead.record
         topic = self._subs[record.topic].topic.dlq
-        stack = "".join(traceback.format_exception(dead.error, limit=-6))[-2000:]
-        headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq.")] + [
-            (k, str(v).encode())
-            for k, v in {
-                "dlq.error": str(dead.error)[:1000] or type(dead.error).__name__,
-                "dlq.error_type": type(dead.error).__name__,
-                "dlq.stack": stack,
-                "dlq.attempts": dead.attempts,
-                "dlq.origin.topic": record.topic,
-                "dlq.origin.partition": record.partition,
-                "dlq.origin.offset": record.offset,
-                "dlq.consumer_group": self.group_id,
-                "dlq.failed_at": datetime.now(UTC).isoformat(),
-            }.items()
-        ]
+        headers = dead_letter_headers(record, dead.error, dead.attempts, self.group_id)
         try:
             await retry_until_stopped(
                 lambda: self.producer.send_and_wait(topic, record.value, key=record.key, headers=headers),

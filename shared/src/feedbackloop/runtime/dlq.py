@@ -8,14 +8,36 @@ the original headers (``traceparent``…) kept. Consumers that already processed
 from __future__ import annotations
 
 import time
+import traceback
+from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from feedbackloop.contracts.topics import dlq_name
 
-__all__ = ["REPLAY_GROUP", "replay_dead_letters"]
+__all__ = ["REPLAY_GROUP", "dead_letter_headers", "replay_dead_letters"]
 
 REPLAY_GROUP = "feedbackloop-dlq-replay"
+
+
+def dead_letter_headers(record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int,
+                        group: str) -> list[tuple[str, bytes]]:
+    """The record's own headers (earlier ``dlq.*`` ones dropped) plus why and where it failed: ``dlq.error``,
+    ``dlq.error_type``, ``dlq.stack`` (the last frames), ``dlq.attempts``, ``dlq.origin.topic`` /
+    ``.partition`` / ``.offset``, ``dlq.consumer_group`` and ``dlq.failed_at``."""
+    why = {
+        "dlq.error": str(error)[:1000] or type(error).__name__,
+        "dlq.error_type": type(error).__name__,
+        "dlq.stack": "".join(traceback.format_exception(error, limit=-6))[-2000:],
+        "dlq.attempts": attempts,
+        "dlq.origin.topic": record.topic,
+        "dlq.origin.partition": record.partition,
+        "dlq.origin.offset": record.offset,
+        "dlq.consumer_group": group,
+        "dlq.failed_at": datetime.now(UTC).isoformat(),
+    }
+    return [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq.")] + [
+        (k, str(v).encode()) for k, v in why.items()]
 
 
 async def replay_dead_letters(bootstrap: str, topic: str, idle_seconds: float = 3.0) -> int:
