@@ -109,14 +109,7 @@ class TransactionMemo:
         self._facts[key] = (self._session.get_nested_transaction() or self._session.get_transaction(), value)
 
     def _rolled_back(self, session: Session, previous: SessionTransaction) -> None:
-        def undone(txn: SessionTransaction | None) -> bool:
-            while txn is not None:
-                if txn is previous:
-                    return True
-                txn = txn.parent
-            return False
-
-        self._facts = {k: f for k, f in self._facts.items() if not undone(f[0])}
+        self._facts = {k: f for k, f in self._facts.items() if not undone_by(f[0], previous)}
 
     def _committed(self, session: Session) -> None:
         if session.in_nested_transaction():
@@ -126,3 +119,12 @@ class TransactionMemo:
         self._facts = {}
         if lasting:
             self.cache.remember(self._engine, lasting)
+
+
+def undone_by(txn: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
+    """Whether what was done in ``txn`` went with ``rolled_back`` (it is that transaction or one nested in it)."""
+    while txn is not None:
+        if txn is rolled_back:
+            return True
+        txn = txn.parent
+    return False

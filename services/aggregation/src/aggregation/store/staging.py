@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from aggregation.domain.batch import Staged, batch_writes
 from aggregation.domain.items import feedback_row, theme_rows
-from aggregation.store.memo import StoreCache
+from aggregation.store.memo import StoreCache, undone_by
 from aggregation.store.models import erasure_tables
 from aggregation.store.repository import FeedbackRepository, ItemWriter
 from aggregation.store.rollups import RollupRepository
@@ -144,19 +144,12 @@ class StagedBatch:
         self._write()
 
     def _rolled_back(self, session: Session, previous: SessionTransaction) -> None:
-        def undone(txn: SessionTransaction | None) -> bool:
-            while txn is not None:
-                if txn is previous:
-                    return True
-                txn = txn.parent
-            return False
-
         for k, (txn, before) in enumerate(self._written):
-            if undone(txn):  # the early write is undone: the batch is back to what it was then
+            if undone_by(txn, previous):  # the early write is undone: the batch is back to what it was then
                 self._state, self._written = before, self._written[:k]
                 break
         for item in self._state.items.values():
-            item.revisions = [r for r in item.revisions if not undone(r[0])]
+            item.revisions = [r for r in item.revisions if not undone_by(r[0], previous)]
 
 
 def _stored_item(item: _Item) -> ClassifiedFeedback | None:
