@@ -29,6 +29,7 @@ from feedbackloop.contracts import (
     PRIVACY,
     RELEASES,
     TOPICS,
+    TRACKER,
     DecodeError,
     Topic,
     decode,
@@ -58,6 +59,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     RELEASES.name: {"release_id": "r-42", "version": "4.2.0", "released_at": NOW.isoformat()},
     PRIVACY.name: {"request_id": str(uuid.uuid4()), "customer_id": "acme", "feedback_ids": [str(FEEDBACK_ID)],
                    "requested_at": NOW.isoformat(), "reason": "GDPR art. 17"},
+    TRACKER.name: {"issue_key": "github:acme/web#42", "tracker": "github", "status": "done", "action": "closed",
+                   "resolution": "completed", "changed_at": NOW.isoformat()},
 }
 
 

@@ -19,12 +19,18 @@ __all__ = [
     "Channel",
     "ClassifiedFeedback",
     "Cluster",
+    "Conversation",
     "Customer",
     "ErasureRequest",
     "Insight",
     "InsightType",
     "InsightWindow",
+    "IssueStatus",
     "Kind",
+    "LoopClosure",
+    "LoopCustomer",
+    "LoopIssue",
+    "LoopRelease",
     "ModelInfo",
     "PausedChannel",
     "Rating",
@@ -34,6 +40,8 @@ __all__ = [
     "SentimentLabel",
     "Severity",
     "ThemeLabel",
+    "TrackerChange",
+    "TrackerName",
     "Urgency",
     "feedback_id_for",
 ]
@@ -42,7 +50,13 @@ Channel = Literal["ticket", "chat", "survey", "review", "community", "email", "a
 Kind = Literal["bug", "feature_request", "question", "complaint", "praise", "other"]
 Urgency = Literal["low", "normal", "high", "critical"]
 SentimentLabel = Literal["positive", "neutral", "negative", "mixed"]
-InsightType = Literal["spike", "emerging_theme", "sentiment_drop", "kpi_drop", "urgent_item", "channel_paused"]
+InsightType = Literal["spike", "emerging_theme", "sentiment_drop", "kpi_drop", "urgent_item", "channel_paused",
+                      "loop_closed", "loop_regression"]
+TrackerName = Literal["github", "jira", "linear"]
+#: A tracker issue's state, the same words for every tracker: ``done`` is closed as fixed (GitHub ``completed``,
+#: Jira status category *Done* with a resolution other than Won't Do/Duplicate, Linear ``completed``);
+#: ``cancelled`` is closed without a fix (GitHub ``not_planned``, Jira Won't Do/Duplicate, Linear ``canceled``).
+IssueStatus = Literal["open", "in_progress", "done", "cancelled"]
 Severity = Literal["info", "warning", "critical"]
 
 #: Namespace of the deterministic feedback ids. Never change it: ids already published depend on it.
@@ -74,6 +88,16 @@ class Customer(_Model):
     name: str | None = None
     plan: str | None = None
     mrr: float | None = Field(default=None, ge=0, description="Monthly recurring revenue of the account")
+    owner: str | None = Field(default=None, description="Who owns the account on your side (a CSM's email or "
+                                                         "handle): told when a loop the customer is in closes")
+
+
+class Conversation(_Model):
+    """The support tool's own conversation an item came from, so that a reply can be posted on it when the loop
+    closes. Set by the support-tool connectors (Zendesk tickets, Intercom conversations); an id, not a person."""
+
+    source: str = Field(description="The tool: zendesk | intercom")
+    id: str = Field(min_length=1, description="The ticket or conversation id in that tool")
 
 
 class Rating(_Model):
@@ -103,6 +127,9 @@ class RawFeedback(_Model):
     duplicate_of: uuid.UUID | None = Field(
         default=None, description="An earlier item with the same text from the same author (a near-duplicate)"
     )
+    conversation: Conversation | None = Field(
+        default=None, description="The support tool's conversation the item came from (for replies when its loop "
+                                  "closes); absent for other sources")
 
 
 class Sentiment(_Model):
@@ -165,6 +192,70 @@ class Release(_Model):
     released_at: datetime
     link: str | None = None
     description: str | None = None
+    issues: list[str] = Field(
+        default_factory=list, max_length=500,
+        description="Tracker issues this release ships, as URLs or keys (`github:acme/web#42`, `jira:AUTH-7`, "
+                    "`linear:ENG-12`): their linked themes' loops close with this release")
+
+
+class TrackerChange(_Model):
+    """A tracker issue changed state (``tracker.v1``): produced by ingest from GitHub, Jira and Linear webhooks.
+
+    ``issue_key`` is the one name of an issue across the system: ``github:<owner>/<repo>#<number>`` (owner and
+    repository lower-cased), ``jira:<KEY-123>``, ``linear:<TEAM-123>`` (:mod:`feedbackloop.trackers.keys`)."""
+
+    issue_key: str = Field(min_length=3, max_length=400, pattern=r"^(github|jira|linear):\S+$")
+    tracker: TrackerName
+    url: str | None = Field(default=None, description="The issue's page")
+    title: str | None = None
+    status: IssueStatus
+    previous_status: IssueStatus | None = Field(default=None, description="When the tracker says what it was")
+    action: str = Field(description="The tracker's own word for the change: closed, reopened, updated…")
+    resolution: str | None = Field(default=None, description="The tracker's own resolution or state name "
+                                                             "(completed, not_planned, Done, Won't Do, Canceled)")
+    changed_at: datetime
+
+
+class LoopIssue(_Model):
+    """The tracker issue a loop follows."""
+
+    issue_key: str
+    tracker: TrackerName
+    url: str | None = None
+    title: str | None = None
+    status: IssueStatus
+
+
+class LoopRelease(_Model):
+    release_id: str
+    version: str
+    link: str | None = None
+
+
+class LoopCustomer(_Model):
+    """One customer whose feedback the closed loop answers, with what it takes to tell them."""
+
+    id: str = Field(description="The customer (account) id; `author:<pseudonym>` for an item without an account")
+    plan: str | None = None
+    mrr: float | None = None
+    owner: str | None = Field(default=None, description="The account's owner (`customer.owner` of its items)")
+    items: list[uuid.UUID] = Field(default_factory=list, description="Their items in the loop, newest first")
+    conversations: list[Conversation] = Field(
+        default_factory=list, description="Support-tool conversations of those items, newest first")
+
+
+class LoopClosure(_Model):
+    """What a ``loop_closed`` (or ``loop_regression``) insight is about: the link, its issue, the release, and
+    every customer who asked."""
+
+    link_id: str
+    theme: str | None = None
+    issue: LoopIssue
+    release: LoopRelease | None = None
+    linked_at: datetime
+    closed_at: datetime
+    items: int = Field(ge=0, description="Items the loop answers (all of the theme's items up to closed_at)")
+    customers: list[LoopCustomer] = Field(default_factory=list)
 
 
 class ErasureRequest(_Model):
@@ -200,15 +291,17 @@ class PausedChannel(_Model):
     rule_name: str
     team: str = Field(description="The rule's team")
     index: int = Field(ge=0, description="The channel's position in the rule's `channels`")
-    type: Literal["webhook", "slack", "email"]
+    type: Literal["webhook", "slack", "email", "tracker", "zendesk", "intercom"]
     target: str = Field(description="The channel's URL with path and query masked (`<scheme>://<host>/***`), "
                                     "or `mailto:` and its recipients")
     last_error: str | None = Field(default=None, description="The error of the last failed delivery")
 
 
 class Insight(_Model):
-    """A spike, an emerging theme, a KPI drop or an urgent item (``insights.v1``); or a notification channel
-    paused after failed deliveries (``type: channel_paused``, with ``paused_channel``; produced by notification)."""
+    """A spike, an emerging theme, a KPI drop or an urgent item (``insights.v1``); a loop closed (its linked issue
+    done or released: ``loop_closed``, with ``loop``) or reopened by new feedback (``loop_regression``); or a
+    notification channel paused after failed deliveries (``type: channel_paused``, with ``paused_channel``;
+    produced by notification)."""
 
     insight_id: uuid.UUID
     type: InsightType
@@ -229,13 +322,19 @@ class Insight(_Model):
     paused_channel: PausedChannel | None = Field(
         default=None, description="Set on `channel_paused` insights only: the paused channel (the figures, "
                                   "`consecutive_failures` and `held_deliveries`, are in `metrics`)")
+    loop: LoopClosure | None = Field(
+        default=None, description="Set on `loop_closed` and `loop_regression` insights only: the closed loop")
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={
-        "if": {"properties": {"type": {"const": "channel_paused"}}, "required": ["type"]},
-        "then": {"required": ["paused_channel"]}})
+    model_config = ConfigDict(extra="allow", json_schema_extra={"allOf": [
+        {"if": {"properties": {"type": {"const": "channel_paused"}}, "required": ["type"]},
+         "then": {"required": ["paused_channel"]}},
+        {"if": {"properties": {"type": {"enum": ["loop_closed", "loop_regression"]}}, "required": ["type"]},
+         "then": {"required": ["loop"]}}]})
 
     @model_validator(mode="after")
-    def _channel_paused_names_its_channel(self) -> Insight:
+    def _names_what_it_is_about(self) -> Insight:
         if self.type == "channel_paused" and self.paused_channel is None:
             raise ValueError("a channel_paused insight names its `paused_channel`")
+        if self.type in ("loop_closed", "loop_regression") and self.loop is None:
+            raise ValueError(f"a {self.type} insight names its `loop`")
         return self

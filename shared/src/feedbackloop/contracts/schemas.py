@@ -73,6 +73,7 @@ def asyncapi() -> dict[str, Any]:
         "insights.v1": "aggregation (and notification, type channel_paused only)",
         "releases.v1": "CI pipelines and aggregation's POST /v1/releases",
         "privacy.v1": "ingest's POST /v1/erasures",
+        "tracker.v1": "ingest, from the trackers' webhooks (POST /v1/webhooks/github | jira | linear)",
     }
     for topic in TOPICS:
         message_id = topic.name.replace(".", "_")

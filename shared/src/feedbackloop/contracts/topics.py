@@ -9,10 +9,17 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from feedbackloop.contracts.events import ClassifiedFeedback, ErasureRequest, Insight, RawFeedback, Release
+from feedbackloop.contracts.events import (
+    ClassifiedFeedback,
+    ErasureRequest,
+    Insight,
+    RawFeedback,
+    Release,
+    TrackerChange,
+)
 
 __all__ = [
-    "FEEDBACK_CLASSIFIED", "FEEDBACK_RAW", "INSIGHTS", "PRIVACY", "RELEASES", "TOPICS", "Topic", "dlq_name",
+    "FEEDBACK_CLASSIFIED", "FEEDBACK_RAW", "INSIGHTS", "PRIVACY", "RELEASES", "TOPICS", "TRACKER", "Topic", "dlq_name",
     "topic_named",
 ]
 
@@ -50,8 +57,8 @@ INSIGHTS = Topic(
     name="insights.v1",
     key_field="insight_id",
     model=Insight,
-    description="A spike, an emerging theme, a sentiment or KPI drop, or an urgent item; or a paused "
-    "notification channel (type channel_paused).",
+    description="A spike, an emerging theme, a sentiment or KPI drop, or an urgent item; a loop closed or "
+    "regressed (types loop_closed, loop_regression); or a paused notification channel (type channel_paused).",
 )
 
 RELEASES = Topic(
@@ -69,7 +76,15 @@ PRIVACY = Topic(
     "what it holds for the listed feedback ids.",
 )
 
-TOPICS: tuple[Topic, ...] = (FEEDBACK_RAW, FEEDBACK_CLASSIFIED, INSIGHTS, RELEASES, PRIVACY)
+TRACKER = Topic(
+    name="tracker.v1",
+    key_field="issue_key",
+    model=TrackerChange,
+    description="A GitHub, Jira or Linear issue changed state (opened, closed as done or not, reopened), as the "
+    "tracker's own webhook told ingest: what closes a linked theme's loop.",
+)
+
+TOPICS: tuple[Topic, ...] = (FEEDBACK_RAW, FEEDBACK_CLASSIFIED, INSIGHTS, RELEASES, PRIVACY, TRACKER)
 
 
 def dlq_name(topic: str) -> str:
