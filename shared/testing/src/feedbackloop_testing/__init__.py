@@ -43,6 +43,7 @@ from feedbackloop_testing.handed import (  # the handed-data tier's hooks, regis
     pytest_configure,
     pytest_terminal_summary,
 )
+from feedbackloop_testing.standins.fixture import standins as standins  # the vendor stand-ins
 from feedbackloop_testing.throwaway import ThrowawayPostgres
 
 __all__ = [
