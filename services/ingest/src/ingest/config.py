@@ -53,6 +53,9 @@ class IngestSettings(ServiceSettings):
     canny_secret: SecretStr | None = None
     slack_secret: SecretStr | None = None
     standard_secret: SecretStr | None = None
+    # The trackers' issue changes (tracker.v1): Jira's X-Hub-Signature and Linear's Linear-Signature secrets.
+    jira_secret: SecretStr | None = None
+    linear_secret: SecretStr | None = None
 
     github_repositories: str = Field(default="", description="Comma-separated owner/repo allow-list; empty: all")
     slack_channels: str = Field(default="", description="Comma-separated Slack channel ids to take; empty: all")

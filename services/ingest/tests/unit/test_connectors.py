@@ -59,6 +59,10 @@ def sign(
         return {"x-helpscout-signature": base64.b64encode(_hmac(secret, body, "sha1")).decode()}
     if source == "github":
         return {"x-hub-signature-256": "sha256=" + _hmac(secret, body, "sha256").hex()}
+    if source == "jira":
+        return {"x-hub-signature": "sha256=" + _hmac(secret, body, "sha256").hex()}
+    if source == "linear":  # Linear's timestamp is in the body (webhookTimestamp), signed with the rest of it
+        return {"linear-signature": _hmac(secret, body, "sha256").hex()}
     if source == "typeform":
         return {"typeform-signature": "sha256=" + base64.b64encode(_hmac(secret, body, "sha256")).decode()}
     if source == "delighted":
@@ -95,6 +99,7 @@ CASES = [
      ("rating:5501", "four days", "survey")),
     ("github/issues.opened.json", "github", {"x-github-event": "issues"},
      ("acme-oss/widgets:issue:2790011223", "weeks starting on Sunday", "community")),
+    ("github/issues.closed.json", "github", {"x-github-event": "issues"}, None),
     ("github/issue_comment.created.json", "github", {"x-github-event": "issue_comment"}, None),
     ("github/discussion.created.json", "github", {"x-github-event": "discussion"},
      ("acme-oss/widgets:discussion:7300123", "dark theme", "community")),
@@ -107,8 +112,26 @@ CASES = [
     ("slack/thread_reply.json", "slack", {}, ("T07ACME01:C07FEEDBK:1767610500.000200", "progress bar", "chat")),
     ("slack/bot_message.json", "slack", {}, None),
     ("standard/feedback_items.json", "standard", {}, ("resp-1001", "Apple Pay", "survey")),
+    ("jira/issue_updated.json", "jira", {}, None),
+    ("linear/issue_updated.json", "linear", {}, None),
 ]
 ITEMS = {"standard/feedback_items.json": 2}  # items a fixture holds, when not one
+# The tracker changes a fixture tells (issue key, status); every other own fixture tells none.
+CHANGES = {
+    "github/issues.opened.json": ("github:acme-oss/widgets#311", "open"),
+    "github/issues.closed.json": ("github:acme-oss/widgets#311", "done"),
+    "jira/issue_updated.json": ("jira:AUTH-7", "done"),
+    "linear/issue_updated.json": ("linear:ENG-12", "done"),
+}
+# The support-tool conversation each item of a fixture carries (source, id); every other own fixture's carry none.
+CONVERSATIONS = {
+    "zendesk/ticket_created.json": ("zendesk", "48213"),
+    "zendesk/ticket_comment_added.json": ("zendesk", "48213"),
+    "zendesk/trigger_ticket.json": ("zendesk", "48250"),
+    "intercom/conversation_user_created.json": ("intercom", "2418"),
+    "intercom/conversation_user_replied.json": ("intercom", "2418"),
+    "intercom/ticket_created.json": ("intercom", "77"),
+}
 
 # The real payloads handed to the project (../shared/fixtures/webhooks/): the handed_data tier.
 HANDED_CASES = [
@@ -161,14 +184,22 @@ HANDED_CASES = [
 
 
 def _verify_and_map(
-    body: bytes, source: str, extra: dict[str, str], expected: tuple[str, str, str] | None, items: int = 1
+    body: bytes, source: str, extra: dict[str, str], expected: tuple[str, str, str] | None, items: int = 1,
+    name: str | None = None,
 ) -> None:
+    """Verify and map; ``name`` (an own fixture's) also checks its tracker changes and conversations."""
     connector = CONNECTORS[source]
     delivery = Delivery({**sign(source, body), **extra}, body, received_at=NOW + timedelta(seconds=3))
     connector.verify(delivery, SECRET, OPTIONS)
     outcome = connector.map(json.loads(body), delivery, OPTIONS)
+    if name is not None:
+        changes = [(c.issue_key, c.status) for c in outcome.changes]
+        assert changes == ([CHANGES[name]] if name in CHANGES else []), outcome
+        conversation = CONVERSATIONS.get(name)
+        assert all((i.conversation.source, i.conversation.id) == conversation if i.conversation else conversation
+                   is None for i in outcome.items), outcome
     if expected is None:
-        assert not outcome.items and outcome.ignored, outcome
+        assert not outcome.items and (outcome.ignored or outcome.changes), outcome
         return
     assert outcome.ignored is None and len(outcome.items) == items, outcome
     item = outcome.items[0]
@@ -182,7 +213,7 @@ def _verify_and_map(
 def test_each_fixture_verifies_and_maps(
     name: str, source: str, extra: dict[str, str], expected: tuple[str, str, str] | None
 ) -> None:
-    _verify_and_map(fixture(name), source, extra, expected, ITEMS.get(name, 1))
+    _verify_and_map(fixture(name), source, extra, expected, ITEMS.get(name, 1), name=name)
 
 
 @pytest.mark.handed_data
@@ -226,6 +257,11 @@ def test_forged_tampered_and_stale_deliveries_fail_a_named_check(source: str) ->
         with pytest.raises(VerificationFailed) as old:
             connector.verify(stale, SECRET, OPTIONS)
         assert old.value.check == "timestamp"
+    if source == "linear":  # its timestamp is the body's: a delivery arriving 6 minutes after it was sent
+        stale = Delivery(sign(source, body), body, received_at=NOW + timedelta(minutes=6))
+        with pytest.raises(VerificationFailed) as old:
+            connector.verify(stale, SECRET, OPTIONS)
+        assert old.value.check == "timestamp" and "webhookTimestamp" in old.value.detail
 
 
 def test_unknown_event_types_are_ignored_with_a_reason() -> None:
@@ -247,7 +283,12 @@ def test_github_allow_list_and_slack_channels() -> None:
     body = fixture("github/issues.opened.json")
     delivery = Delivery({"x-github-event": "issues"}, body)
     only = ConnectorOptions(github_repositories=frozenset({"someone/else"}))
-    assert "INGEST_GITHUB_REPOSITORIES" in (CONNECTORS["github"].map(json.loads(body), delivery, only).ignored or "")
+    elsewhere = CONNECTORS["github"].map(json.loads(body), delivery, only)
+    # the allow-list governs feedback only: the issue's change is taken from any repository
+    assert not elsewhere.items and [c.issue_key for c in elsewhere.changes] == ["github:acme-oss/widgets#311"]
+    discussion = fixture("github/discussion.created.json")
+    ignored = CONNECTORS["github"].map(json.loads(discussion), Delivery({"x-github-event": "discussion"}, b""), only)
+    assert "INGEST_GITHUB_REPOSITORIES" in (ignored.ignored or "") and not ignored.changes
     allowed = ConnectorOptions(github_repositories=frozenset({"ACME-OSS/Widgets"}))  # compared without case
     assert CONNECTORS["github"].map(json.loads(body), delivery, allowed).items
     slack_body = json.loads(fixture("slack/thread_reply.json"))

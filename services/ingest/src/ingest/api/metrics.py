@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-__all__ = ["ITEMS_STORED", "WEBHOOK_DELIVERIES"]
+__all__ = ["ITEMS_STORED", "TRACKER_CHANGES", "WEBHOOK_DELIVERIES"]
 
 WEBHOOK_DELIVERIES = Counter(
     "feedbackloop_ingest_webhook_deliveries_total",
@@ -17,4 +17,10 @@ ITEMS_STORED = Counter(
     "feedbackloop_ingest_items_total",
     "Feedback items accepted (new or already known), by source",
     ["service", "source"],
+)
+TRACKER_CHANGES = Counter(
+    "feedbackloop_ingest_tracker_changes_total",
+    "Tracker issue changes accepted from webhooks (published on tracker.v1; a redelivery counts again), by source "
+    "and status",
+    ["service", "source", "status"],
 )

@@ -2,8 +2,12 @@
 
 Order of checks: known source (404) → rate limit (429) → secret configured (401, names the variable) →
 signature / timestamp / token / nonce (401, names the check, never the secret) → JSON (400) → mapping
-(202 ``ignored`` with the reason when the payload is not feedback) → durable store (202 with the ids).
-Vendor handshakes (Slack ``url_verification``, Intercom and GitHub ``ping``, Help Scout test) answer 200.
+(202 ``ignored`` with the reason when the payload is neither feedback nor a tracker change) → durable store
+(202 with the item ids and the issue keys of the tracker changes). Vendor handshakes (Slack
+``url_verification``, Intercom and GitHub ``ping``, Help Scout test) answer 200.
+
+A delivery's items, its tracker changes (``tracker.v1``) and its nonce are stored in ONE transaction (the group
+commit's): all of it or none, and a failure answers 503 so the vendor redelivers.
 """
 
 from __future__ import annotations
@@ -19,10 +23,18 @@ from feedbackloop.http import NotFound, ProblemError, ReadKey, parse_json_body
 from feedbackloop.logs import get_logger
 from ingest.api.deps import IntakeDep, SettingsDep, StatsDep
 from ingest.api.feedback import not_stored
-from ingest.api.metrics import ITEMS_STORED, WEBHOOK_DELIVERIES
+from ingest.api.metrics import ITEMS_STORED, TRACKER_CHANGES, WEBHOOK_DELIVERIES
 from ingest.api.ratelimit import RateLimits
 from ingest.config import IngestSettings
-from ingest.domain.connectors import CONNECTORS, Connector, Delivery, Outcome, VerificationFailed, secret_variable
+from ingest.domain.connectors import (
+    CONNECTORS,
+    TRACKER_SOURCES,
+    Connector,
+    Delivery,
+    Outcome,
+    VerificationFailed,
+    secret_variable,
+)
 from ingest.domain.sources import SourceStats
 from ingest.service import OFF_LOOP_CHARS, NonceReplayed, NotStored, prepare_submission
 
@@ -35,10 +47,15 @@ log = get_logger(__name__)
     status_code=202,
     summary="Receive a vendor's webhook",
     description="Sources: " + ", ".join(f"`{s}`" for s in CONNECTORS) + ". Each verifies the vendor's own "
-    "signature with `INGEST_<SOURCE>_SECRET`.",
+    "signature with `INGEST_<SOURCE>_SECRET` (Jira: `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`; "
+    "Linear: `Linear-Signature` = hex HMAC-SHA256 of the body, and the body's `webhookTimestamp` within the replay "
+    "window). Feedback becomes `feedback.raw.v1` items; GitHub `issues` opened / closed / reopened, Jira issue "
+    "status changes and Linear issue state changes become `tracker.v1` events (not feedback).",
     responses={
         200: {"description": "A vendor handshake (Slack url_verification, ping) answered"},
-        202: {"description": '`{"feedback_ids": [...]}` once stored, or `{"ignored": true, "reason": …}`'},
+        202: {"description": '`{"feedback_ids": [...], "tracker_changes": ["github:acme/web#42", …]}` once stored '
+              "(`tracker_changes`: the issue keys of the tracker changes queued on `tracker.v1`; a redelivery is the "
+              'same event), or `{"ignored": true, "reason": …}`'},
         400: {"description": "Malformed JSON"},
         401: {"description": "Not configured, or a check failed; `check` names it"},
         404: {"description": "Unknown source"},
@@ -76,11 +93,12 @@ async def receive_webhook(source: str, request: Request, intake: IntakeDep) -> J
     else:
         outcome = connector.map(payload, delivery, options)
     ids: list[str] = []
-    if outcome.items or verified.nonce:
+    if outcome.items or outcome.changes or verified.nonce:
         try:
             stored = await committer.submit(
                 await prepare_submission(
-                    outcome.items, now, (source, verified.nonce) if verified.nonce else None, policy=policy
+                    outcome.items, now, (source, verified.nonce) if verified.nonce else None, policy=policy,
+                    changes=outcome.changes,
                 )
             )
         except NonceReplayed:
@@ -118,21 +136,29 @@ def _admit(
 
 
 def _answer(source: str, outcome: Outcome, ids: list[str], stats: SourceStats, now: datetime) -> JSONResponse:
-    """200 with a handshake's reply, 202 ``ignored`` with the reason, or 202 with the stored ids; counted."""
+    """200 with a handshake's reply, 202 ``ignored`` with the reason, or 202 with the stored ids and the issue
+    keys of the stored tracker changes; counted."""
     if outcome.reply is not None:
         stats.record_ignored(source, now)
         WEBHOOK_DELIVERIES.labels("ingest", source, "handshake", "").inc()
         return JSONResponse(outcome.reply, status_code=200)
-    if outcome.ignored is not None or not ids:
+    if outcome.ignored is not None or not (ids or outcome.changes):
         reason = outcome.ignored or "nothing to store"
         stats.record_ignored(source, now)
         WEBHOOK_DELIVERIES.labels("ingest", source, "ignored", "").inc()
         log.info("webhook ignored", source=source, reason=reason)
-        return JSONResponse({"ignored": True, "reason": reason, "feedback_ids": []}, status_code=202)
-    stats.record_accepted(source, now, len(ids))
+        return JSONResponse({"ignored": True, "reason": reason, "feedback_ids": [], "tracker_changes": []},
+                            status_code=202)
+    stats.record_accepted(source, now, len(ids), len(outcome.changes))
     WEBHOOK_DELIVERIES.labels("ingest", source, "accepted", "").inc()
     ITEMS_STORED.labels("ingest", source).inc(len(ids))
-    return JSONResponse({"feedback_ids": ids}, status_code=202)
+    for change in outcome.changes:
+        TRACKER_CHANGES.labels("ingest", source, change.status).inc()
+    if outcome.changes:
+        log.info("tracker changes accepted", source=source,
+                 changes=[f"{c.issue_key} {c.status}" for c in outcome.changes])
+    return JSONResponse({"feedback_ids": ids, "tracker_changes": [c.issue_key for c in outcome.changes]},
+                        status_code=202)
 
 
 @router.get("/sources", summary="Each webhook source: configured, last delivery, deliveries and rejections in 24 h")
@@ -141,9 +167,10 @@ async def list_sources(_key: ReadKey, settings: SettingsDep, stats: StatsDep) ->
     items = []
     for name, connector in CONNECTORS.items():
         summary = stats.summary(name, now, configured=settings.secret_for(name) is not None)
-        items.append(
-            {"source": name, "channel": connector.channel, "secret_variable": secret_variable(name), **summary}
-        )
+        publishes = (["feedback.raw.v1"] if connector.channel is not None else []) + (
+            ["tracker.v1"] if name in TRACKER_SOURCES else [])
+        items.append({"source": name, "channel": connector.channel, "publishes": publishes,
+                      "secret_variable": secret_variable(name), **summary})
     return {"items": items}
 
 

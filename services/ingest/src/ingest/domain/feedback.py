@@ -17,6 +17,9 @@ What leaves ingest, field by field (the README's redaction section has the same 
     tags                 each redacted as text
     url                  credentials dropped; query values and fragment redacted as text; an ``@`` path redacted
     rating, language, created_at, received_at, duplicate_of, redactions   kept: no personal data
+    conversation         kept: the support tool's ticket or conversation id (``{source, id}``, e.g. a Zendesk
+                         ticket number) — it names a ticket, not a person; notification replies on it when the
+                         item's loop closes
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from feedbackloop.contracts import Author, Customer, Rating, RawFeedback, feedback_id_for
+from feedbackloop.contracts import Author, Conversation, Customer, Rating, RawFeedback, feedback_id_for
 from feedbackloop.contracts.events import Channel
 from ingest.domain.pseudonym import Pseudonymizer
 from ingest.domain.redact import DEFAULT_PHONE_REGIONS, redact, redact_many, redact_url
 
-__all__ = ["MAX_TEXT_CHARS", "RAW_CUSTOMER_FIELDS", "AuthorIn", "FeedbackIn", "RedactionPolicy", "normalize"]
+__all__ = [
+    "MAX_TEXT_CHARS", "RAW_CUSTOMER_FIELDS", "AuthorIn", "ConversationIn", "FeedbackIn", "RedactionPolicy", "normalize",
+]
 
 MAX_TEXT_CHARS = 100_000
 # A run of spaces and tabs becomes one space. A lone space is already one, so it is not matched: a run is taken
@@ -63,6 +68,16 @@ class RatingIn(BaseModel):
         if v != v or v in (float("inf"), float("-inf")):
             raise ValueError("must be a finite number")
         return v
+
+
+class ConversationIn(BaseModel):
+    """The support tool's conversation an item came from: a ticket or conversation id, not a person."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="The tool, e.g. `zendesk`, `intercom`")
+    id: str = Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$",
+                    description="The ticket or conversation id in that tool (no spaces)")
 
 
 class FeedbackIn(BaseModel):
@@ -94,6 +109,9 @@ class FeedbackIn(BaseModel):
     url: str | None = Field(default=None, max_length=2048)
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
     created_at: datetime | None = Field(default=None, description="When the customer wrote it; defaults to now")
+    conversation: ConversationIn | None = Field(
+        default=None, description="The support tool's ticket or conversation the item came from, so a reply can "
+        "be posted on it when its loop closes (published as is: an id, not a person)")
 
     @field_validator("text")
     @classmethod
@@ -180,6 +198,8 @@ def normalize(item: FeedbackIn, received_at: datetime, policy: RedactionPolicy) 
         created_at=item.created_at or received_at,
         received_at=received_at,
         redactions=dict(sorted(counts.items())),
+        conversation=Conversation(source=item.conversation.source, id=item.conversation.id)
+        if item.conversation is not None else None,
     )
 
 

@@ -1,7 +1,7 @@
 """Per-source delivery statistics over the last 24 hours, in hourly buckets. Pure: time is passed in.
 
-What ``GET /v1/sources`` shows: deliveries, items, ignored payloads and rejections by reason, the last
-delivery and the last outcome. Kept in memory by each ingest process (they restart empty): the durable
+What ``GET /v1/sources`` shows: deliveries, items, tracker changes, ignored payloads and rejections by reason, the
+last delivery and the last outcome. Kept in memory by each ingest process (they restart empty): the durable
 record of what arrived is the item store.
 """
 
@@ -21,6 +21,7 @@ class _Bucket:
     hour: datetime
     deliveries: int = 0
     items: int = 0
+    changes: int = 0
     ignored: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
 
@@ -52,11 +53,12 @@ class SourceStats:
     def _window(self, source: str) -> SourceWindow:
         return self._sources.setdefault(source, SourceWindow())
 
-    def record_accepted(self, source: str, now: datetime, items: int) -> None:
+    def record_accepted(self, source: str, now: datetime, items: int, changes: int = 0) -> None:
         window = self._window(source)
         bucket = window.bucket(now)
         bucket.deliveries += 1
         bucket.items += items
+        bucket.changes += changes
         window.last_delivery_at, window.last_outcome = now, "accepted"
 
     def record_ignored(self, source: str, now: datetime) -> None:
@@ -96,6 +98,7 @@ class SourceStats:
             "last_rejection": window.last_rejection,
             "deliveries_24h": deliveries,
             "items_24h": sum(b.items for b in recent),
+            "tracker_changes_24h": sum(b.changes for b in recent),
             "ignored_24h": sum(b.ignored for b in recent),
             "rejections_24h": dict(sorted(rejections.items())),
         }

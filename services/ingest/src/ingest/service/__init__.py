@@ -3,6 +3,8 @@ decision, stores the result with its outbox rows and commits.
 
     feedback   accepting items (``POST /v1/feedback``, webhooks): stored once, near-duplicates linked; group commit
     erasure    erasing a customer's or an author's items, announced on ``privacy.v1``
+    tracker    tracker issue changes from GitHub, Jira and Linear webhooks, queued on ``tracker.v1`` (in the same
+               group-commit transaction as the delivery's items and nonce)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ingest.service.feedback import (
     raw_event_id,
     store_submissions,
 )
+from ingest.service.tracker import record_changes, tracker_event_id
 from ingest.store.group_commit import NotStored
 
 __all__ = [
@@ -30,5 +33,7 @@ __all__ = [
     "erasure_status",
     "prepare_submission",
     "raw_event_id",
+    "record_changes",
     "store_submissions",
+    "tracker_event_id",
 ]

@@ -3,7 +3,8 @@
 :func:`store_submissions` is load → decide → apply in ONE unit of work: it loads which items are stored already,
 records the webhook nonces, and loads the stored items that may be an original; the pure decision
 (:func:`ingest.domain.duplicates.place`) says which items are new, which are exact repeats and which repeat an
-earlier item's words; it then inserts the new items and queues their ``feedback.raw.v1`` events, and commits.
+earlier item's words; it then inserts the new items and queues their ``feedback.raw.v1`` events, queues the
+requests' tracker changes on ``tracker.v1`` (:mod:`ingest.service.tracker`), and commits.
 :class:`GroupCommitter` runs it for groups of concurrent requests.
 """
 
@@ -19,10 +20,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback
+from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback, TrackerChange
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
 from ingest.domain.duplicates import Candidate, Placement, candidate, content_lookup, place
 from ingest.domain.feedback import FeedbackIn, RedactionPolicy, normalize
+from ingest.service.tracker import record_changes
 from ingest.store.group_commit import GroupCommit
 from ingest.store.group_sql import GroupSql
 
@@ -48,7 +50,8 @@ def raw_event_id(feedback_id: uuid.UUID) -> str:
 
 @dataclass(frozen=True)
 class Submission:
-    """One request's items, already normalized (``normalized[i]`` is ``items[i]``), and its webhook nonce."""
+    """One request's items, already normalized (``normalized[i]`` is ``items[i]``), its webhook nonce, and the
+    tracker changes it tells (stored together: all of it or none)."""
 
     items: Sequence[FeedbackIn]
     normalized: Sequence[RawFeedback]
@@ -57,16 +60,17 @@ class Submission:
     # The submitting request's context (its trace, its log fields): its events are published in it even when
     # another task (the group committer) stores them, so the trace runs on from the HTTP request.
     context: contextvars.Context | None = None
+    changes: Sequence[TrackerChange] = ()
 
     @classmethod
     def of(
         cls, items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None, *,
-        policy: RedactionPolicy,
+        policy: RedactionPolicy, changes: Sequence[TrackerChange] = (),
     ) -> Submission:
         """Normalize ``items`` (redaction included) as received at ``received_at``; pure, raises nothing stored."""
         normalized = [normalize(item, received_at, policy) for item in items]
         return cls(items=items, normalized=normalized, received_at=received_at, nonce=nonce,
-                   context=contextvars.copy_context())
+                   context=contextvars.copy_context(), changes=changes)
 
 
 #: A request with more text than this is normalized in a worker thread: redacting 100 KB of hostile text takes
@@ -76,15 +80,16 @@ OFF_LOOP_CHARS = 10_000
 
 async def prepare_submission(
     items: Sequence[FeedbackIn], received_at: datetime, nonce: tuple[str, str] | None = None, *,
-    policy: RedactionPolicy,
+    policy: RedactionPolicy, changes: Sequence[TrackerChange] = (),
 ) -> Submission:
     """:meth:`Submission.of` for a request handler: large texts are normalized (redacted) off the event loop, so
     health checks and other requests are answered meanwhile. Small ones stay on it (a thread hand-off costs more)."""
     if sum(len(item.text) + len(item.subject or "") for item in items) <= OFF_LOOP_CHARS:
-        return Submission.of(items, received_at, nonce, policy=policy)
+        return Submission.of(items, received_at, nonce, policy=policy, changes=changes)
     context = contextvars.copy_context()  # the request's, not the worker thread's
     normalized = await asyncio.to_thread(lambda: [normalize(item, received_at, policy) for item in items])
-    return Submission(items=items, normalized=normalized, received_at=received_at, nonce=nonce, context=context)
+    return Submission(items=items, normalized=normalized, received_at=received_at, nonce=nonce, context=context,
+                      changes=changes)
 
 
 async def store_submissions(
@@ -93,11 +98,14 @@ async def store_submissions(
     *,
     duplicate_window: timedelta = timedelta(hours=24),
 ) -> list[list[uuid.UUID] | NonceReplayed]:
-    """Store several requests' items in ONE transaction (group commit); one outcome per submission, in order.
+    """Store several requests' items and tracker changes in ONE transaction (group commit); one outcome per
+    submission, in order.
 
     Each submission gets what it would have been answered alone: every item's ``feedback_id`` in input order,
     new or not (items already stored, or earlier in this same call, are not stored again), or ``NonceReplayed``
-    when its nonce was seen before (then none of its items are stored; the others are unaffected). A
+    when its nonce was seen before (then none of its items or changes are stored; the others are unaffected).
+    Its tracker changes are queued on ``tracker.v1`` with deterministic event ids (a redelivered change is the
+    same outbox row, kept once). A
     near-duplicate (same author, same words within ``duplicate_window``, any source) is stored and published
     with ``duplicate_of`` = the earlier item: linked, never dropped; detection spans the whole call. Any exception
     (store down, constraint violation) rolls the whole transaction back and is raised: nothing of any submission
@@ -117,6 +125,14 @@ async def store_submissions(
                                window=duplicate_window)
             # apply
             await sql.insert_many(_apply(uow, kept, candidates, placements))
+            seen: set[str] = set()
+            for submission in kept:
+                if not submission.changes:
+                    continue
+                if submission.context is None:
+                    record_changes(uow, submission.changes, seen=seen)
+                else:
+                    submission.context.run(record_changes, uow, submission.changes, seen=seen)
             await uow.commit()
     except IntegrityError as exc:
         nonces = [s.nonce for s in submissions if s.nonce is not None]
@@ -200,4 +216,4 @@ class GroupCommitter(GroupCommit[Submission, list[uuid.UUID]]):
         async def store(group: Sequence[Submission]) -> list[list[uuid.UUID] | NonceReplayed]:
             return await store_submissions(uow_factory, group, duplicate_window=duplicate_window)
 
-        super().__init__(store, size=lambda s: len(s.items), max_items=max_items, linger=linger)
+        super().__init__(store, size=lambda s: len(s.items) + len(s.changes), max_items=max_items, linger=linger)

@@ -2,7 +2,8 @@
 
 Each is pure: ``verify(delivery, secret, options)`` proves the delivery came from the vendor (or raises
 ``VerificationFailed`` naming the check), ``map(payload, delivery, options)`` turns the vendor's JSON into
-``FeedbackIn`` items or says why it is ignored. The secret of a source is ``INGEST_<SOURCE>_SECRET``.
+``FeedbackIn`` items and, for the trackers (``TRACKER_SOURCES``: GitHub, Jira, Linear), ``TrackerChange``
+events, or says why it is ignored. The secret of a source is ``INGEST_<SOURCE>_SECRET``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ingest.domain.connectors.freshdesk import AUTOMATION_TEMPLATE, Freshdesk
 from ingest.domain.connectors.github import GitHub
 from ingest.domain.connectors.helpscout import HelpScout
 from ingest.domain.connectors.intercom import Intercom
+from ingest.domain.connectors.jira import Jira
+from ingest.domain.connectors.linear import Linear
 from ingest.domain.connectors.slack import Slack
 from ingest.domain.connectors.standard import StandardWebhooks
 from ingest.domain.connectors.surveys import Delighted, Typeform
@@ -28,6 +31,7 @@ from ingest.domain.connectors.zendesk import Zendesk
 __all__ = [
     "AUTOMATION_TEMPLATE",
     "CONNECTORS",
+    "TRACKER_SOURCES",
     "Connector",
     "ConnectorOptions",
     "Delivery",
@@ -50,8 +54,12 @@ CONNECTORS: dict[str, Connector] = {
         Canny(),
         Slack(),
         StandardWebhooks(),
+        Jira(),
+        Linear(),
     )
 }
+#: The sources whose webhooks can carry tracker issue changes (published on ``tracker.v1``).
+TRACKER_SOURCES: frozenset[str] = frozenset({"github", "jira", "linear"})
 
 
 def secret_variable(source: str) -> str:

@@ -1,13 +1,15 @@
-"""What every connector is made of: a delivery in, a verification, a mapping to ``FeedbackIn`` items out.
+"""What every connector is made of: a delivery in, a verification, a mapping to ``FeedbackIn`` items and
+``TrackerChange`` events out.
 
-Pure: no I/O. A connector never stores anything; the service layer records nonces and items.
+Pure: no I/O. A connector never stores anything; the service layer records nonces, items and tracker changes.
 
     VerificationFailed      the delivery did not prove it came from the vendor (HTTP 401); ``check`` names
                             which check failed: ``signature``, ``timestamp``, ``nonce``, ``token``…
 
 A payload that verifies but cannot be mapped (an event type we do not take, an agent's reply, a
 private note) is not an error: ``Outcome.ignored`` says why, and the endpoint answers 202 so the
-vendor does not retry it forever.
+vendor does not retry it forever. A verified delivery may carry items, tracker changes (GitHub, Jira and
+Linear issues changing state, published on ``tracker.v1``), both, or neither.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from feedbackloop.contracts.events import Channel
+from pydantic import ValidationError
+
+from feedbackloop.contracts.events import Channel, IssueStatus, TrackerChange, TrackerName
 from ingest.domain.feedback import FeedbackIn
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "as_list",
     "b64",
     "build",
+    "build_change",
     "dig",
     "hmac_digest",
     "require_fresh",
@@ -76,11 +82,13 @@ class Verified:
 
 @dataclass
 class Outcome:
-    """What a verified payload becomes: items to store, or the reason it is ignored, plus an optional reply body."""
+    """What a verified payload becomes: items to store and tracker changes to publish (either, both), or the reason
+    it is ignored; plus an optional reply body (a handshake)."""
 
     items: list[FeedbackIn] = field(default_factory=list)
     ignored: str | None = None
     reply: dict[str, Any] | None = None
+    changes: list[TrackerChange] = field(default_factory=list)
 
     @classmethod
     def ignore(cls, reason: str) -> Outcome:
@@ -97,10 +105,13 @@ class VerificationFailed(Exception):
 
 
 class Connector(Protocol):
-    """One vendor. ``verify`` raises ``VerificationFailed``; ``map`` never raises on a JSON value."""
+    """One vendor. ``verify`` raises ``VerificationFailed``; ``map`` never raises on a JSON value. ``channel`` is
+    that of its feedback items; None for a tracker that sends only issue changes (Jira, Linear)."""
 
     source: str
-    channel: Channel
+
+    @property
+    def channel(self) -> Channel | None: ...
 
     def verify(self, delivery: Delivery, secret: str, options: ConnectorOptions) -> Verified: ...
 
@@ -222,8 +233,11 @@ def build(
     created_at: datetime | None = None,
     tags: list[str] | None = None,
     language: str | None = None,
+    conversation: Any = None,
 ) -> FeedbackIn | str:
-    """A valid ``FeedbackIn``, or the reason there is none (no id, no text). Long fields are cut to their limits."""
+    """A valid ``FeedbackIn``, or the reason there is none (no id, no text). Long fields are cut to their limits.
+    ``conversation`` is the support tool's ticket or conversation id (under ``source``), left out when it is not
+    one (blank, spaced, too long): the item is taken without it."""
     ext = text_of(external_id)
     if ext is None:
         return "the payload carries no item id"
@@ -254,11 +268,46 @@ def build(
         data["rating"] = {"kind": rating[0], "value": rating[1], "scale": rating[2]}
     if language and 2 <= len(language.split("-")[0]) <= 3:
         data["language"] = language.split("-")[0].lower()
+    conversation_id = text_of(conversation)
+    if conversation_id is not None and _CONVERSATION_ID.match(conversation_id):
+        data["conversation"] = {"source": source, "id": conversation_id}
     try:
         return FeedbackIn.model_validate(data)
     except ValueError as exc:
         return f"the mapped item is invalid: {exc}".splitlines()[0]
 
 
+_CONVERSATION_ID = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}\Z")
+
+
 def _email(value: Any) -> str | None:
     return value.strip()[:320] if isinstance(value, str) and "@" in value else None
+
+
+def build_change(
+    *,
+    tracker: TrackerName,
+    issue_key: str,
+    status: IssueStatus,
+    action: str,
+    changed_at: datetime,
+    url: Any = None,
+    title: Any = None,
+    previous_status: IssueStatus | None = None,
+    resolution: Any = None,
+) -> TrackerChange | str:
+    """A valid ``TrackerChange``, or the reason there is none; free-text fields that are not strings are dropped
+    and long ones cut."""
+    try:
+        return TrackerChange(
+            issue_key=issue_key, tracker=tracker, status=status, previous_status=previous_status,
+            action=action[:100], changed_at=changed_at,
+            url=_cut(url, 2048), title=_cut(title, 1000), resolution=_cut(resolution, 200),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return f"the issue change is invalid: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+
+
+def _cut(value: Any, limit: int) -> str | None:
+    return value.strip()[:limit] or None if isinstance(value, str) else None

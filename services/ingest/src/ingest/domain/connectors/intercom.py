@@ -1,7 +1,9 @@
 """Intercom: ``X-Hub-Signature: sha1=`` hex HMAC-SHA1 of the body under the app's client secret (no timestamp).
 
 Topics: ``conversation.user.created`` (the opening message), ``conversation.user.replied`` (the customer's
-newest part), ``ticket.created``; ``ping`` is answered; admin replies and other topics are ignored."""
+newest part), ``ticket.created``; ``ping`` is answered; admin replies and other topics are ignored. Every item
+carries its conversation as ``conversation`` (``intercom``, the conversation id; a customer ticket's ``id``, which
+the conversations API takes too): where a reply goes when its loop closes."""
 
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ class Intercom:
                 name=text_of(dig(item, "user", "name")),
                 url=text_of(dig(item, "links", "conversation_web")),
                 created_at=as_datetime(item.get("created_at")),
+                conversation=item.get("id"),
             )
         elif topic == "conversation.user.replied":
             parts = as_list(dig(item, "conversation_parts", "conversation_parts"))
@@ -66,6 +69,7 @@ class Intercom:
                 name=text_of(dig(part, "author", "name")),
                 url=text_of(dig(item, "links", "conversation_web")),
                 created_at=as_datetime(part.get("created_at")),
+                conversation=item.get("id"),
             )
         elif topic == "ticket.created":
             attributes = as_dict(item.get("ticket_attributes"))
@@ -80,6 +84,7 @@ class Intercom:
                 email=text_of(contact.get("email")),
                 customer_id=item.get("company_id"),
                 created_at=as_datetime(item.get("created_at")),
+                conversation=item.get("id"),
             )
         elif isinstance(topic, str) and topic.startswith("conversation.admin."):
             return Outcome.ignore(f"{topic} is an agent's action, not customer text")

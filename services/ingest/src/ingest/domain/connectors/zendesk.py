@@ -1,6 +1,8 @@
 """Zendesk: event-webhook subscriptions (``zen:event-type:ticket.created`` / ``ticket.comment_added``) and the
 trigger-webhook JSON template of the README. Signature: ``X-Zendesk-Webhook-Signature`` = base64
-HMAC-SHA256 of ``X-Zendesk-Webhook-Signature-Timestamp`` + body; the timestamp must be inside the window."""
+HMAC-SHA256 of ``X-Zendesk-Webhook-Signature-Timestamp`` + body; the timestamp must be inside the window.
+Every item carries its ticket as ``conversation`` (``zendesk``, the ticket id): where a reply goes when its loop
+closes."""
 
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class Zendesk:
             "author_id": ticket.get("requester_id"),
             "customer_id": ticket.get("organization_id"),
             "tags": ticket.get("tags") if isinstance(ticket.get("tags"), list) else None,
+            "conversation": ticket.get("id"),
         }
         if kind == "ticket.created":
             item = build(
@@ -105,5 +108,6 @@ class Zendesk:
             url=text_of(payload.get("link")),
             created_at=as_datetime(payload.get("created_at")),
             tags=tags.split() if isinstance(tags, str) else None,
+            conversation=payload.get("ticket_id"),
         )
         return Outcome([item]) if not isinstance(item, str) else Outcome.ignore(item)
