@@ -6,6 +6,11 @@ and login broke: a burst of login complaints from paying customers follows it, w
 release marker is posted to aggregation's ``POST /v1/releases``. Open http://127.0.0.1:8003/ afterwards:
 the spike insight names the release.
 
+Then the loop closes on three themes: each is linked to a tracker issue by its URL (a GitHub, a Jira and a
+Linear issue; no tracker credentials needed to link an existing issue), and release 4.3.0, which ships two of
+them, closes their loops — ``loop_closed`` insights naming every customer who asked, with their account owners.
+The loop's KPIs (``GET /v1/kpis``, section ``loop``) are printed at the end.
+
 Usage: ``.venv/bin/python services/aggregation/demo/push_month.py [--ingest URL] [--aggregation URL] [--key KEY]``
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +52,10 @@ TEXTS = {  # per theme: complaints and bugs, questions and requests, praise (mix
                "The mobile app is smooth and reliable", "Love the new widget on iOS"],
 }
 PLANS = [("free", 0.0), ("pro", 99.0), ("business", 499.0), ("enterprise", 2500.0)]
+OWNERS = ["maria@csm.example", "tom@csm.example", "lea@csm.example"]
+#: Themes linked to tracker issues after the month is in; the release ships the first two.
+LINKS = [("data", "https://github.com/acme/web/issues/112"), ("billing", "https://acme.atlassian.net/browse/BILL-7"),
+         ("mobile", "https://linear.app/acme/issue/MOB-31/offline-edits-lost")]
 INCIDENT = ["Since the update I cannot log in at all", "Login broken after today's release, whole team locked out",
             "SSO login fails since this morning, urgent", "Password login returns an error since the update",
             "We cannot sign in anymore, this is blocking our work"]
@@ -55,8 +65,11 @@ def _customers(rng: random.Random) -> list[dict[str, object]]:
     out = []
     for i in range(160):
         plan, mrr = rng.choices(PLANS, weights=[50, 30, 14, 6])[0]
-        out.append({"id": f"cust-{i:03d}", "name": f"Customer {i:03d}", "plan": plan,
-                    "mrr": round(mrr * rng.uniform(0.8, 1.6), 0) if mrr else 0.0})
+        customer: dict[str, object] = {"id": f"cust-{i:03d}", "name": f"Customer {i:03d}", "plan": plan,
+                                       "mrr": round(mrr * rng.uniform(0.8, 1.6), 0) if mrr else 0.0}
+        if plan in ("business", "enterprise"):  # paying accounts have an owner on the vendor's side
+            customer["owner"] = OWNERS[i % len(OWNERS)]
+        out.append(customer)
     return out
 
 
@@ -149,11 +162,36 @@ def main() -> None:
             response = client.post(f"{args.ingest}/v1/feedback", json=items[i:i + 500])
             response.raise_for_status()
             print(f"pushed {min(i + 500, len(items))}/{len(items)} items")
+        close_loops(client, args.aggregation, expected=len(items))
     kpis = expected_kpis(items, now)
     print(f"done: {len(items)} items over 30 days, release 4.2.1 at {release_at:%H:%M} UTC followed by a login "
           f"incident.\nThe dashboard's KPI cards (last 7 days) should read NPS {kpis['nps']} "
           f"({kpis['nps_responses']} responses) and CSAT {kpis['csat']}% ({kpis['csat_responses']} responses)."
           f"\nOpen {args.aggregation}/ in a browser (give the detectors ~30 s after classification).")
+
+
+def close_loops(client: httpx.Client, aggregation: str, *, expected: int, timeout: float = 600) -> None:
+    """Once every item is aggregated: link three themes to issues, ship two in a release, print the loop KPIs."""
+    deadline = time.monotonic() + timeout
+    while (stored := client.get(f"{aggregation}/v1/kpis", params={"window": "30d"}).json()["current"]["volume"]) \
+            < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: only {stored}/{expected} items aggregated after {timeout:.0f} s")
+        print(f"waiting for the loop: {stored}/{expected} items aggregated", flush=True)
+        time.sleep(5)
+    for theme, url in LINKS:
+        linked = client.post(f"{aggregation}/v1/themes/{theme}/links", json={"issue": url})
+        if linked.status_code not in (201, 409):  # 409: linked by an earlier run
+            raise SystemExit(f"demo: linking {theme} to {url} failed: {linked.status_code} {linked.text}")
+    shipped = client.post(f"{aggregation}/v1/releases", json={
+        "release_id": "demo-4.3.0", "version": "4.3.0", "service": "web", "link": "https://example.com/releases/4.3.0",
+        "description": "Fixes exports and invoices", "issues": [url for _, url in LINKS[:2]]})
+    shipped.raise_for_status()
+    while (loop := client.get(f"{aggregation}/v1/kpis", params={"window": "30d"}).json()["loop"])["closed"] < 2:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: the release closed {loop['closed']} of 2 loops within {timeout:.0f} s")
+        time.sleep(1)
+    print("the loop (last 30 days): " + ", ".join(f"{k} {v}" for k, v in loop.items()))
 
 
 if __name__ == "__main__":

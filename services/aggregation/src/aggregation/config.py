@@ -39,6 +39,10 @@ class AggregationSettings(ServiceSettings):
     emerging_window_days: int = Field(default=7, ge=1)
     release_window_hours: float = Field(default=6.0, ge=0,
                                         description="A release this long before an episode is named in it")
+    public_url: str = Field(default="http://127.0.0.1:8003", description="Where people reach this dashboard: the "
+                            "link back in the issues aggregation files")
+    link_retry_interval_seconds: float = Field(default=5.0, gt=0, description="How often the worker looks for "
+                                               "tracker issues whose creation is due for another attempt")
     dashboard_open_on_loopback: bool = Field(default=True, description="Embedded profile: no key for 127.0.0.1")
     dashboard_session_hours: float = Field(default=12.0, gt=0, description="A dashboard sign-in lasts this long")
     dashboard_cookie_secure: bool = Field(

@@ -1,4 +1,5 @@
-"""Aggregation's background loop: the detectors (:class:`DetectionWorker`), on the shared ``PeriodicWorker``.
+"""Aggregation's background loops, on the shared ``PeriodicWorker``: the detectors (:class:`DetectionWorker`) and
+the retries of tracker issues being created (:class:`LinkWorker`).
 
 Every ``AGGREGATION_DETECT_INTERVAL_SECONDS`` (10 s) a tick runs :func:`~aggregation.service.run_detectors`
 in its own unit of work and commits. A failing tick (store locked) is logged by the base class and leaves its
@@ -17,14 +18,16 @@ from datetime import UTC, datetime
 
 from aggregation.config import AggregationSettings
 from aggregation.service import run_detectors
+from aggregation.service.links import Trackers, retry_pending
 from feedbackloop.db import leader_lease
 from feedbackloop.logs import get_logger
 from feedbackloop.runtime import ServiceRuntime, Worker
 from feedbackloop.runtime.worker import PeriodicWorker
 
-__all__ = ["DETECTOR_LEASE", "DetectionWorker", "detection_worker"]
+__all__ = ["DETECTOR_LEASE", "LINKS_LEASE", "DetectionWorker", "LinkWorker", "detection_worker", "link_worker"]
 
 DETECTOR_LEASE = "aggregation.detector"
+LINKS_LEASE = "aggregation.links"
 
 log = get_logger(__name__)
 
@@ -56,4 +59,28 @@ def detection_worker(settings: AggregationSettings) -> Callable[[ServiceRuntime]
     """The runtime's factory of the :class:`DetectionWorker` (``start_runtime(workers=[...])``)."""
     def make(runtime: ServiceRuntime) -> Worker:
         return DetectionWorker(runtime, settings)
+    return make
+
+
+class LinkWorker(PeriodicWorker):
+    """Retries the tracker issues whose creation failed for a retryable reason (``service/links.py``): every
+    ``link_retry_interval_seconds``, or sooner when an attempt is due sooner. One copy at a time (the
+    :data:`LINKS_LEASE` lease); the issue's marker keeps a retry after a lost answer from making a second issue."""
+
+    def __init__(self, runtime: ServiceRuntime, settings: AggregationSettings, trackers: Trackers) -> None:
+        super().__init__(settings.link_retry_interval_seconds)
+        self.runtime = runtime
+        self.trackers = trackers
+
+    async def tick(self) -> float | None:
+        async with leader_lease(self.runtime.engine, LINKS_LEASE) as held:
+            if not held:
+                return None
+            due_in = await retry_pending(self.runtime.uow, self.trackers)
+        return None if due_in is None else min(self.interval, max(due_in, 0.05))
+
+
+def link_worker(settings: AggregationSettings, trackers: Trackers) -> Callable[[ServiceRuntime], Worker]:
+    def make(runtime: ServiceRuntime) -> Worker:
+        return LinkWorker(runtime, settings, trackers)
     return make

@@ -67,6 +67,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "validation": (422, "A field, parameter or item is missing or invalid; `errors` names each"),
     "rate-limited": (429, "Too many requests; see Retry-After"),
     "internal-error": (500, "The server failed; it is logged"),
+    "bad-gateway": (502, "A service we call on your behalf (a tracker) refused or failed; nothing was done"),
     "unavailable": (503, "Busy, not ready, or the store is away; nothing was done: retry after Retry-After"),
 }
 #: The family a status gets unless the problem names another: the first of the status in ``PROBLEM_TYPES`` that is

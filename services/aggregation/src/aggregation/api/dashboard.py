@@ -1,5 +1,6 @@
-"""The built-in dashboard: ``GET /`` (themes by impact, volume and sentiment with release markers, KPIs,
-latest insights), ``GET /dashboard/themes/{id}`` (drill-down to the items) and the read-key login.
+"""The built-in dashboard: ``GET /`` (themes by impact with their linked tracker issues, volume and sentiment with
+release markers, KPIs and the loop's figures, latest insights), ``GET /dashboard/themes/{id}`` (drill-down to the
+items and the theme's issues) and the read-key login.
 
 Server-rendered HTML (Jinja2) with inline SVG charts (``domain/chart.py``): no script and no CDN, so the shared
 app's Content-Security-Policy (no script, inline styles only) suits it. On the embedded profile a loopback
@@ -28,7 +29,8 @@ from aggregation.domain.filters import FeedbackFilter, InsightFilter
 from aggregation.domain.kpis import backdated_definition, time_to_classify_caption
 from aggregation.domain.rollups import Bucket
 from aggregation.domain.windows import ceil_hour, window_ending
-from aggregation.service.reports import add_top_customers, kpi_report, rank_themes, series
+from aggregation.service.reports import add_top_customers, kpi_report, loop_report, rank_themes, series
+from aggregation.store.links import LinkQueries
 from aggregation.store.sessions import DashboardSessions
 from feedbackloop.keys import InvalidKey, KeyStore
 
@@ -171,8 +173,24 @@ async def dashboard(request: Request, analytics: AnalyticsDep, queries: QueriesD
          "title": f"Back-dated: {backdated_definition()}, e.g. an import of old tickets",
          "change": _change(ch["median_time_to_classify_s"], relative=True, good_up=False)},
     ]
+    links_q = LinkQueries(request.app.state.runtime.read_engine)
+    week = window_ending(end, timedelta(days=7))
+    loop = await loop_report(links_q, week.start, week.end)
+    loop_cards = [
+        {"label": "Linked issues", "value": f"{loop.open}", "sub": f"open · {loop.links} linked, "
+                                                                  f"{loop.issues_created} filed in 7 days"},
+        {"label": "Loops closed", "value": f"{loop.closed}", "sub": f"{loop.customers_told} customers to tell, "
+                                                                   "last 7 days"},
+        {"label": "Report → issue", "value": _duration(loop.median_time_to_issue_s), "sub": "median, first report"},
+        {"label": "Report → fixed", "value": _duration(loop.median_time_to_close_s),
+         "sub": f"median; told after {_duration(loop.median_time_to_told_s)}"},
+        {"label": "Items answered", "value": _pct(loop.closed_item_share),
+         "sub": f"of linked themes' items · {loop.regressions} regression{'' if loop.regressions == 1 else 's'}"},
+    ]
+    theme_links = await links_q.for_themes([t.id for t in themes])
     top_impact = max((t.impact for t in themes), default=1.0) or 1.0
     return _render("dashboard.html", cards=cards, themes=themes, top_impact=top_impact, insights=insights,
+                   loop_cards=loop_cards, theme_links=theme_links,
                    chart=volume_chart(points, markers, bucket_label="%b %d" if bucket == "day" else "%H:%M"),
                    window=window if window in ("7d", "30d", "90d") else "30d", releases=releases[:5],
                    more_urgent=more_urgent, signed_in=COOKIE in request.cookies,
@@ -195,5 +213,6 @@ async def theme_page(theme_id: str, request: Request, analytics: AnalyticsDep, q
                for r in releases]
     items = [r.data for r in await queries.list_feedback(FeedbackFilter(theme=theme_id, limit=100), None, 100)]
     names = await analytics.theme_names()
-    return _render("theme.html", theme=ranked.get(theme_id), theme_id=theme_id,
+    links = (await LinkQueries(request.app.state.runtime.read_engine).for_themes([theme_id])).get(theme_id, [])
+    return _render("theme.html", theme=ranked.get(theme_id), theme_id=theme_id, links=links,
                    name=names.get(theme_id, theme_id), items=items, chart=volume_chart(points, markers))

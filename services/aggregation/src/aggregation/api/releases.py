@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +30,9 @@ class ReleaseIn(BaseModel):
     released_at: datetime | None = Field(default=None, description="Default: now")
     link: str | None = Field(default=None, max_length=2048)
     description: str | None = Field(default=None, max_length=2000)
+    issues: list[Annotated[str, Field(min_length=1, max_length=2048)]] = Field(
+        default_factory=list, max_length=500, description="Tracker issues this release ships (URLs or keys): the "
+        "loops of the themes linked to them close with it")
 
 
 class ReleaseAccepted(BaseModel):
@@ -51,7 +55,7 @@ async def post_release(body: ReleaseIn, _key: WriteKey, uow: UowDep) -> ReleaseA
     release = Release(release_id=body.release_id or str(uuid.uuid4()), version=body.version,
                       kind="incident" if body.kind == "incident" else "release", service=body.service,
                       released_at=released_at if released_at.tzinfo else released_at.replace(tzinfo=UTC),
-                      link=body.link, description=body.description)
+                      link=body.link, description=body.description, issues=body.issues)
     async with uow() as unit:
         event_id = publish_release(unit, release)
         await unit.commit()

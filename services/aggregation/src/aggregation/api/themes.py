@@ -1,18 +1,22 @@
-"""``GET /v1/themes`` (ranked by impact) and ``GET /v1/themes/{id}/timeseries``."""
+"""``GET /v1/themes`` (ranked by impact, with their tracker links), ``GET /v1/themes/{id}/timeseries`` and
+``GET /v1/themes/{id}/loop``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from aggregation.api.deps import AnalyticsDep, SettingsDep
-from aggregation.domain.filters import ThemeFilter, TimeseriesQuery
+from aggregation.api.kpis import KpiWindow, LoopValues, loop_values
+from aggregation.api.links import LinkOut, link_out
+from aggregation.domain.filters import KpiQuery, ThemeFilter, TimeseriesQuery
 from aggregation.domain.reports import points_between
-from aggregation.domain.windows import Window, ceil_hour, parse_length
-from aggregation.service.reports import add_top_customers, rank_themes, series
+from aggregation.domain.windows import Window, ceil_hour, parse_length, window_ending
+from aggregation.service.reports import add_top_customers, loop_report, rank_themes, series
+from aggregation.store.links import LinkQueries
 from feedbackloop.http import ReadKey, cursor_key, keyset_page
 from feedbackloop.http.problems import ProblemError
 
@@ -33,6 +37,15 @@ class Trend(BaseModel):
     change: float | None = Field(description="(count - previous) / previous; null when previous is 0 or absent")
 
 
+class ThemeLink(BaseModel):
+    link_id: str
+    issue_key: str | None = Field(description="Null while the issue is being created")
+    url: str | None
+    title: str | None
+    status: str = Field(description="creating | open | in_progress | done | cancelled | failed")
+    loop_closed_at: datetime | None
+
+
 class ThemeOut(BaseModel):
     id: str
     name: str
@@ -46,6 +59,8 @@ class ThemeOut(BaseModel):
     impact: float = Field(description="(count + affected_mrr / mrr_unit) x (1 + negative_share) x (1 + urgent share)")
     trend: Trend
     top_customers: list[TopCustomer]
+    links: list[ThemeLink] = Field(default_factory=list, description="Tracker issues linked to the theme (or to its "
+                                   "insights), oldest first")
 
 
 class ThemePage(BaseModel):
@@ -56,7 +71,17 @@ class ThemePage(BaseModel):
         "id": "account.login", "name": "Login & authentication", "count": 42, "negative_count": 30,
         "negative_share": 0.7143, "sentiment_avg": -0.41, "urgent_count": 12, "customers": 9, "affected_mrr": 8400.0,
         "impact": 323.6, "trend": {"previous_count": 10, "change": 3.2},
-        "top_customers": [{"id": "acme", "count": 5, "mrr": 2400.0}]}], "next_cursor": None}]}}
+        "top_customers": [{"id": "acme", "count": 5, "mrr": 2400.0}],
+        "links": [{"link_id": "7d0c3c5e-2f4b-4a51-9a57-3c2a6e1f0b11", "issue_key": "github:acme/web#42",
+                   "url": "https://github.com/acme/web/issues/42", "title": "Login fails after update",
+                   "status": "done", "loop_closed_at": "2025-03-08T10:00:00Z"}]}], "next_cursor": None}]}}
+
+
+class ThemeLoop(BaseModel):
+    theme: str
+    window: KpiWindow
+    loop: LoopValues
+    links: list[LinkOut]
 
 
 def theme_window(filters: ThemeFilter, now: datetime) -> Window | None:
@@ -78,7 +103,7 @@ def theme_window(filters: ThemeFilter, now: datetime) -> Window | None:
             "that window count and `trend` compares with the window before; without, all time.",
             responses={400: {"description": "Malformed cursor"},
                        422: {"description": "A parameter is invalid; `errors` names it"}})
-async def list_themes(_key: ReadKey, queries: AnalyticsDep, settings: SettingsDep,
+async def list_themes(_key: ReadKey, queries: AnalyticsDep, settings: SettingsDep, request: Request,
                       filters: Annotated[ThemeFilter, Query()]) -> ThemePage:
     after = cursor_key(filters.cursor, float, str)
     window = theme_window(filters, datetime.now(UTC))
@@ -87,7 +112,23 @@ async def list_themes(_key: ReadKey, queries: AnalyticsDep, settings: SettingsDe
         reports = [r for r in reports if (-r.impact, r.id) > (-after[0], after[1])]
     page, next_cursor = keyset_page(reports, filters.limit, key=lambda r: (r.impact, r.id))
     await add_top_customers(queries, window, page)
-    return ThemePage(items=[ThemeOut.model_validate(r.as_dict()) for r in page], next_cursor=next_cursor)
+    links = await LinkQueries(request.app.state.runtime.read_engine).for_themes([r.id for r in page])
+    return ThemePage(items=[ThemeOut.model_validate({**r.as_dict(), "links": links.get(r.id, [])}) for r in page],
+                     next_cursor=next_cursor)
+
+
+@router.get("/themes/{theme_id}/loop", response_model=ThemeLoop, summary="A theme's loop: its links and figures",
+            description="The theme's tracker links and its loop figures over `window` ending at `to` (as in "
+            "`GET /v1/kpis`'s `loop`).",
+            responses={422: {"description": "A parameter is invalid; `errors` names it"}})
+async def theme_loop(theme_id: Annotated[str, Path(max_length=256)], _key: ReadKey, request: Request,
+                     params: Annotated[KpiQuery, Query()]) -> ThemeLoop:
+    window = window_ending(params.to or ceil_hour(datetime.now(UTC)), parse_length(params.window))
+    q = LinkQueries(request.app.state.runtime.read_engine)
+    loop = await loop_report(q, window.start, window.end, theme_id)
+    links = (await q.for_themes([theme_id])).get(theme_id, [])
+    return ThemeLoop.model_validate({"theme": theme_id, "window": {"from": window.start, "to": window.end},
+                                     "loop": loop_values(loop), "links": [link_out(x) for x in links]})
 
 
 class Point(BaseModel):

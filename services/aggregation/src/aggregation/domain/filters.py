@@ -17,7 +17,7 @@ from aggregation.domain.items import as_utc
 from aggregation.domain.windows import is_whole_hour, parse_length
 from feedbackloop.contracts.events import Channel, InsightType, Kind, SentimentLabel, Severity, Urgency
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "FeedbackFilter", "InsightFilter", "KpiQuery", "ThemeFilter",
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "FeedbackFilter", "InsightFilter", "KpiQuery", "LinkQuery", "ThemeFilter",
            "TimeseriesQuery"]
 
 DEFAULT_LIMIT = 50
@@ -136,3 +136,11 @@ class InsightFilter(_Page):
     type: InsightType | None = None
     severity: Severity | None = None
     acknowledged: bool | None = Field(default=None, description="Only acknowledged (true) or open (false) ones")
+
+
+class LinkQuery(_Page):
+    """``GET /v1/links``: newest first, optionally of one theme, one status and one tracker."""
+
+    theme: str | None = _Text
+    status: Literal["creating", "open", "in_progress", "done", "cancelled", "failed"] | None = None
+    tracker: Literal["github", "jira", "linear"] | None = None

@@ -12,6 +12,7 @@ from typing import Any
 
 from aggregation.domain.items import should_apply
 from aggregation.domain.urgent import urgent_insight, urgent_insight_id
+from aggregation.service.loops import LoopWatch, close_on_release
 from aggregation.store.memo import StoreCache
 from aggregation.store.releases import ReleaseRepository
 from aggregation.store.repository import InsightRepository
@@ -48,9 +49,12 @@ async def apply_classified(uow: UnitOfWork, event: Envelope[Any], cache: StoreCa
     await staged.load(uow.session, feedback_id)
     if staged.erased(feedback_id):
         return False  # erased (privacy.v1) before this event got here: never store it again
-    if not should_apply(staged.revision(feedback_id), item.revision):
+    stored_revision = staged.revision(feedback_id)
+    if not should_apply(stored_revision, item.revision):
         return False
     staged.stage(item)
+    if stored_revision is None:  # a new item of a theme whose loop closed before it was written: a regression?
+        (await LoopWatch.of(uow.session)).note(uow.session, item)
 
     insights = InsightRepository(uow.session)
     insight_id = str(urgent_insight_id(item.feedback_id))
@@ -77,10 +81,13 @@ def hint_batch(cache: StoreCache, events: Sequence[Envelope[Any]]) -> None:
 
 
 async def apply_release(uow: UnitOfWork, event: Envelope[Any]) -> None:
-    """Store a ``releases.v1`` marker; the same ``release_id`` again replaces it (a corrected marker)."""
+    """Store a ``releases.v1`` marker; the same ``release_id`` again replaces it (a corrected marker). A release
+    naming tracker issues (``issues``) closes the loops of the links following them (``service/loops.py``)."""
     release: Release = event.data
     await ReleaseRepository(uow.session).upsert(release.release_id, release.version, release.kind, release.service,
                                                 release.released_at, release.model_dump(mode="json"))
+    if release.issues:
+        await close_on_release(uow, release)
 
 
 def release_event_id(release: Release) -> str:

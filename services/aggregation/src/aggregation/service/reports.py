@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 from aggregation.domain.kpis import KpiSet, kpis_of
+from aggregation.domain.loops import LoopKpis, loop_kpis
 from aggregation.domain.reports import (
     CustomerImpact,
     KpiReport,
@@ -24,8 +25,9 @@ from aggregation.domain.rollups import Bucket, Measures, bucket_start
 from aggregation.domain.series import DAY
 from aggregation.domain.windows import Window
 from aggregation.store.analytics import AnalyticsQueries
+from aggregation.store.links import LinkQueries, times_of
 
-__all__ = ["add_top_customers", "kpi_report", "rank_themes", "series"]
+__all__ = ["add_top_customers", "kpi_report", "loop_report", "rank_themes", "series"]
 
 
 async def _theme_sums(q: AnalyticsQueries, window: Window | None) -> dict[str, Measures]:
@@ -74,3 +76,18 @@ async def series(q: AnalyticsQueries, dimension: Literal["theme", "all"], key: s
     first = bucket_start(start, bucket)
     cells = await q.cells(bucket, dimension, first, epoch(end), key=key)
     return series_points({s: m for _, s, m in cells}, bucket, first, epoch(end))
+
+
+async def loop_report(q: LinkQueries, start: datetime, end: datetime, theme_id: str | None = None) -> LoopKpis:
+    """The loop figures of [start, end) (of one theme when given): the links made before ``end``, and the items of
+    their themes created in the window, with those a closed loop answers (one aggregate statement)."""
+    links = [times_of(link) for link in await q.until(end, theme_id)]
+    cutoffs: dict[str, datetime | None] = {}
+    for t in links:
+        if t.theme_id is None:
+            continue
+        closed = t.closed_at if t.loop_closed_at is not None and t.loop_closed_at < end else None
+        known = cutoffs.get(t.theme_id)
+        cutoffs[t.theme_id] = max(known, closed) if known is not None and closed is not None else (known or closed)
+    linked, answered = await q.item_share(cutoffs, start, end)
+    return loop_kpis(links, start, end, linked, answered)

@@ -237,5 +237,53 @@ class DashboardSession(Base):
     __table_args__ = (Index("ix_dashboard_sessions_expires", "expires_at"),)
 
 
+class TrackerLink(Base):
+    """A theme, an insight or a set of items linked to a tracker issue, and the state of its loop.
+
+    While the issue is being created (``status`` ``creating``) ``issue_key`` is null and ``create_request`` holds
+    what to create (tracker, target, labels, title, body); the link id is the tracker's idempotency marker, so a
+    retry never makes a second issue. ``loop_closed_at`` is set once, when the issue is done or a release names it
+    (whichever comes first), and kept when the issue is reopened."""
+
+    __tablename__ = "tracker_links"
+
+    link_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(16), comment="theme | insight | items")
+    subject_key: Mapped[str] = mapped_column(String(320), comment="theme:<id> | insight:<id> | items:<sha256>")
+    theme_id: Mapped[str | None] = mapped_column(String(256))
+    insight_id: Mapped[str | None] = mapped_column(String(36))
+    feedback_ids: Mapped[list[str] | None] = mapped_column(JSON, comment="the items of an `items` link")
+    issue_key: Mapped[str | None] = mapped_column(String(400), comment="null while the issue is being created")
+    tracker: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    title: Mapped[str | None] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), comment="creating | open | in_progress | done | cancelled | failed")
+    created_issue: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    create_request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issue_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), comment="when the loop closed")
+    release_id: Mapped[str | None] = mapped_column(String(200))
+    release_version: Mapped[str | None] = mapped_column(String(200))
+    loop_closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            comment="when the loop_closed insight was raised")
+    customers_told: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    regression_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    regressed_items: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    first_report_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str | None] = mapped_column(String(256), comment="the API key's name")
+
+    __table_args__ = (
+        Index("ux_tracker_links_subject_issue", "subject_key", "issue_key", unique=True),
+        Index("ix_tracker_links_issue", "issue_key"),
+        Index("ix_tracker_links_theme", "theme_id", "linked_at"),
+        Index("ix_tracker_links_linked", "linked_at", "link_id"),
+        Index("ix_tracker_links_pending", "status", "next_attempt_at"),
+    )
+
+
 runtime_tables = add_runtime_tables(Base.metadata)
 erasure_tables = add_erasure_tables(Base.metadata)
