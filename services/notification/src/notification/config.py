@@ -20,6 +20,14 @@
     NOTIFICATION_EPISODE_GAP_S           insights of one type+theme this close are one episode    3600
     NOTIFICATION_DIGEST_GRACE_S          a digest goes out this long after its window ends   1
     NOTIFICATION_RULES_FILE              YAML teams and rules upserted by name at start   unset
+    NOTIFICATION_ZENDESK_URL             the Zendesk site, e.g. https://acme.zendesk.com  unset: zendesk channels off
+    NOTIFICATION_ZENDESK_EMAIL / _TOKEN  the agent and API token replies are posted as   unset
+    NOTIFICATION_INTERCOM_TOKEN          an Intercom access token                         unset: intercom channels off
+    NOTIFICATION_INTERCOM_ADMIN_ID       the admin replies are posted as                  unset
+    NOTIFICATION_INTERCOM_API_URL        Intercom's REST API                              https://api.intercom.io
+    TRACKER_*                            tracker channels (feedbackloop.trackers.TrackerSettings)   unset: off
+
+A rule naming a support tool or tracker that is not configured is refused when saved, naming the variables.
 """
 
 from __future__ import annotations
@@ -30,8 +38,15 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from feedbackloop.settings import ServiceSettings, default_database_url
+from feedbackloop.trackers import TrackerSettings, configured_trackers
 from notification.domain.backoff import DEFAULT_SCHEDULE, parse_schedule
+from notification.domain.channels import Integrations
 from notification.domain.targets import TargetPolicy
+
+#: The TRACKER_* variables each tracker needs (what :func:`feedbackloop.trackers.tracker_client` checks).
+_TRACKER_VARIABLES = {"github": ("TRACKER_GITHUB_TOKEN",),
+                      "jira": ("TRACKER_JIRA_URL", "TRACKER_JIRA_EMAIL", "TRACKER_JIRA_TOKEN"),
+                      "linear": ("TRACKER_LINEAR_API_KEY",)}
 
 
 class NotificationSettings(ServiceSettings):
@@ -67,6 +82,15 @@ class NotificationSettings(ServiceSettings):
                                                                    "are one episode, sent once")
     digest_grace_s: float = Field(default=1.0, ge=0, description="A digest goes out this long after its window ends")
     rules_file: Path | None = Field(default=None, description="YAML teams and rules, upserted by name at start")
+    zendesk_url: str | None = Field(default=None, description="The Zendesk site replies are posted to, e.g. "
+                                                              "https://acme.zendesk.com")
+    zendesk_email: str | None = Field(default=None, description="The Zendesk agent replies are posted as")
+    zendesk_token: SecretStr | None = Field(default=None, description="That agent's Zendesk API token")
+    intercom_token: SecretStr | None = Field(default=None, description="An Intercom access token")
+    intercom_admin_id: str | None = Field(default=None, description="The Intercom admin replies are posted as")
+    intercom_api_url: str = Field(default="https://api.intercom.io", description="Intercom's REST API")
+    trackers: TrackerSettings = Field(default_factory=TrackerSettings,
+                                      description="Tracker channels' credentials (TRACKER_*)")
 
     @field_validator("retry_schedule")
     @classmethod
@@ -77,6 +101,24 @@ class NotificationSettings(ServiceSettings):
     @property
     def schedule(self) -> tuple[float, ...]:
         return parse_schedule(self.retry_schedule)
+
+    @property
+    def integrations(self) -> Integrations:
+        """Which vendors are configured: for each, the variables still unset (a rule naming one is refused)."""
+        missing: dict[str, tuple[str, ...]] = {
+            "zendesk": tuple(name for name, value in (("NOTIFICATION_ZENDESK_URL", self.zendesk_url),
+                                                      ("NOTIFICATION_ZENDESK_EMAIL", self.zendesk_email),
+                                                      ("NOTIFICATION_ZENDESK_TOKEN", self.zendesk_token)) if not value),
+            "intercom": tuple(name for name, value in (("NOTIFICATION_INTERCOM_TOKEN", self.intercom_token),
+                                                       ("NOTIFICATION_INTERCOM_ADMIN_ID", self.intercom_admin_id))
+                              if not value),
+        }
+        ready = set(configured_trackers(self.trackers))
+        for tracker, variables in _TRACKER_VARIABLES.items():
+            if tracker not in ready:
+                missing[tracker] = tuple(v for v in variables if not getattr(self.trackers, v[8:].lower())) \
+                    or variables
+        return Integrations(missing)
 
     @property
     def target_policy(self) -> TargetPolicy:

@@ -38,14 +38,16 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def started(app: FastAPI, runtime: ServiceRuntime) -> AsyncIterator[None]:
         if settings.rules_file is not None:  # raises RulesFileError naming file and rule: the start fails
-            await load_rules_file(settings.rules_file, runtime.uow, settings.target_policy)
+            await load_rules_file(settings.rules_file, runtime.uow, settings.target_policy, settings.integrations)
         yield
 
     return service_app(ServiceParts(
         name="notification",
         description="Teams and rules over `feedback.classified.v1` and `insights.v1`; each match goes to Slack, "
         "email or a webhook signed per Standard Webhooks, throttled, held in quiet hours, retried with backoff, "
-        "and recorded attempt by attempt.",
+        "and recorded attempt by attempt. A `loop_closed` insight is told to each customer's owner and replied "
+        "on the customer's Zendesk or Intercom conversation, once per customer; a `tracker` channel files a "
+        "GitHub, Jira or Linear issue per insight.",
         version=__version__,
         routers=[rules.router, teams.router, deliveries.router],
         tables=runtime_tables,

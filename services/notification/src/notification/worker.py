@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -86,10 +88,17 @@ class DeliveryWorker(PeriodicWorker):
 
     async def run(self) -> None:
         """Claim and send until :meth:`stop`; requests in flight then finish and are recorded before returning."""
-        async with guarded_client(allow_private=self._settings.target_policy.allow_private,
-                                  timeout=self._settings.delivery_timeout, resolver=self._resolver,
-                                  headers={"user-agent": f"feedbackloop-notification/{__version__}"}) as client:
-            self._senders = senders(self._settings, client)
+        user_agent = {"user-agent": f"feedbackloop-notification/{__version__}"}
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(guarded_client(
+                allow_private=self._settings.target_policy.allow_private, timeout=self._settings.delivery_timeout,
+                resolver=self._resolver, headers=user_agent))
+            # Support tools and trackers: URLs from the operator's environment (NOTIFICATION_ZENDESK_URL,
+            # TRACKER_*), never from a rule, so not through the SSRF guard of rule-given URLs (which would refuse
+            # a 127.0.0.1 stand-in); redirects not followed either.
+            vendor = await stack.enter_async_context(httpx.AsyncClient(
+                timeout=self._settings.delivery_timeout, follow_redirects=False, headers=user_agent))
+            self._senders = senders(self._settings, client, vendor)
             try:
                 await super().run()
             finally:
@@ -185,7 +194,7 @@ class DeliveryWorker(PeriodicWorker):
         attributes: dict[str, Any] = {
             "notification.delivery.id": claim.id, "notification.rule.id": claim.rule_id,
             "notification.channel.index": claim.channel_index, "notification.delivery.attempt": claim.attempt,
-            "server.address": self._settings.smtp_host if kind == "email" else host_of(channel.get("url")),
+            "server.address": self._server_address(kind, channel),
         }
         with tracing.client_span(SERVICE, f"deliver {kind}", claim.trace_context, attributes) as span:
             outcome = await self._send(claim, kind, channel)
@@ -193,12 +202,27 @@ class DeliveryWorker(PeriodicWorker):
             outcome.log_ids = tracing.log_ids(span)
         return outcome
 
+    def _server_address(self, kind: str, channel: dict[str, Any]) -> str:
+        """The host an attempt talks to (never a URL: a Slack URL is a credential)."""
+        settings = self._settings
+        if kind == "email":
+            return settings.smtp_host
+        if kind == "zendesk":
+            return host_of(settings.zendesk_url or "")
+        if kind == "intercom":
+            return host_of(settings.intercom_api_url)
+        if kind == "tracker":
+            trackers = settings.trackers
+            return host_of({"github": trackers.github_api_url, "jira": trackers.jira_url or "",
+                            "linear": trackers.linear_api_url}.get(str(channel.get("tracker")), ""))
+        return host_of(channel.get("url"))
+
     async def _send(self, claim: Claim, kind: str, channel: dict[str, Any]) -> SendOutcome:
         """One attempt through the channel type's sender; never raises (see :func:`_unsendable`)."""
         started = time.perf_counter()
         try:
             outcome = await self._senders.get(kind, self._senders["webhook"]).send(
-                Message(delivery_id=claim.id, payload=claim.payload, channel=channel))
+                Message(delivery_id=claim.id, payload=claim.payload, channel=channel, attempt=claim.attempt))
         except Exception as exc:
             outcome = _unsendable(claim, channel, exc)
         outcome.took = time.perf_counter() - started
@@ -215,7 +239,8 @@ def _unsendable(claim: Claim, channel: dict[str, Any], exc: Exception) -> SendOu
     otherwise, which might quote a secret.
     """
     url = channel.get("url")
-    url_problem = sender_url_problem(url) if isinstance(url, str) and channel.get("type") != "email" else None
+    url_problem = sender_url_problem(url) if isinstance(url, str) and channel.get("type") in (
+        None, "webhook", "slack") else None
     if url_problem is not None:
         error, retryable = f"cannot send to this URL: {url_problem}", False
     else:

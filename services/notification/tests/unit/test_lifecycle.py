@@ -106,7 +106,7 @@ def test_pause_resume_retry_and_give_up() -> None:
 
 
 def test_statuses_are_stored_as_their_values() -> None:
-    assert [s.value for s in DeliveryStatus] == ["pending", "succeeded", "failed", "digested", "paused"]
+    assert [s.value for s in DeliveryStatus] == ["pending", "succeeded", "failed", "digested", "paused", "skipped"]
     assert DeliveryStatus.PENDING == "pending" and f"{DeliveryStatus.PAUSED}" == "paused"
 
 

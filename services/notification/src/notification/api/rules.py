@@ -35,7 +35,8 @@ from notification.service.rules import (
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
 
 _INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Invalid rule: `errors` names each bad field, operator, URL or secret"}}
+    422: {"description": "Invalid rule: `errors` names each bad field, operator, URL, secret, reply template or "
+                         "unconfigured support tool or tracker (with the variables to set)"}}
 
 
 def _draft(body: RuleIn) -> RuleDraft:
@@ -45,7 +46,8 @@ def _draft(body: RuleIn) -> RuleDraft:
 
 @router.post("", status_code=201, response_model=RuleOut, summary="Create a rule", responses=_INVALID)
 async def post_rule(body: RuleIn, _key: AdminKey, uow: UowDep, settings: SettingsDep) -> RuleOut:
-    return rule_out(await create_rule(uow, _draft(body), settings.target_policy), reveal_urls=True)
+    return rule_out(await create_rule(uow, _draft(body), settings.target_policy, settings.integrations),
+                    reveal_urls=True)
 
 
 @router.get("", response_model=RulePage, summary="List rules, oldest first")
@@ -72,7 +74,8 @@ async def get_one_rule(rule_id: uuid.UUID, key: ReadKey, sessions: ReadDep) -> R
 @router.put("/{rule_id}", response_model=RuleOut, summary="Replace a rule",
             responses={**_INVALID, 404: {"description": "No such rule"}})
 async def put_rule(rule_id: uuid.UUID, body: RuleIn, _key: AdminKey, uow: UowDep, settings: SettingsDep) -> RuleOut:
-    return rule_out(await update_rule(uow, str(rule_id), _draft(body), settings.target_policy), reveal_urls=True)
+    return rule_out(await update_rule(uow, str(rule_id), _draft(body), settings.target_policy,
+                                      settings.integrations), reveal_urls=True)
 
 
 @router.delete("/{rule_id}", status_code=204, response_class=Response, summary="Delete a rule",

@@ -43,9 +43,17 @@ class RuleIn(BaseModel):
         min_length=1, max_length=20,
         description='Where a match goes: {"type": "webhook", "url": "https://…", "secret": "…"} (the secret is '
                     "`whsec_<base64>` (Standard Webhooks) or any string, whose UTF-8 bytes are then the key), "
-                    '{"type": "slack", "url": "https://hooks.slack.com/services/…"} or {"type": "email", "to": '
-                    '["team@example.com"]}. On update, a webhook secret of `***` (or none) keeps the stored secret '
-                    "of the channel with that URL, and a masked Slack URL keeps the stored one.")
+                    '{"type": "slack", "url": "https://hooks.slack.com/services/…"}, {"type": "email", "to": '
+                    '["team@example.com"], "to_owner": false} (`to_owner`: a `loop_closed` delivery also goes to '
+                    "its customer's owner; `to` may then be empty), "
+                    '{"type": "zendesk" | "intercom", "public": false, "message": "Fixed: {issue_title}"} (a reply, '
+                    "or an internal note, on a loop customer's newest conversation of that tool; `message` may name "
+                    "{issue_title}, {issue_url}, {release}, {customer}) or "
+                    '{"type": "tracker", "tracker": "github", "repository": "acme/web"} / {"tracker": "jira", '
+                    '"project": "AUTH", "issue_type": "Bug"} / {"tracker": "linear", "team": "ENG"} (`labels` '
+                    "optional; one issue per insight episode, insight rules only). On update, a webhook secret of "
+                    "`***` (or none) keeps the stored secret of the channel with that URL, and a masked Slack URL "
+                    "keeps the stored one.")
     enabled: bool = True
     throttle: dict[str, Any] | None = Field(
         default=None, description='{"limit": N, "window_s": S}: at most N messages per S seconds per channel; the '
@@ -107,15 +115,21 @@ class DeliveryOut(BaseModel):
     subject: str | None = Field(default=None, description="The feedback or insight id the event was about (the "
                                                              "CloudEvents `subject`); none for a digest, and for "
                                                              "deliveries queued before it was recorded")
+    customer: str | None = Field(default=None, description="The customer a `loop_closed` delivery tells (the "
+                                                          "insight is routed once per customer); none otherwise")
     rule_id: uuid.UUID
     channel_index: int
     url: str = Field(description="The channel's URL as of the last attempt; masked (`<scheme>://<host>/***`) for a "
-                                 "key without the `write` scope, and for Slack always")
+                                 "key without the `write` scope, and for Slack always; a name for the channels "
+                                 "without one (`mailto:…`, `zendesk:internal-note`, `jira:AUTH`)")
     status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
-    last_error: str | None
+    last_error: str | None = Field(description="Why the last attempt failed, or why a `skipped` delivery was not "
+                                                "sent")
+    result: str | None = Field(default=None, description="What a sent delivery made: the tracker issue created "
+                                                         "(key and URL), the conversation replied on")
     created_at: datetime
     delivered_at: datetime | None
 
@@ -188,7 +202,8 @@ def _delivery_fields(d: Delivery, reveal_urls: bool) -> dict[str, Any]:
             "channel_index": d.channel_index, "url": d.url if reveal_urls else mask_shown_url(d.url),
             "status": d.status, "attempts": d.attempts,
             "next_attempt_at": utc(d.next_attempt_at) if pending else None, "last_status_code": d.last_status_code,
-            "last_error": d.last_error, "created_at": utc(d.created_at), "delivered_at": utc(d.delivered_at)}
+            "last_error": d.last_error, "created_at": utc(d.created_at), "delivered_at": utc(d.delivered_at),
+            "customer": d.fanout_key.removeprefix("customer:") if d.fanout_key else None, "result": d.result}
 
 
 def page_key(row: Delivery | Rule | Team) -> tuple[datetime, str]:

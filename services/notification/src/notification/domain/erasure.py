@@ -26,16 +26,23 @@ def insight_after_erasure(payload: Mapping[str, Any], erased: Collection[str], r
     """An insight delivery's payload after the erasure of ``erased`` feedback ids; None when it cites none.
 
     An ``urgent_item`` insight is about its one item (its title names the customer): blanked. Any other keeps
-    its figures and loses the erased ids from its evidence."""
+    its figures and loses the erased ids from its evidence, and a loop's insight from its customers' items."""
     data = payload.get("data")
     if not isinstance(data, Mapping):
         return None
     evidence = [str(e) for e in data.get("evidence") or []]
-    if not any(e in erased for e in evidence):
+    loop = data.get("loop") if isinstance(data.get("loop"), Mapping) else None
+    customers = [c for c in (loop or {}).get("customers") or [] if isinstance(c, Mapping)]
+    items = {str(i) for c in customers for i in c.get("items") or []}
+    if not any(e in erased for e in evidence) and not items & set(erased):
         return None
     if data.get("type") == "urgent_item":
         return blanked_payload(payload, request_id)
-    return {**payload, "data": {**data, "evidence": [e for e in evidence if e not in erased]}}
+    changed: dict[str, Any] = {**data, "evidence": [e for e in evidence if e not in erased]}
+    if loop is not None:
+        changed["loop"] = {**loop, "customers": [
+            {**c, "items": [i for i in c.get("items") or [] if str(i) not in erased]} for c in customers]}
+    return {**payload, "data": changed}
 
 
 def digest_without(payload: Mapping[str, Any], event_ids: Collection[str]) -> dict[str, Any] | None:

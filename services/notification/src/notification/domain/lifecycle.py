@@ -8,7 +8,9 @@
                 │       │  └──────── resume / manual retry ──┐
                 │       ├──permanent failure, schedule spent, gone, give up──▶ failed
                 │       └──channel paused──▶ paused ──resume──▶ pending
-                └──held (quiet hours, throttle)──▶ digested   (its digest, itself a delivery, is sent instead)
+                ├──held (quiet hours, throttle)──▶ digested   (its digest, itself a delivery, is sent instead)
+                └──nothing to send to (an owner email without an owner)──▶ skipped   (never sent; ``last_error``
+                                                                                      says why)
 
 The statuses are stored as their string values (``deliveries.status``), and are the values the API shows.
 A *give up* (the rule was deleted, the item was erased) fails a delivery that was still to be sent, pending or
@@ -50,6 +52,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     DIGESTED = "digested"
     PAUSED = "paused"
+    SKIPPED = "skipped"
 
 
 #: The statuses of a delivery still to be sent, which a give-up (rule deleted, item erased) fails.

@@ -8,6 +8,8 @@ each channel. A digest payload (``"type": "digest"``) rolls up the items a throt
   (critical → critical, high → warning, else info); the quote is the (already redacted) text.
 * **insight**: its own title and severity; the key numbers are its metrics (and, for a ``channel_paused`` one, the
   rule, team and channel); quotes come from an optional ``quotes`` (or ``examples``) list on the insight.
+* **loop_closed** (one customer's view, :mod:`notification.domain.loop`): which issue was fixed (title, link), the
+  release if any, the customer (plan, MRR, owner) and their items (count and ids; no customer text).
 * **digest**: "N more matches of <rule>", the highest severity of its items, and the first three items' quotes.
 """
 
@@ -27,6 +29,8 @@ __all__ = [
     "Message",
     "build_digest_payload",
     "email_parts",
+    "issue_markdown",
+    "issue_title",
     "item_summary",
     "slack_body",
     "summarize",
@@ -48,6 +52,7 @@ class Message:
     quotes: list[str] = field(default_factory=list)
     link: str = ""
     footer: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)  # (label, URL) besides the dashboard's
 
     @property
     def colour(self) -> str:
@@ -102,6 +107,8 @@ def summarize(payload: Mapping[str, Any], dashboard_url: str) -> Message:
     if kind == "digest":
         return _digest(payload, dashboard_url, footer)
     data = payload.get("data") or {}
+    if kind == "insight" and data.get("type") == "loop_closed" and isinstance(data.get("loop"), Mapping):
+        return _loop(data, dashboard_url, footer)
     if kind == "insight":
         return _insight(data, dashboard_url, footer)
     return _feedback(data, dashboard_url, footer)
@@ -158,6 +165,49 @@ def _insight(data: Mapping[str, Any], link: str, footer: str) -> Message:
                    facts=facts, quotes=_quotes_of(data), link=link, footer=footer)
 
 
+_ITEM_IDS_LISTED = 10
+
+
+def _loop(data: Mapping[str, Any], link: str, footer: str) -> Message:
+    """A closed loop: the issue, the release, and the customer of this view (or the count of customers)."""
+    loop = data["loop"]
+    issue = loop.get("issue") if isinstance(loop.get("issue"), Mapping) else {}
+    release = loop.get("release") if isinstance(loop.get("release"), Mapping) else {}
+    customers = [c for c in loop.get("customers") or [] if isinstance(c, Mapping)]
+    issue_title = str(issue.get("title") or issue.get("issue_key") or "a linked issue")
+    facts: list[tuple[str, str]] = [("Issue", f"{issue_title} ({issue.get('issue_key', '?')}, "
+                                              f"{issue.get('status', '?')})")]
+    if release.get("version"):
+        facts.append(("Release", str(release["version"])))
+    if data.get("theme"):
+        facts.append(("Theme", str(data["theme"])))
+    if len(customers) == 1:
+        customer = customers[0]
+        who = str(customer.get("id") or "?")
+        title = f"Fixed: {issue_title} — {who} asked for it"
+        items = [str(i) for i in customer.get("items") or []]
+        facts += [(name, str(value)) for name, value in (
+            ("Customer", who), ("Plan", customer.get("plan")),
+            ("MRR", _number(customer["mrr"]) if customer.get("mrr") is not None else None),
+            ("Owner", customer.get("owner"))) if value not in (None, "")]
+        facts.append(("Their items", _number(len(items))))
+        if items:
+            more = f" and {len(items) - _ITEM_IDS_LISTED} more" if len(items) > _ITEM_IDS_LISTED else ""
+            facts.append(("Item ids", ", ".join(items[:_ITEM_IDS_LISTED]) + more))
+        conversations = [f"{c.get('source')} {c.get('id')}" for c in customer.get("conversations") or []
+                         if isinstance(c, Mapping)]
+        if conversations:
+            facts.append(("Conversations", ", ".join(conversations[:5])))
+    else:
+        title = str(data.get("title") or f"Fixed: {issue_title}")
+        facts += [("Customers", _number(len(customers))), ("Items", _number(loop.get("items", 0)))]
+    links = [(label, str(url)) for label, url in (("The issue", issue.get("url")),
+                                                  ("The release", release.get("link")))
+             if isinstance(url, str) and url.startswith(("https://", "http://"))]  # never a javascript: link
+    return Message(title=_clip(title, 150), severity=str(data.get("severity", "info")), facts=facts[:12],
+                   link=link, footer=footer, links=links)
+
+
 def _digest(payload: Mapping[str, Any], link: str, footer: str) -> Message:
     items = payload.get("items") or []
     count = int(payload.get("count") or len(items))
@@ -193,9 +243,13 @@ def slack_body(message: Message) -> dict[str, Any]:
             for k, v in message.facts[:10]]})
     for quote in message.quotes[:_QUOTES]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "> " + _mrkdwn(quote)}})
+    buttons = [{"type": "button", "url": url, "text": {"type": "plain_text", "text": _clip(label, 70)}}
+               for label, url in message.links]
     if message.link:
-        blocks.append({"type": "actions", "elements": [{"type": "button", "url": message.link,
-                                                        "text": {"type": "plain_text", "text": "Open the dashboard"}}]})
+        buttons.insert(0, {"type": "button", "url": message.link,
+                           "text": {"type": "plain_text", "text": "Open the dashboard"}})
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons[:5]})
     # The fallback text is mrkdwn too (notifications, old clients): a customer's "<!channel>" or "<https://x|bank>"
     # must arrive as text, not as a mention or a disguised link.
     return {"text": f"[{message.severity}] {_mrkdwn(message.title)}",
@@ -208,14 +262,56 @@ def email_parts(message: Message) -> tuple[str, str, str]:
     lines = [message.title, "", *(f"{k}: {v}" for k, v in message.facts)]
     if message.quotes:
         lines += ["", *(f"> {q}" for q in message.quotes)]
+    if message.links:
+        lines += ["", *(f"{label}: {url}" for label, url in message.links)]
     if message.link:
         lines += ["", f"Dashboard: {message.link}"]
     lines += ["", f"-- {message.footer}"]
     e = html.escape
     rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in message.facts)
     quotes = "".join(f"<blockquote>{e(q)}</blockquote>" for q in message.quotes)
-    link = f"<p><a href='{e(message.link)}'>Open the dashboard</a></p>" if message.link else ""
+    link = "".join(f"<p><a href='{e(url)}'>{e(label)}</a></p>" for label, url in message.links)
+    link += f"<p><a href='{e(message.link)}'>Open the dashboard</a></p>" if message.link else ""
     body = (f"<html><body><div style='border-left:6px solid {message.colour};padding-left:12px'>"
             f"<h2>{e(message.title)}</h2><table>{rows}</table>{quotes}{link}"
             f"<p style='color:#667085'>{e(message.footer)}</p></div></body></html>")
     return subject, "\n".join(lines) + "\n", body
+
+
+def issue_title(payload: Mapping[str, Any]) -> str:
+    """The title of the tracker issue a tracker channel files for an insight: the insight's own."""
+    data = payload.get("data") or {}
+    return _clip(data.get("title") or "Insight", 200)
+
+
+def issue_markdown(payload: Mapping[str, Any], dashboard_url: str) -> str:
+    """The Markdown body of the tracker issue filed for an insight: what it is, its metrics, its window, how many
+    items are its evidence, a link to the dashboard (bullets, bold and links: what every tracker renders)."""
+    data = payload.get("data") or {}
+    rule = payload.get("rule") or {}
+    kind = str(data.get("type", "insight")).replace("_", " ")
+    lines = [f"**{str(data.get('severity', 'info')).capitalize()}** {kind}"
+             + (f" in theme **{_md(data['theme'])}**" if data.get("theme") else "") + ".", ""]
+    raw_metrics = data.get("metrics")
+    metrics: Mapping[str, Any] = raw_metrics if isinstance(raw_metrics, Mapping) else {}
+    keys = [k for k in ("observed", "expected") if k in metrics] + sorted(k for k in metrics
+                                                                          if k not in ("observed", "expected"))
+    if keys:
+        lines += ["Metrics:", *(f"- {_md(k.replace('_', ' ').capitalize())}: {_md(_number(metrics[k]))}"
+                                for k in keys[:20] if metrics[k] is not None), ""]
+    window = data.get("window") or {}
+    if window.get("from") and window.get("to"):
+        lines += [f"Window: {_md(window['from'])} → {_md(window['to'])}", ""]
+    evidence = data.get("evidence") or []
+    lines += [f"Evidence: {len(evidence)} feedback item{'s' if len(evidence) != 1 else ''}.", ""]
+    if dashboard_url.startswith(("https://", "http://")):
+        lines += [f"[Open the dashboard]({dashboard_url})", ""]
+    lines.append(f"Filed by Feedback Loop (rule “{_md(rule.get('name', '?'))}”, team {_md(rule.get('team', '?'))}, "
+                 f"insight {_md(data.get('insight_id', '?'))}).")
+    return "\n".join(lines)
+
+
+def _md(value: Any) -> str:
+    """Plain text for Markdown: no markup, links or HTML sneaks in from a title or a theme name."""
+    text = " ".join(str(value).split())
+    return "".join("\\" + c if c in "\\`*_[]<>#|" else c for c in text)

@@ -115,9 +115,13 @@ def episode_key(data: Mapping[str, Any]) -> str:
     """What makes two insights the same story: their type and theme; without a theme, the dimension and key the
     metrics name (a product-area spike), else the title. Aggregation re-publishes a growing spike as a new
     ``revision`` of the same insight with a new title: it must stay the same story, sent again only when its
-    severity rises (:func:`is_same_episode`)."""
+    severity rises (:func:`is_same_episode`). A loop's insights (``loop_closed`` naming no customer,
+    ``loop_regression``) are the story of their link: two loops of one theme are two stories."""
     metrics = data.get("metrics")
     subject = data.get("theme")
+    loop = data.get("loop")
+    if isinstance(loop, Mapping) and loop.get("link_id"):
+        subject = f"link:{loop['link_id']}"
     if not subject and isinstance(metrics, Mapping) and metrics.get("dimension") and metrics.get("key"):
         subject = f"{metrics['dimension']}:{metrics['key']}"
     return f"{data.get('type')}\x1f{subject or data.get('title')}"

@@ -5,11 +5,20 @@ the paused channels, the channels' throttle windows and the rules' last insight 
 channel of each rule:
 
 1. an insight that continues an episode the rule already sent (:func:`notification.domain.noise.is_same_episode`)
-   queues nothing for that rule (*suppressed*);
+   queues nothing for that rule (*suppressed*); one that escalates it queues nothing on a ``tracker`` channel (the
+   episode's issue is filed: one issue per episode);
 2. otherwise one delivery per channel, held by the first that applies — a **paused** channel (``paused``, sent
    when it is resumed), the team's **quiet hours**, the rule's **throttle** (``digested``: rolled into the
    digest of that channel and reason, released when the quiet hours or the throttle window end) — or else
    ``pending``, due after the schedule's first delay.
+
+A ``loop_closed`` insight is routed once per customer (:mod:`notification.domain.loop`): the use case passes each
+customer's view as its own :class:`RoutedEvent` with ``fanout`` set. Such a view is never an episode (its
+deliveries are keyed by insight, customer, rule and channel instead, so a revision tells no one twice); each
+channel decides what it makes of the view (:func:`notification.domain.loop.fit`: a reply needs a conversation of
+its tool, an owner email an owner — ``skipped`` with the reason otherwise). A delivery that speaks to or about one
+customer (a reply, an owner's email, a tracker issue) is never rolled into a digest: quiet hours make it due when
+they end, and throttles do not count it.
 
 Only a delivery that reaches the throttle check counts against the window: a paused or quiet channel's messages
 do not use up the throttle. A digest is itself a delivery (``event_kind: digest``), due ``digest_grace`` after
@@ -27,6 +36,15 @@ from enum import StrEnum
 from typing import Any
 
 from notification.domain.lifecycle import DeliveryStatus
+from notification.domain.loop import (
+    FitKind,
+    View,
+    addresses_customer,
+    fanout_delivery_id,
+    fanout_key_for,
+    fit,
+    once_delivery_id,
+)
 from notification.domain.noise import EpisodeMark, QuietHours, digest_id_for, episode_key, is_same_episode
 from notification.domain.payload import build_payload
 from notification.domain.rules import Throttle
@@ -70,23 +88,27 @@ class Hold(StrEnum):
 
 @dataclass(frozen=True)
 class RoutedEvent:
-    """The event being routed: ``kind`` feedback or insight, its CloudEvent id, data and subject."""
+    """The event being routed: ``kind`` feedback or insight, its CloudEvent id, data and subject; ``fanout`` the
+    customer id when ``data`` is one customer's view of a ``loop_closed`` insight."""
 
     kind: str
     id: str
     data: Mapping[str, Any]
     subject: str | None = None
+    fanout: str | None = None
 
 
 @dataclass(frozen=True)
 class RoutedRule:
-    """An enabled rule the event matches: its channels as deliveries show them (:meth:`Channel.shown_url`)."""
+    """An enabled rule the event matches: its channels as deliveries show them (:meth:`Channel.shown_url`), and
+    as stored (``settings``, by index; a channel without is treated as a webhook)."""
 
     id: str
     name: str
     team: str
     channels: Sequence[str]
     throttle: Throttle | None = None
+    settings: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,7 @@ class PlannedDelivery:
     hold: Hold | None = None
     digest_id: str | None = None
     last_error: str | None = None
+    fanout_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +203,12 @@ def route(facts: RoutingFacts, *, first_delay: float, digest_grace_s: float, epi
     event, now = facts.event, facts.now
     decision = RouteDecision()
     windows = dict(facts.windows)
-    episode = episode_of(event.data) if event.kind == "insight" else None
+    episode = episode_of(event.data) if event.kind == "insight" and event.fanout is None else None
+    view = View(event.data, event.fanout)
     for rule in facts.rules:
+        # an escalation (severity rose) within the episode is news for people, but its issue is already filed
+        same_story = episode is not None and is_same_episode(facts.episodes.get(rule.id), episode[1], "info",
+                                                             episode_gap_s)
         if episode is not None and _continues(facts, rule.id, episode, episode_gap_s, decision):
             decision.suppressed.append(rule.id)
             continue
@@ -189,16 +216,28 @@ def route(facts: RoutingFacts, *, first_delay: float, digest_grace_s: float, epi
                                 data=event.data, event_id=event.id)
         quiet_until = facts.quiet_hours[rule.team].until(now) if rule.team in facts.quiet_hours else None
         for index, url in enumerate(rule.channels):
-            planned = PlannedDelivery(id=delivery_id_for(event.id, rule.id, index), rule_id=rule.id,
+            settings = rule.settings[index] if index < len(rule.settings) else {}
+            fitted = fit(settings, event.kind, view)
+            if fitted.kind is FitKind.NONE or (same_story and settings.get("type") == "tracker"):
+                continue
+            planned = PlannedDelivery(id=_delivery_id(event, rule.id, index, settings), rule_id=rule.id,
                                       channel_index=index, url=url, status=DeliveryStatus.PENDING, payload=payload,
-                                      next_attempt_at=now + timedelta(seconds=first_delay))
+                                      next_attempt_at=now + timedelta(seconds=first_delay),
+                                      fanout_key=fanout_key_for(event.fanout) if event.fanout is not None else None)
+            if fitted.kind is FitKind.SKIP:
+                decision.deliveries.append(replace(planned, status=DeliveryStatus.SKIPPED, next_attempt_at=None,
+                                                   last_error=fitted.reason))
+                continue
+            personal = addresses_customer(settings, view)
             held: tuple[Hold, datetime, datetime] | None = None  # reason, window start, release time
             if (rule.id, index) in facts.paused:
                 planned = replace(planned, status=DeliveryStatus.PAUSED, next_attempt_at=None, hold=Hold.PAUSED,
                                   last_error=PAUSED_ERROR)
+            elif quiet_until is not None and personal:  # no digest can carry it: it waits for the morning
+                planned = replace(planned, next_attempt_at=quiet_until + timedelta(seconds=digest_grace_s))
             elif quiet_until is not None:
                 held = (Hold.QUIET_HOURS, now, quiet_until)
-            elif rule.throttle is not None:
+            elif rule.throttle is not None and not personal:
                 held = _take_slot(windows, decision, (rule.id, index), rule.throttle, now)
             if held is not None:
                 reason, opened, release = held
@@ -213,6 +252,17 @@ def route(facts: RoutingFacts, *, first_delay: float, digest_grace_s: float, epi
                                  "window": {"from": opened.isoformat(), "to": release.isoformat()}}))
             decision.deliveries.append(planned)
     return decision
+
+
+def _delivery_id(event: RoutedEvent, rule_id: str, index: int, settings: Mapping[str, Any]) -> str:
+    """One customer's view: keyed by (insight, customer, rule, channel); a tracker channel: by (insight, rule,
+    channel), so no revision files a second issue; else by (event, rule, channel)."""
+    insight_id = str(event.data.get("insight_id") or "") if event.kind == "insight" else ""
+    if insight_id and event.fanout is not None:
+        return fanout_delivery_id(insight_id, event.fanout, rule_id, index)
+    if insight_id and settings.get("type") == "tracker":
+        return once_delivery_id(insight_id, rule_id, index)
+    return delivery_id_for(event.id, rule_id, index)
 
 
 def _continues(facts: RoutingFacts, rule_id: str, episode: tuple[str, datetime, datetime], gap_s: float,

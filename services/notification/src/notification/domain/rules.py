@@ -38,6 +38,7 @@ __all__ = [
     "OPS",
     "RuleInvalid",
     "Throttle",
+    "kinds_matched",
     "matches",
     "parse_throttle",
     "validate_match",
@@ -177,6 +178,36 @@ def _value_problem(op: str, value: Any) -> str | None:
     elif op == "contains" and not isinstance(value, _SCALARS):
         return "`contains` takes a string, number or boolean"
     return None
+
+
+def kinds_matched(node: Any) -> set[str]:
+    """The event kinds a (validated) match tree can match, conservatively: a condition on ``event`` (``eq``,
+    ``in``, ``ne``) or a positive operator on a field only one kind has narrows it; ``ne`` and ``not`` (a missing
+    field matches them) do not."""
+    every: set[str] = set(EVENT_KINDS)
+    if not isinstance(node, Mapping):
+        return every
+    if "all" in node:
+        found = set(every)
+        for child in node["all"] or []:
+            found &= kinds_matched(child)
+        return found
+    if "any" in node:
+        return set().union(*(kinds_matched(child) for child in node["any"] or []))
+    if "not" in node:
+        return every
+    path, op, value = node.get("field"), node.get("op"), node.get("value")
+    if path == EVENT_FIELD:
+        if op == "eq":
+            return every & {value}
+        if op == "in" and isinstance(value, list):
+            return every & set(v for v in value if isinstance(v, str))
+        if op == "ne":
+            return every - {value}
+        return every
+    if op == "ne" or not isinstance(path, str):
+        return every
+    return {str(k) for k in CATALOG.kinds_with(path)} or every
 
 
 # ---------------------------------------------------------------------------------------------- matching

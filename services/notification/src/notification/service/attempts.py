@@ -110,6 +110,8 @@ async def _record(uow: UnitOfWork, repo: DeliveryRepository, delivery: Delivery 
     delivery.status, delivery.attempts = after.status, after.attempts
     delivery.next_attempt_at, delivery.delivered_at = after.next_attempt_at, after.delivered_at
     delivery.last_status_code, delivery.last_error = status, error
+    if sent is not None and transition.result is AttemptResult.SUCCEEDED and sent.detail:
+        delivery.result = sent.detail[:ERROR_CHARS]
     if transition.settled and claim.channel is not None:
         await _track_health(uow, claim, transition.result is AttemptResult.SUCCEEDED, error, now, pause_after,
                             healths)

@@ -6,7 +6,9 @@ and, for every event of the batch it was told about (:meth:`RoutingBatch.expect`
 throttle windows those need (created if missing and locked ``FOR UPDATE`` in one statement, in key order, so two
 copies never wait on each other in a cycle), the insight episode marks and the erased items. Each event is then
 decided by the pure :func:`notification.domain.routing.route`, exactly as one event alone would be, against the
-state the events before it in the batch left (windows counted, episodes marked), kept in memory.
+state the events before it in the batch left (windows counted, episodes marked), kept in memory. A ``loop_closed``
+insight is decided once per customer (:func:`notification.domain.loop.fan_out`): each customer's view is matched
+against the rules and routed on its own.
 
 What the events queue is written when the batch commits, in a few statements (:mod:`notification.store.batch_writes`),
 from the session's ``before_commit`` — so in the same transaction as their processed marks — or at once by
@@ -34,6 +36,7 @@ from feedbackloop.logs import get_logger
 from notification.domain.backoff import next_delay
 from notification.domain.channels import channel_from_json
 from notification.domain.lifecycle import DeliveryStatus
+from notification.domain.loop import View, fan_out
 from notification.domain.noise import EpisodeMark, QuietHours, parse_quiet_hours
 from notification.domain.routing import RouteDecision, RoutedEvent, RoutedRule, RoutingFacts, Window, episode_of, route
 from notification.domain.rules import RuleInvalid, parse_throttle
@@ -98,7 +101,8 @@ class _Rule:
         if self._routed is None:
             self._routed = RoutedRule(self.id, self.name, self.team,
                                       [channel_from_json(c).shown_url() for c in self.channels],
-                                      parse_throttle(self.throttle) if self.throttle else None)
+                                      parse_throttle(self.throttle) if self.throttle else None,
+                                      settings=self.channels)
         return self._routed
 
 
@@ -137,7 +141,7 @@ class RoutingBatch:
         self.state = _State()
         self._expected: dict[str, BatchEvent] = {}
         self._known: dict[str, BatchEvent] = {}
-        self._matched: dict[str, list[_Rule]] = {}
+        self._matched: dict[str, list[tuple[View, list[_Rule]]]] = {}  # per event: each view and its rules
         self._erased: set[str] = set()
         self._checked: set[str] = set()  # subjects whose erasure was looked up
         self._before: _State | None = None  # the state before the event in hand, until its savepoint is released
@@ -187,27 +191,40 @@ class RoutingBatch:
         return subject in self._erased
 
     async def route(self, session: AsyncSession, event: BatchEvent, *, now: datetime | None = None) -> int:
-        """Queue (in memory) the deliveries of each enabled rule ``event`` matches, as
-        :func:`notification.domain.routing.route` decides; returns how many."""
+        """Queue (in memory) the deliveries of each enabled rule ``event`` (each customer's view of a
+        ``loop_closed`` insight) matches, as :func:`notification.domain.routing.route` decides; returns how many."""
         if self._expected:
             await self._prefetch(session)
-        rules = self._matched.pop(event.id, None)
-        if rules is None:
-            rules = [r for r in self.rules if fires(r, event.kind, event.data)]
-        if not rules:
+        matched = self._matched.pop(event.id, None)
+        if matched is None:
+            matched = self._match(event)
+        if not any(rules for _, rules in matched):
             EVENTS_UNMATCHED.labels(SERVICE, event.kind).inc()
             return 0
-        routed = [r.routed() for r in rules]
         now = now or datetime.now(UTC)
+        count = 0
+        for view, rules in matched:
+            if rules:
+                count += await self._route_view(session, event, view, rules, now)
+        return count
+
+    def _match(self, event: BatchEvent) -> list[tuple[View, list[_Rule]]]:
+        """Each view of the event (:func:`fan_out`) with the enabled rules it fires."""
+        return [(view, [r for r in self.rules if fires(r, event.kind, view.data)])
+                for view in fan_out(event.kind, event.data)]
+
+    async def _route_view(self, session: AsyncSession, event: BatchEvent, view: View, rules: list[_Rule],
+                          now: datetime) -> int:
+        routed = [r.routed() for r in rules]
         keys = [(r.id, i) for r in routed if r.throttle is not None for i in range(len(r.channels))]
         await self._lock_windows(session, keys, now)
-        episode = episode_of(event.data) if event.kind == "insight" else None
+        episode = episode_of(view.data) if event.kind == "insight" and view.fanout is None else None
         if episode is not None:
             await self._read_episodes(session, [(r.id, episode[0]) for r in rules])
         marks = {r.id: row[0] for r in rules if episode is not None
                  and (row := self.state.episodes.get((r.id, episode[0]))) is not None}
-        facts = RoutingFacts(event=RoutedEvent(event.kind, event.id, event.data, event.subject), rules=routed,
-                             now=now, quiet_hours=self.quiet_hours, paused=self.paused,
+        facts = RoutingFacts(event=RoutedEvent(event.kind, event.id, view.data, event.subject, view.fanout),
+                             rules=routed, now=now, quiet_hours=self.quiet_hours, paused=self.paused,
                              windows={k: self.state.windows[k] for k in keys}, episodes=marks)
         decision = route(facts, first_delay=next_delay(self.schedule, 0, jitter=self.jitter) or 0.0,
                          digest_grace_s=self.noise.digest_grace_s, episode_gap_s=self.noise.episode_gap_s)
@@ -233,16 +250,17 @@ class RoutingBatch:
         keys: list[tuple[str, int]] = []
         episodes: list[tuple[str, str]] = []
         for event in expected:
-            rules = self._matched[event.id] = [r for r in self.rules if fires(r, event.kind, event.data)]
-            for rule in rules:
-                try:
-                    routed = rule.routed()
-                except (RuleInvalid, KeyError, TypeError, ValueError):
-                    continue  # it fails the event that matches it, when that one is routed
-                keys.extend((rule.id, i) for i in range(len(routed.channels)) if routed.throttle is not None)
-            episode = episode_of(event.data) if event.kind == "insight" else None
-            if episode is not None:
-                episodes.extend((r.id, episode[0]) for r in rules)
+            matched = self._matched[event.id] = self._match(event)
+            for view, rules in matched:
+                for rule in rules:
+                    try:
+                        routed = rule.routed()
+                    except (RuleInvalid, KeyError, TypeError, ValueError):
+                        continue  # it fails the event that matches it, when that one is routed
+                    keys.extend((rule.id, i) for i in range(len(routed.channels)) if routed.throttle is not None)
+                episode = episode_of(view.data) if event.kind == "insight" and view.fanout is None else None
+                if episode is not None:
+                    episodes.extend((r.id, episode[0]) for r in rules)
         await self._lock_windows(session, keys, now)
         await self._read_episodes(session, episodes)
 
@@ -290,16 +308,16 @@ class RoutingBatch:
             return
         trace_context = tracing.inject() or None
         common = {"attempts": 0, "schedule_start": 0, "last_status_code": None, "created_at": now,
-                  "delivered_at": None, "trace_context": trace_context}
+                  "delivered_at": None, "trace_context": trace_context, "result": None}
         state.rows.extend({**common, "id": d.id, "event_id": f"digest:{d.id}", "event_kind": "digest",
                            "subject": None, "rule_id": d.rule_id, "channel_index": d.channel_index, "url": d.url,
                            "status": DeliveryStatus.PENDING, "next_attempt_at": d.due, "last_error": None,
-                           "payload": d.payload, "digest_id": None} for d in decision.digests)
+                           "payload": d.payload, "digest_id": None, "fanout_key": ""} for d in decision.digests)
         state.rows.extend({**common, "id": d.id, "event_id": event.id, "event_kind": event.kind,
                            "subject": event.subject, "rule_id": d.rule_id, "channel_index": d.channel_index,
                            "url": d.url, "status": d.status, "next_attempt_at": d.next_attempt_at,
-                           "last_error": d.last_error, "payload": d.payload, "digest_id": d.digest_id}
-                          for d in decision.deliveries)
+                           "last_error": d.last_error, "payload": d.payload, "digest_id": d.digest_id,
+                           "fanout_key": d.fanout_key or ""} for d in decision.deliveries)
         state.queued += sum(d.status is DeliveryStatus.PENDING for d in decision.deliveries)
         for d in decision.deliveries:
             if d.hold is not None:

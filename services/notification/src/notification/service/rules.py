@@ -1,6 +1,8 @@
 """Managing rules: create, replace, delete, read, and preview which would fire for an event.
 
 A rule's ``match``, ``channels`` and ``throttle`` are checked by the domain; a 422 problem names every bad field.
+A channel that calls a vendor (a support tool, a tracker) the operator did not configure is one of them, and so is
+a tracker channel on a rule that can match feedback events (it files issues for insights).
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.http import NotFound, ProblemError
 from feedbackloop.logs import get_logger
-from notification.domain.channels import Channel, channel_from_json, parse_channels
+from notification.domain.channels import (
+    ALL_CONFIGURED,
+    Channel,
+    Integrations,
+    TrackerChannel,
+    channel_from_json,
+    parse_channels,
+)
 from notification.domain.fields import EventKind
-from notification.domain.rules import RuleInvalid, Throttle, matches, parse_throttle, validate_match
+from notification.domain.rules import RuleInvalid, Throttle, kinds_matched, matches, parse_throttle, validate_match
 from notification.domain.targets import TargetPolicy
 from notification.store.models import Rule
 from notification.store.repository import DeliveryRepository, NoiseRepository, RuleRepository
@@ -51,29 +60,36 @@ class RuleDraft:
     throttle: dict[str, Any] | None = None
 
 
-def _checked(draft: RuleDraft, policy: TargetPolicy,
-             previous: Sequence[Channel] = ()) -> tuple[list[Channel], Throttle | None]:
+def _checked(draft: RuleDraft, policy: TargetPolicy, previous: Sequence[Channel] = (),
+             integrations: Integrations = ALL_CONFIGURED) -> tuple[list[Channel], Throttle | None]:
     """The rule's channels and throttle, or a 422 problem naming every bad field."""
     try:
-        return _validated(draft, policy, previous)
+        return _validated(draft, policy, previous, integrations)
     except RuleInvalid as exc:
         raise ProblemError(f"Invalid rule: {exc}.", status=422, title="Invalid rule", errors=exc.errors) from None
 
 
-def _validated(draft: RuleDraft, policy: TargetPolicy,
-               previous: Sequence[Channel] = ()) -> tuple[list[Channel], Throttle | None]:
+def _validated(draft: RuleDraft, policy: TargetPolicy, previous: Sequence[Channel] = (),
+               integrations: Integrations = ALL_CONFIGURED) -> tuple[list[Channel], Throttle | None]:
     """The rule's channels and throttle, or :class:`RuleInvalid` naming every bad field of match, channels, throttle."""
     errors: list[dict[str, str]] = []
     channels: list[Channel] = []
     throttle: Throttle | None = None
+    match_ok = True
     try:
         validate_match(draft.match)
     except RuleInvalid as exc:
         errors += exc.errors
+        match_ok = False
     try:
-        channels = parse_channels(draft.channels, policy, previous)
+        channels = parse_channels(draft.channels, policy, previous, integrations)
     except RuleInvalid as exc:
         errors += exc.errors
+    if match_ok and "feedback" in kinds_matched(draft.match):
+        errors += [{"field": f"channels.{i}.type",
+                    "message": "a tracker channel files an issue per insight, and this rule can match feedback "
+                               'events: add {"field": "event", "op": "eq", "value": "insight"} to its match'}
+                   for i, c in enumerate(channels) if isinstance(c, TrackerChannel)]
     try:
         throttle = parse_throttle(draft.throttle)
     except RuleInvalid as exc:
@@ -90,9 +106,10 @@ def _new_rule(draft: RuleDraft, channels: list[Channel], throttle: Throttle | No
                 throttle=throttle.to_json() if throttle else None)
 
 
-async def create_rule(uow_factory: UnitOfWorkFactory, draft: RuleDraft, policy: TargetPolicy) -> Rule:
+async def create_rule(uow_factory: UnitOfWorkFactory, draft: RuleDraft, policy: TargetPolicy,
+                      integrations: Integrations = ALL_CONFIGURED) -> Rule:
     """Store a new rule; a 422 problem names every invalid field, operator, URL, secret or throttle key."""
-    rule = _new_rule(draft, *_checked(draft, policy))
+    rule = _new_rule(draft, *_checked(draft, policy, (), integrations))
     async with uow_factory() as uow:
         RuleRepository(uow.session).add(rule)
         await uow.commit()
@@ -100,7 +117,8 @@ async def create_rule(uow_factory: UnitOfWorkFactory, draft: RuleDraft, policy: 
     return rule
 
 
-async def update_rule(uow_factory: UnitOfWorkFactory, rule_id: str, draft: RuleDraft, policy: TargetPolicy) -> Rule:
+async def update_rule(uow_factory: UnitOfWorkFactory, rule_id: str, draft: RuleDraft, policy: TargetPolicy,
+                      integrations: Integrations = ALL_CONFIGURED) -> Rule:
     """Replace a rule; a channel sent masked keeps what is stored (see :func:`parse_channels`).
 
     When the channels change, their throttle windows and failure counts start afresh (a fixed URL is a new start).
@@ -110,7 +128,7 @@ async def update_rule(uow_factory: UnitOfWorkFactory, rule_id: str, draft: RuleD
         if rule is None:
             raise NotFound(f"No rule {rule_id}.")
         await _replace(uow.session, rule, draft,
-                       *_checked(draft, policy, [channel_from_json(c) for c in rule.channels]))
+                       *_checked(draft, policy, [channel_from_json(c) for c in rule.channels], integrations))
         await uow.commit()
     log.info("rule updated", rule_id=rule_id)
     return rule
@@ -188,7 +206,8 @@ def fires(rule: Matchable, event_kind: str, data: Mapping[str, Any]) -> bool:
         return False
 
 
-async def upsert_rule_by_name(uow: UnitOfWork, draft: RuleDraft, policy: TargetPolicy) -> str:
+async def upsert_rule_by_name(uow: UnitOfWork, draft: RuleDraft, policy: TargetPolicy,
+                              integrations: Integrations = ALL_CONFIGURED) -> str:
     """Create or replace the rule called ``draft.name`` in the caller's transaction; ``created`` or ``updated``.
 
     Raises :class:`RuleInvalid` naming each bad key (the rules file loader adds the file and the rule).
@@ -196,7 +215,7 @@ async def upsert_rule_by_name(uow: UnitOfWork, draft: RuleDraft, policy: TargetP
     repo = RuleRepository(uow.session)
     rule = await repo.by_name(draft.name)
     previous = [channel_from_json(c) for c in rule.channels] if rule else []
-    channels, throttle = _validated(draft, policy, previous)
+    channels, throttle = _validated(draft, policy, previous, integrations)
     if rule is None:
         repo.add(_new_rule(draft, channels, throttle))
         return "created"

@@ -12,6 +12,12 @@
           - {type: webhook, url: "https://hooks.example.com/billing", secret: "${BILLING_HOOK_SECRET}"}
         throttle: {limit: 5, window_s: 600}
         enabled: true
+      - name: tell the customers
+        team: success
+        match: {all: [{field: type, op: eq, value: loop_closed}, {field: loop.customers.mrr, op: gte, value: 500}]}
+        channels:
+          - {type: email, to: [], to_owner: true}
+          - {type: zendesk, public: false, message: "Fixed: {issue_title} ({issue_url})"}
 
 A ``${NAME}`` anywhere in a string is replaced by the environment variable ``NAME``, so secrets stay out of git.
 Each team and rule is created, or replaced when one of that name exists; rules and teams not in the file are left
@@ -34,6 +40,7 @@ import yaml
 
 from feedbackloop.db import UnitOfWorkFactory
 from feedbackloop.logs import get_logger
+from notification.domain.channels import ALL_CONFIGURED, Integrations
 from notification.domain.errors import RuleInvalid
 from notification.domain.targets import TargetPolicy
 from notification.service.rules import RuleDraft, upsert_rule_by_name
@@ -79,8 +86,10 @@ def _entries(doc: Mapping[str, Any], key: str, path: Path, problems: list[str]) 
     return list(raw)
 
 
-async def load_rules_file(path: Path, uow_factory: UnitOfWorkFactory, policy: TargetPolicy) -> dict[str, int]:
-    """Apply the file; returns counts (``teams_created``, ``rules_updated``, …). Raises :class:`RulesFileError`."""
+async def load_rules_file(path: Path, uow_factory: UnitOfWorkFactory, policy: TargetPolicy,
+                          integrations: Integrations = ALL_CONFIGURED) -> dict[str, int]:
+    """Apply the file; returns counts (``teams_created``, ``rules_updated``, …). Raises :class:`RulesFileError`
+    (a support-tool or tracker channel whose vendor is not configured too, naming the variables)."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -111,7 +120,7 @@ async def load_rules_file(path: Path, uow_factory: UnitOfWorkFactory, policy: Ta
                                   channels=entry["channels"], enabled=bool(entry.get("enabled", True)),
                                   throttle=entry.get("throttle"))
                 try:
-                    counts["rules_" + await upsert_rule_by_name(uow, draft, policy)] += 1
+                    counts["rules_" + await upsert_rule_by_name(uow, draft, policy, integrations)] += 1
                 except RuleInvalid as exc:
                     problems.append(f"{where}: {exc}")
         if problems:

@@ -1,6 +1,8 @@
 """Notification's tables: teams, rules, the deliveries they cause, every attempt, and the noise controls' state.
 
-A delivery is one (event, rule, channel): the unique key makes queuing it twice a no-op. Its id is the
+A delivery is one (event, rule, channel, fan-out key): the unique key makes queuing it twice a no-op. The fan-out
+key is empty but for a ``loop_closed`` insight routed once per customer (``customer:<id>``); such a delivery's id
+is derived from (insight, customer, rule, channel), so a re-published insight finds it again. Its id is the
 Standard Webhooks ``webhook-id`` the receiver sees on every attempt, so a receiver can drop duplicates.
 Channel secrets are stored in ``rules.channels`` (never in a delivery) and never leave the service. A delivery
 keeps the W3C trace context (``traceparent``/``tracestate``) of the consumed event that queued it, so every
@@ -101,7 +103,7 @@ class Delivery(Base):
     channel_index: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(Text, comment="the channel's URL, as of the last attempt")
     status: Mapped[str] = mapped_column(String(16),
-                                        comment="pending | succeeded | failed | digested | paused")
+                                        comment="pending | succeeded | failed | digested | paused | skipped")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     schedule_start: Mapped[int] = mapped_column(Integer, default=0,
                                                 comment="attempts made before the last manual retry")
@@ -116,9 +118,16 @@ class Delivery(Base):
     trace_context: Mapped[dict[str, str] | None] = mapped_column(
         JSON, nullable=True,
         comment="W3C traceparent/tracestate of the event that queued it; each attempt continues it")
+    fanout_key: Mapped[str] = mapped_column(String(300), default="", server_default="",
+                                            comment="customer:<id> of a loop_closed insight routed per customer; "
+                                                    "empty otherwise")
+    result: Mapped[str | None] = mapped_column(Text, nullable=True,
+                                               comment="what the target made of the sent delivery: the created "
+                                                       "issue, the reply's conversation")
 
     __table_args__ = (
-        UniqueConstraint("event_id", "rule_id", "channel_index", name="uq_deliveries_event_rule_channel"),
+        UniqueConstraint("event_id", "rule_id", "channel_index", "fanout_key",
+                         name="uq_deliveries_event_rule_channel_fanout"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_created", "created_at", "id"),
     )

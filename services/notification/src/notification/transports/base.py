@@ -22,19 +22,22 @@ ERROR_CHARS = 500
 
 @dataclass(frozen=True)
 class Message:
-    """One attempt of one delivery: its id (the ``webhook-id`` / ``Message-ID``), the stored payload, and the
-    channel's current settings (read from its rule at claim time, secret included)."""
+    """One attempt of one delivery: its id (the ``webhook-id`` / ``Message-ID``, a reply's marker), the stored
+    payload, the channel's current settings (read from its rule at claim time, secret included), and which attempt
+    this is (1 for the first)."""
 
     delivery_id: str
     payload: Mapping[str, Any]
     channel: Mapping[str, Any]
+    attempt: int = 1
 
 
 @dataclass
 class SendOutcome:
     """What one attempt came to: a status (HTTP or SMTP code; ``None`` when nothing answered), an error when it
-    failed, a requested ``Retry-After``, whether a failure is worth trying again, its duration, and the trace and
-    span ids of its span (for the log line)."""
+    failed, a requested ``Retry-After``, whether a failure is worth trying again, its duration, the trace and
+    span ids of its span (for the log line), and for a success what it made (``detail``: the tracker issue
+    created, the conversation replied on; kept as the delivery's ``result``)."""
 
     status: int | None
     error: str | None = None
@@ -42,6 +45,7 @@ class SendOutcome:
     retryable: bool = False
     took: float = 0.0
     log_ids: dict[str, str | None] = field(default_factory=dict)
+    detail: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -57,7 +61,7 @@ class SendOutcome:
 
 
 class Sender(Protocol):
-    """Sends one message over one kind of channel (webhook, Slack, email)."""
+    """Sends one message over one kind of channel (webhook, Slack, email, Zendesk, Intercom, tracker)."""
 
     async def send(self, message: Message) -> SendOutcome:
         """One attempt; a failure of the target is an outcome, never an exception."""
