@@ -16,6 +16,7 @@ from aggregation.domain.loops import (
     issue_text,
     loop_closure,
     loop_customers,
+    loop_cutoff,
     loop_insight_id,
     loop_item,
     loop_kpis,
@@ -153,3 +154,11 @@ def test_loop_kpis_over_a_window() -> None:
     assert k.median_time_to_issue_s == (25 * 3600 + 86400) / 2
     assert k.median_time_to_close_s == 3 * 86400 and k.median_time_to_told_s == 3 * 86400 + 10
     assert k.closed_item_share == 0.4
+
+
+def test_a_close_stamped_to_the_second_takes_the_items_of_that_second() -> None:
+    closed = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)  # GitHub's closed_at: whole seconds
+    same_second = closed.replace(microsecond=600_000)
+    assert loop_cutoff(closed) > same_second
+    assert loop_cutoff(same_second) == same_second  # a precise stamp is taken as it is
+    assert loop_cutoff(closed) <= closed.replace(second=6)

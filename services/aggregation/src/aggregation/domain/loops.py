@@ -35,7 +35,8 @@ from feedbackloop.contracts.events import (
 
 __all__ = ["EVIDENCE_CAP", "GIVE_UP_AFTER", "QUOTE_CHARS", "LinkFacts", "LinkTimes", "LoopItem", "LoopKpis",
            "SubjectStats", "TrackerUpdate", "closed_insight", "issue_text", "link_times", "loop_closure",
-           "loop_customers", "loop_insight_id", "loop_item", "loop_kpis", "on_release", "on_tracker_change",
+           "loop_customers", "loop_cutoff", "loop_insight_id", "loop_item", "loop_kpis", "on_release",
+           "on_tracker_change",
            "pick_quotes", "regression_insight", "retry_delay"]
 
 LinkStatus = Literal["creating", "open", "in_progress", "done", "cancelled", "failed"]
@@ -153,10 +154,18 @@ def loop_customers(items: Iterable[LoopItem]) -> list[LoopCustomer]:
     return customers
 
 
+def loop_cutoff(closed_at: datetime) -> datetime:
+    """The end of what a loop closed at ``closed_at`` answers: items created before it are in the loop, items
+    after it are possible regressions. Trackers stamp to the second (GitHub ``closed_at``), so a whole-second time
+    stands for the whole second: an item that arrived in the same second as the close is in the loop."""
+    at = as_utc(closed_at)
+    return at + timedelta(seconds=1) if at.microsecond == 0 else at
+
+
 def loop_closure(link: LinkFacts, items: Iterable[LoopItem], closed_at: datetime, release: Release | None,
                  status: IssueStatus) -> LoopClosure:
     """The ``loop`` of the insights about ``link``: the items created up to ``closed_at`` and their customers."""
-    kept = [i for i in items if i.created_at <= as_utc(closed_at)]
+    kept = [i for i in items if i.created_at < loop_cutoff(closed_at)]
     return LoopClosure(
         link_id=link.link_id, theme=link.theme_id,
         issue=LoopIssue(issue_key=link.issue_key or "", tracker=link.tracker, url=link.url, title=link.title,
@@ -185,7 +194,7 @@ def closed_insight(closure: LoopClosure, items: Sequence[LoopItem], theme_name: 
                    now: datetime) -> Insight:
     """The ``loop_closed`` insight: "Fixed: <theme> — <n> customers to tell", evidence the loop's items, newest
     first (at most :data:`EVIDENCE_CAP`)."""
-    kept = _newest_first(i for i in items if i.created_at <= closure.closed_at)
+    kept = _newest_first(i for i in items if i.created_at < loop_cutoff(closure.closed_at))
     n = len(closure.customers)
     mrr = round(sum(c.mrr or 0.0 for c in closure.customers), 2)
     metrics: dict[str, float | int | str | None] = {

@@ -25,6 +25,7 @@ from aggregation.domain.loops import (
     LoopItem,
     closed_insight,
     loop_closure,
+    loop_cutoff,
     loop_insight_id,
     loop_item,
     on_release,
@@ -93,7 +94,7 @@ async def _close(uow: UnitOfWork, repo: LinkRepository, link: dict[str, object],
                  release: Release | None, status: IssueStatus) -> None:
     now = datetime.now(UTC)
     facts = facts_of(link)
-    items = await _loop_items(repo, link, as_utc(closed_at))
+    items = await _loop_items(repo, link, loop_cutoff(closed_at))
     closure = loop_closure(facts, items, closed_at, release, status)
     name = await repo.theme_name(facts.theme_id) if facts.theme_id else None
     insight = closed_insight(closure, items, name, now)
@@ -143,7 +144,7 @@ class LoopWatch:
         n = 0
         for theme in {t.id for t in item.themes}:
             for link_id, closed_at in self.closed.get(theme, []):
-                if created > closed_at:
+                if created >= loop_cutoff(closed_at):
                     found = found or loop_item(str(item.feedback_id), created, item.model_dump(mode="json"))
                     self.noted.append((tag, link_id, found))
                     n += 1
