@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from aggregation.domain.erasure import erased_customer_label, pruned_evidence, renamed_theme_customer_key
+from aggregation.domain.erasure import (
+    erased_customer_label,
+    pruned_evidence,
+    pruned_link_items,
+    renamed_theme_customer_key,
+)
 from aggregation.domain.rollups import THEME_CUSTOMER_SEP as SEP
 
 
@@ -25,3 +30,22 @@ def test_evidence_loses_the_erased_items_and_keeps_the_figures() -> None:
     assert pruned_evidence(data, {"b"}) == {"evidence": ["a", "c"], "metrics": {"observed": 3}}
     assert pruned_evidence(data, {"z"}) is None, "nothing to change"
     assert pruned_evidence({"title": "t"}, {"b"}) is None
+
+
+def test_a_closed_loop_forgets_an_erased_customer_and_an_erased_item() -> None:
+    loop = {"link_id": "l", "customers": [
+        {"id": "acme", "owner": "ana@csm.example", "items": ["a1", "a2"], "conversations": [{"source": "zendesk",
+                                                                                               "id": "7"}]},
+        {"id": "globex", "owner": "bo@csm.example", "items": ["g1"], "conversations": []}]}
+    data = {"evidence": ["a1", "a2", "g1"], "loop": loop}
+    pruned = pruned_evidence(data, {"g1", "a2"})
+    assert pruned is not None
+    assert pruned["evidence"] == ["a1"]
+    assert pruned["loop"]["customers"] == [{**loop["customers"][0], "items": ["a1"]}]  # globex gone, owner too
+    assert pruned_evidence(data, {"zz"}) is None
+
+
+def test_an_item_set_link_loses_its_erased_items() -> None:
+    assert pruned_link_items(["a", "b"], {"b"}) == ["a"]
+    assert pruned_link_items(["a"], {"b"}) is None
+    assert pruned_link_items(None, {"b"}) is None

@@ -14,7 +14,7 @@ from typing import Any
 
 from aggregation.domain.rollups import THEME_CUSTOMER_SEP
 
-__all__ = ["erased_customer_label", "pruned_evidence", "renamed_theme_customer_key"]
+__all__ = ["erased_customer_label", "pruned_evidence", "pruned_link_items", "renamed_theme_customer_key"]
 
 
 def erased_customer_label(request_id: uuid.UUID) -> str:
@@ -32,10 +32,37 @@ def renamed_theme_customer_key(key: str, customer_id: str, label: str) -> str | 
 
 
 def pruned_evidence(data: dict[str, Any], erased: Collection[str]) -> dict[str, Any] | None:
-    """An insight's ``insights.v1`` data without the erased items in its ``evidence``; None when it cites none of
-    them (nothing to change). The metrics (counts) stay."""
+    """An insight's ``insights.v1`` data without the erased items in its ``evidence`` and, for a loop insight, in
+    its ``loop.customers`` (a customer left with no item is dropped, with its owner and conversations); None when it
+    cites none of them (nothing to change). The metrics (counts) stay."""
     evidence = [str(e) for e in data.get("evidence") or []]
     kept = [e for e in evidence if e not in erased]
-    if len(kept) == len(evidence):
+    loop = data.get("loop")
+    customers = loop.get("customers") if isinstance(loop, dict) else None
+    pruned_customers = None
+    if isinstance(customers, list):
+        pruned_customers = []
+        for customer in customers:
+            items = [str(i) for i in (customer.get("items") or [])] if isinstance(customer, dict) else []
+            left = [i for i in items if i not in erased]
+            if left and len(left) == len(items):
+                pruned_customers.append(customer)
+            elif left:
+                pruned_customers.append({**customer, "items": left})
+        if len(pruned_customers) == len(customers) and all(a is b for a, b in zip(pruned_customers, customers,
+                                                                                   strict=True)):
+            pruned_customers = None
+    if len(kept) == len(evidence) and pruned_customers is None:
         return None
-    return {**data, "evidence": kept}
+    changed = {**data, "evidence": kept}
+    if pruned_customers is not None and isinstance(loop, dict):
+        changed["loop"] = {**loop, "customers": pruned_customers}
+    return changed
+
+
+def pruned_link_items(feedback_ids: list[str] | None, erased: Collection[str]) -> list[str] | None:
+    """An ``items`` link's items without the erased ones; None when none of them is erased."""
+    if not feedback_ids:
+        return None
+    kept = [f for f in feedback_ids if f not in erased]
+    return kept if len(kept) != len(feedback_ids) else None

@@ -19,7 +19,8 @@ __all__ = ["apply_erasure"]
 async def apply_erasure(uow: UnitOfWork, request: ErasureRequest) -> list[str] | None:
     """Erase the request's items (and, for a customer, every item of it) from aggregation: the item rows and
     their themes, the urgent-item insights about them (with their retained events: the title names the customer),
-    and their ids in other insights' evidence. Counters stay as anonymous aggregates; where one is keyed by the
+    and their ids in other insights' evidence, in closed loops' customers and in item-set tracker links.
+    Counters stay as anonymous aggregates; where one is keyed by the
     customer's id, the id is replaced by a label naming the request. Records the request and a tombstone per item.
 
     A request applied before changes nothing and returns None; otherwise the ids of the items deleted.
@@ -34,6 +35,7 @@ async def apply_erasure(uow: UnitOfWork, request: ErasureRequest) -> list[str] |
     await repo.delete_insights({str(urgent_insight_id(uuid.UUID(f))) for f in erased}, runtime_tables.outbox,
                                INSIGHTS.name)
     await repo.prune_evidence(erased)
+    await repo.prune_link_items(erased)
     if request.customer_id is not None:
         await repo.anonymise_customer(request.customer_id, erased_customer_label(request.request_id))
     await record_applied(uow.session, erasure_tables, request_id, customer_id=request.customer_id,

@@ -8,7 +8,7 @@ from typing import cast
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aggregation.domain.erasure import pruned_evidence, renamed_theme_customer_key
+from aggregation.domain.erasure import pruned_evidence, pruned_link_items, renamed_theme_customer_key
 from aggregation.store.models import (
     FeedbackRecord,
     FeedbackTheme,
@@ -16,6 +16,7 @@ from aggregation.store.models import (
     LabelKey,
     Rollup,
     ThemeCustomer,
+    TrackerLink,
 )
 
 __all__ = ["ErasureRepository"]
@@ -58,6 +59,16 @@ class ErasureRepository:
                                            .values(data=pruned))
                 changed += 1
         return changed
+
+    async def prune_link_items(self, erased: Collection[str]) -> None:
+        """Take the erased items out of the tracker links made for a set of items (the few ``items`` links)."""
+        rows = await self.session.execute(select(TrackerLink.link_id, TrackerLink.feedback_ids)
+                                          .where(TrackerLink.subject == "items"))
+        for link_id, feedback_ids in rows.all():
+            pruned = pruned_link_items(feedback_ids, erased)
+            if pruned is not None:
+                await self.session.execute(update(TrackerLink).where(TrackerLink.link_id == link_id)
+                                           .values(feedback_ids=pruned))
 
     async def anonymise_customer(self, customer_id: str, label: str) -> None:
         """Replace the customer's id by ``label`` in the counters keyed by it; the counts stay."""
