@@ -9,6 +9,8 @@ theme linked to a new GitHub issue, the issue closed — and each owner told onc
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -100,3 +102,15 @@ async def test_closing_the_linked_issue_tells_each_owner_once(
         await asyncio.sleep(3)
         recipients = sorted(a.addr_spec for m in mailbox.messages for a in m["to"].addresses)
         assert recipients == ["ana@acme.example", "bo@globex.example"], recipients
+
+        # The dashboard, rendered by a real browser, shows the theme's issue and that its loop closed.
+        dom = await asyncio.to_thread(_rendered, f"{system.url('aggregation')}/")
+        row = dom[dom.index("Login &amp; authentication"):]
+        assert issue_key in row and "status-done" in row and "loop closed" in row, row[:2000]
+
+
+def _rendered(url: str) -> str:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "Debian package `chromium` is required (.ci/run installs it)"
+    return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url], check=True,
+                          capture_output=True, timeout=120).stdout.decode()
