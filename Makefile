@@ -54,6 +54,20 @@ BENCH_SECONDS ?= 60
 bench: $(STAMP)  ## throughput, latency and memory of the running loop; `make bench BENCH_SECONDS=20` for a short run
 	@BENCH_SECONDS=$(BENCH_SECONDS) $(BIN)/python bench/run.py
 
+# The issue's scale proofs; each prints a table and writes var/bench/<name>.json (+ a dated copy).
+ROWS ?= 100000
+bench-backfill: $(STAMP)  ## `feedbackloop import` of ROWS generated App Store reviews: rows/s, seconds until all classified and aggregated
+	@BACKFILL_ROWS=$(ROWS) $(BIN)/python bench/backfill.py
+
+ITEMS ?= 100000
+bench-replay: $(STAMP)  ## a backfill of ITEMS, a new theme, `feedbackloop reclassify`: items/s, seconds until GET /v1/themes shows it
+	@REPLAY_ITEMS=$(ITEMS) $(BIN)/python bench/replay.py
+
+SOAK_MINUTES ?= 30
+SOAK_RATE ?=
+bench-soak: $(STAMP)  ## SOAK_MINUTES at SOAK_RATE items/s (default half the probed capacity): RSS and p99 start vs end
+	@SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) $(BIN)/python bench/soak.py
+
 demo: $(STAMP)  ## with `make run` going: push a month of realistic feedback with a planted incident, then open :8003
 	@$(BIN)/python services/aggregation/demo/push_month.py
 

@@ -45,8 +45,10 @@ from feedbackloop_testing import (
 )
 
 SERVICES = ("ingest", "classification", "aggregation", "notification")
-#: Most items one scenario posts (the stream stops earlier once its faults are over).
+#: Most items one scenario posts (the stream stops earlier once its faults are over) — unless FAULTS_ITEMS is
+#: given: then every scenario streams exactly that many (`make test-faults FAULTS_ITEMS=10000`, the scale proof).
 ITEMS = int(os.environ.get("FAULTS_ITEMS", "1000"))
+ALL_ITEMS = "FAULTS_ITEMS" in os.environ
 #: The stream's pace in items per second: a scenario's faults all land while it runs.
 RATE = float(os.environ.get("FAULTS_RATE", "10"))
 #: Deadline of each wait for the loop to converge (seconds).
@@ -302,7 +304,7 @@ class Stream:
     stack: Stack
     scenario: str
     limit: int = ITEMS
-    batch: int = 10
+    batch: int = max(10, round(RATE / 10))  # ten posts a second at most: one request in flight keeps up
     rate: float = RATE  # items per second
     accepted: dict[str, int] = field(default_factory=dict)  # feedback_id → n
     sent: int = 0
@@ -367,10 +369,11 @@ class Stream:
         return len(self.accepted)
 
     async def finish(self, tail: int = 40) -> None:
-        """Post ``tail`` more items (the loop works after the fault too), then stop and wait for the last answer."""
+        """Post ``tail`` more items (the loop works after the fault too), or on to ``limit`` when FAULTS_ITEMS is
+        given, then stop and wait for the last answer."""
         assert self._task is not None
-        self._end = min(self.limit, self.sent + tail)
-        await asyncio.wait_for(self._task, timeout=DEADLINE)
+        self._end = self.limit if ALL_ITEMS else min(self.limit, self.sent + tail)
+        await asyncio.wait_for(self._task, timeout=DEADLINE + (self._end - self.sent) / self.rate)
 
 
 @dataclass

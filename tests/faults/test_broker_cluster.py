@@ -25,14 +25,16 @@ from feedbackloop.contracts import FEEDBACK_RAW
 from feedbackloop_testing import wait_for
 from tests.faults.harness import SERVICES, Row, Stack, Stream, check, recovery_time, running
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
-
 Record = Callable[[Row], None]
 
-#: Items each scenario streams in all (the faults land in the first part of the stream).
-ITEMS = int(os.environ.get("FAULTS_CLUSTER_ITEMS", "2000"))
+#: Items each scenario streams in all (the faults land in the first part of the stream); FAULTS_ITEMS and
+#: FAULTS_RATE, when given, apply here too.
+ITEMS = int(os.environ.get("FAULTS_CLUSTER_ITEMS") or os.environ.get("FAULTS_ITEMS") or "2000")
 #: Items per second: a pace the loop sustains on 2 shared cores beside three brokers.
-RATE = float(os.environ.get("FAULTS_CLUSTER_RATE", "25"))
+RATE = float(os.environ.get("FAULTS_CLUSTER_RATE") or os.environ.get("FAULTS_RATE") or "25")
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(max(900, 600 + int(3 * ITEMS / RATE)))]
+
 #: How long a killed broker stays down: long enough for leadership to move and the stream to go on without it.
 DOWN_SECONDS = 10.0
 

@@ -35,6 +35,8 @@ from feedbackloop.contracts.topics import dlq_name
 from feedbackloop_testing import wait_for
 from tests.faults.harness import (
     DEADLINE,
+    ITEMS,
+    RATE,
     SERVICES,
     Row,
     Stack,
@@ -45,8 +47,9 @@ from tests.faults.harness import (
     running,
 )
 
-# A scenario streams for minutes and waits out outages: more than the suite-wide 5-minute hang guard.
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
+# A scenario streams for minutes and waits out outages: more than the suite-wide 5-minute hang guard (and, with
+# FAULTS_ITEMS given, the time its items take at FAULTS_RATE, three times over).
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(max(900, 600 + int(3 * ITEMS / RATE)))]
 
 Record = Callable[[Row], None]
 

@@ -173,7 +173,8 @@ def main() -> None:
 def close_loops(client: httpx.Client, aggregation: str, *, expected: int, timeout: float = 600) -> None:
     """Once every item is aggregated: link three themes to issues, ship two in a release, print the loop KPIs."""
     deadline = time.monotonic() + timeout
-    while (stored := client.get(f"{aggregation}/v1/kpis", params={"window": "30d"}).json()["current"]["volume"]) \
+    # 31 days: the month reaches back past the 30-day window that ends with the current hour
+    while (stored := client.get(f"{aggregation}/v1/kpis", params={"window": "31d"}).json()["current"]["volume"]) \
             < expected:
         if time.monotonic() > deadline:
             raise SystemExit(f"demo: only {stored}/{expected} items aggregated after {timeout:.0f} s")
@@ -191,7 +192,9 @@ def close_loops(client: httpx.Client, aggregation: str, *, expected: int, timeou
         if time.monotonic() > deadline:
             raise SystemExit(f"demo: the release closed {loop['closed']} of 2 loops within {timeout:.0f} s")
         time.sleep(1)
-    print("the loop (last 30 days): " + ", ".join(f"{k} {v}" for k, v in loop.items()))
+    shown = {k.removesuffix("_s"): f"{v / 86_400:.1f} days" if k.endswith("_s") and v is not None else v
+             for k, v in loop.items()}
+    print("the loop (last 30 days): " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items()))
 
 
 if __name__ == "__main__":
