@@ -18,6 +18,7 @@ import yaml
 
 from feedbackloop.contracts.topics import TOPICS
 from feedbackloop.settings import CommonSettings, KafkaSettings
+from feedbackloop.trackers import TrackerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -51,7 +52,7 @@ def settings_classes() -> dict[str, type[Any]]:
 
     return {"KAFKA_": KafkaSettings, "FEEDBACKLOOP_": CommonSettings, "INGEST_": IngestSettings,
             "CLASSIFICATION_": ClassificationSettings, "AGGREGATION_": AggregationSettings,
-            "NOTIFICATION_": NotificationSettings}
+            "NOTIFICATION_": NotificationSettings, "TRACKER_": TrackerSettings}
 
 
 def unknown_settings(names: list[str]) -> list[str]:
@@ -217,7 +218,8 @@ def test_the_config_map_and_example_secrets_name_only_real_settings(
     assert set(webhooks) == sources, "one webhook secret per source ingest accepts"
     pseudonym = find(secrets, "Secret", "feedbackloop-ingest-pseudonym")["stringData"]
     assert list(pseudonym) == ["INGEST_PSEUDONYM_KEY"], "ingest's production profile refuses to start without it"
-    assert unknown_settings(list(find(secrets, "Secret", "feedbackloop-notification-smtp")["stringData"])) == []
+    for name in ("feedbackloop-notification-smtp", "feedbackloop-notification-support", "feedbackloop-trackers"):
+        assert unknown_settings(list(find(secrets, "Secret", name)["stringData"])) == [], name
     keys = json.loads(find(secrets, "Secret", "feedbackloop-api-keys")["stringData"]["keys.json"])
     assert isinstance(keys, dict)
     for app in APP_PORTS:
