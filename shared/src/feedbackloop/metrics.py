@@ -8,10 +8,11 @@ Naming, for these and for a service's own metrics: ``feedbackloop_`` then, for a
 ``_total``; ``service`` is the first label. Prometheus adds ``job`` (``feedbackloop-<service>``, see
 ``deploy/prometheus/prometheus.yml``) and ``instance`` when it scrapes.
 
-The two HTTP metrics are recorded by prometheus-fastapi-instrumentator's middleware (installed by
-:func:`feedbackloop.http.build_app`), through a callback that writes into these, so that their names and the
-``service`` label stay what the alerts and the dashboard query; the library's own default metrics (``http_…``,
-no ``service`` label) are never registered. ``route`` is the route template, ``unmatched`` when none matches.
+The two HTTP metrics are recorded by the request layer of :func:`feedbackloop.http.build_app`
+(``feedbackloop.http._guards``), which finds the route template with prometheus-fastapi-instrumentator's route
+resolution, so that their names and the ``service`` label stay what the alerts and the dashboard query; the
+library's own default metrics (``http_…``, no ``service`` label) are never registered. ``route`` is the route
+template, ``unmatched`` when none matches.
 """
 
 from __future__ import annotations

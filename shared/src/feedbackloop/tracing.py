@@ -69,6 +69,8 @@ __all__ = [
     "inject",
     "log_ids",
     "publish_headers",
+    "records_spans",
+    "server_hop",
     "shutdown_tracing",
     "tracer",
 ]
@@ -281,9 +283,57 @@ def client_span(
     return _active(_start_span(service, name, SpanKind.CLIENT, dict(attributes or {}), extract(parent)))
 
 
+def records_spans(service: str) -> bool:
+    """True when the service's spans are built by the SDK: a span processor is installed, or ``OTEL_SDK_DISABLED``
+    (the SDK's no-op spans). Otherwise each hop is a non-recording span with an id of its own (the fast path)."""
+    state = _services.get(service)
+    if state is None:
+        configure_tracing(service)
+        state = _services[service]
+    return state.recording or state.disabled
+
+
+def _hop_headers(parent: SpanContext) -> dict[str, str]:
+    """What :func:`inject` gives for the non-recording child :func:`_start_span` would make of ``parent``, written
+    directly (no span, context or propagator objects): the parent's trace, flags and ``tracestate`` with a new span
+    id, or a new sampled trace when ``parent`` is not valid."""
+    if not parent.is_valid:
+        return {"traceparent": f"00-{_IDS.generate_trace_id():032x}-{_IDS.generate_span_id():016x}-01"}
+    headers = {"traceparent": f"00-{parent.trace_id:032x}-{_IDS.generate_span_id():016x}-{parent.trace_flags:02x}"}
+    if parent.trace_state:
+        headers["tracestate"] = parent.trace_state.to_header()
+    return headers
+
+
+def server_hop(service: str, traceparent: str | None, tracestate: str | None) -> otel_context.Context | None:
+    """The context of a request's ``SERVER`` hop when the service records no spans (see :func:`records_spans`):
+    a non-recording span with a new id in the caller's trace (``traceparent``; missing or malformed: a new trace),
+    as the SDK's span would have continued it. None when the service records spans (FastAPI's telemetry makes
+    the span then)."""
+    if records_spans(service):
+        return None
+    carrier = {"traceparent": traceparent} if traceparent else {}
+    if traceparent and tracestate:
+        carrier["tracestate"] = tracestate
+    parent = trace.get_current_span(_PROPAGATOR.extract(carrier, context=otel_context.Context())).get_span_context() \
+        if carrier else trace.INVALID_SPAN_CONTEXT
+    if parent.is_valid:
+        ids = SpanContext(parent.trace_id, _IDS.generate_span_id(), False, parent.trace_flags, parent.trace_state)
+    else:
+        ids = SpanContext(_IDS.generate_trace_id(), _IDS.generate_span_id(), False, _NEW_TRACE_FLAGS)
+    return trace.set_span_in_context(NonRecordingSpan(ids))  # on the current context, as FastAPI's span is
+
+
 def publish_headers(service: str, topic: str, event_id: str) -> dict[str, str]:
     """Record a ``PRODUCER`` span ``publish <topic>`` (child of the current span, or a new trace) and return
-    its trace-context headers, to be stored with the event and sent with its Kafka record."""
+    its trace-context headers, to be stored with the event and sent with its Kafka record.
+
+    When the service records no spans, the span would be a non-recording one that only lends its ids to the
+    headers: the headers are then written directly (per event, a few microseconds instead of tens; a 1,000-item
+    batch publishes 1,000 events)."""
+    state = _services.get(service)
+    if state is not None and not state.recording and not state.disabled:
+        return _hop_headers(trace.get_current_span().get_span_context())
     span = _start_span(
         service,
         f"publish {topic}",

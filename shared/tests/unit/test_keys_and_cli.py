@@ -46,3 +46,19 @@ def test_parse_since_takes_durations_and_iso_times() -> None:
     assert parse_since("2026-04-01T00:00:00", now) == datetime(2026, 4, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="--since"):
         parse_since("yesterday", now)
+
+
+def test_a_key_verified_before_is_refused_on_the_first_request_after_its_revocation(tmp_path: Path) -> None:
+    """Verified keys are remembered between changes of the key file, never across one: a revocation by another
+    process, or the file removed, is seen by the very next verify."""
+    reader = KeyStore(tmp_path / "keys.json")
+    key, plaintext = KeyStore(tmp_path / "keys.json").create("x", ["write"])
+    assert reader.verify(plaintext) == reader.verify(plaintext) == key
+    assert KeyStore(tmp_path / "keys.json").revoke(key.id)
+    with pytest.raises(InvalidKey):
+        reader.verify(plaintext)
+    other, second = KeyStore(tmp_path / "keys.json").create("y", ["read"])
+    assert reader.verify(second) == other
+    (tmp_path / "keys.json").unlink()
+    with pytest.raises(InvalidKey):
+        reader.verify(second)

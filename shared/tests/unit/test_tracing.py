@@ -298,3 +298,56 @@ async def test_a_disabled_sdk_passes_an_http_callers_trace_context_through(
     finally:
         tracing.shutdown_tracing(service)
     assert sent == {"traceparent": PARENT}
+
+
+async def test_without_a_span_processor_a_request_still_continues_the_callers_trace(
+    monkeypatch: pytest.MonkeyPatch, common_settings: CommonSettings
+) -> None:
+    """No span processor: FastAPI makes no SDK span, the request's hop is a non-recording span with an id of its
+    own in the caller's trace (flags and tracestate kept). A processor added later gets SERVER spans from then on."""
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    service = f"hop-{uuid.uuid4().hex[:8]}"
+    router = APIRouter()
+
+    @router.get("/echo")
+    async def echo() -> dict[str, str]:
+        return tracing.inject()
+
+    app = build_app(service=service, title="t", description="t", version="0", settings=ServiceSettings(
+        common=common_settings), lifespan=None, routers=[router])
+    exporter = InMemorySpanExporter()
+    try:
+        async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+            unsampled = f"00-{PARENT_TRACE}-{PARENT_SPAN}-00"
+            seen = (await client.get("/echo", headers={"traceparent": unsampled, "tracestate": "v=1"})).json()
+            fresh = [(await client.get("/echo")).json()["traceparent"] for _ in range(2)]
+            malformed = (await client.get("/echo", headers={"traceparent": "00-zz"})).json()["traceparent"]
+            tracing.add_span_processor(service, SimpleSpanProcessor(exporter))
+            recorded = (await client.get("/echo", headers={"traceparent": PARENT})).json()["traceparent"]
+    finally:
+        tracing.shutdown_tracing(service)
+    _, trace_id, span_id, flags = seen["traceparent"].split("-")
+    assert (trace_id, flags, seen["tracestate"]) == (PARENT_TRACE, "00", "v=1") and span_id != PARENT_SPAN
+    assert all(ids(t)[0] != PARENT_TRACE for t in [*fresh, malformed]) and fresh[0] != fresh[1]
+    spans = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert len(spans) == 1 and format(spans[0].context.span_id, "016x") == ids(recorded)[1]
+    assert ids(recorded)[0] == PARENT_TRACE
+
+
+def test_without_a_span_processor_each_publish_gets_a_span_id_in_the_current_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    service = f"pub-{uuid.uuid4().hex[:8]}"
+    try:
+        with tracing.consume_span(service, "t", {"traceparent": PARENT, "tracestate": "a=1,b=2"}) as span:
+            hop = format(span.get_span_context().span_id, "016x")
+            inside = [tracing.publish_headers(service, "u", f"e{n}") for n in range(3)]
+        outside = tracing.publish_headers(service, "u", "e")
+    finally:
+        tracing.shutdown_tracing(service)
+    assert all(ids(h["traceparent"])[0] == PARENT_TRACE and h["tracestate"] == "a=1,b=2" for h in inside)
+    assert len({ids(h["traceparent"])[1] for h in inside} | {hop, PARENT_SPAN}) == 5
+    assert ids(outside["traceparent"])[0] != PARENT_TRACE and "tracestate" not in outside

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import gc
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 
@@ -22,6 +23,24 @@ from ingest.worker import raw_retention_worker
 
 __all__ = ["MIGRATIONS", "create_app"]
 
+#: Allocations between two young-generation collections while ingest serves (CPython's default: 700). A
+#: 1,000-item batch allocates some 100,000 objects, most of them alive until its commit: at 700 the collector ran
+#: thousands of times a second and, with 32 batches in flight, full collections took ~23 % of the process's CPU
+#: (4.6 of 19.5 s in `make bench-ingest`'s batch scenario); at 10,000 they took ~8 % and CPU per batch fell ~16 %.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The young-generation threshold raised while the app serves, and put back after (tests run several apps in
+    one process). Cycles are still collected, only in larger steps."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], GC_YOUNG_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
@@ -37,7 +56,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                                   max_items=settings.group_commit_max_items,
                                   linger=settings.group_commit_linger_ms / 1000) as committer:
             app.state.committer = committer
-            yield
+            with _fewer_collections():
+                yield
 
     app = service_app(ServiceParts(
         name="ingest",

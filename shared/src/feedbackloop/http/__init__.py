@@ -1,6 +1,6 @@
 """HTTP plumbing shared by the services."""
 
-from feedbackloop.http.app import BodyLimit, build_app
+from feedbackloop.http.app import build_app
 from feedbackloop.http.auth import AdminKey, ReadKey, WriteKey, require
 from feedbackloop.http.json_input import InvalidJson, load_json, parse_json_body
 from feedbackloop.http.pagination import cursor_key, decode_cursor, encode_cursor, keyset_page, malformed_cursor
@@ -9,7 +9,6 @@ from feedbackloop.http.problems import BadRequest, Conflict, MalformedJson, NotF
 __all__ = [
     "AdminKey",
     "BadRequest",
-    "BodyLimit",
     "Conflict",
     "InvalidJson",
     "MalformedJson",

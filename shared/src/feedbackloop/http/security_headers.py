@@ -27,6 +27,8 @@ DOCS_POLICY = (
     "font-src https://fonts.gstatic.com data:; img-src 'self' data: https:; connect-src 'self'; "
     "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'"
 )
+_PAGE_POLICY = PAGE_POLICY.encode()
+_DOCS_POLICY = DOCS_POLICY.encode()
 _COMMON = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -45,13 +47,16 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._docs: tuple[object, frozenset[str]] | None = None  # (the app, its docs paths), found once per app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = scope.get("path") in _docs_paths(scope.get("app"))
-        policy = (DOCS_POLICY if docs else PAGE_POLICY).encode()
+        owner = scope.get("app")
+        if self._docs is None or self._docs[0] is not owner:
+            self._docs = (owner, _docs_paths(owner))
+        policy = _DOCS_POLICY if scope.get("path") in self._docs[1] else _PAGE_POLICY
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -9,9 +9,10 @@ uvicorn has a keep-alive timeout between requests but none while a request arriv
   answer when nothing arrived at all); request line and headers over ``max_header_bytes`` are uvicorn's ``400
   Invalid HTTP request`` and a closed connection, as uvicorn's h11 parser answers over
   ``h11_max_incomplete_event_size``. ``feedbackloop.serve`` runs every service with it.
-- :class:`BodyTimeout`, ASGI middleware: the body must arrive whole within ``seconds`` of the app's first read
-  of it; a client trickling it gets a 408 problem (``Connection: close``) when its time is up, wherever the
-  body was being read (FastAPI's typed bodies, a route's own ``request.body()``).
+- a body deadline: the body must arrive whole within ``seconds`` of the app's first read of it; a client
+  trickling it gets a 408 problem (``Connection: close``) when its time is up, wherever the body was being read
+  (FastAPI's typed bodies, a route's own ``request.body()``). It is one of the request guards
+  (:class:`feedbackloop.http._guards.RequestGuards`); :class:`SlowBody` is its exception.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from feedbackloop.http.problems import problem_response
 
-__all__ = ["BodyTimeout", "GuardedHttpTools", "HeadersTooLarge", "SlowBody", "install_slow_body_handler"]
+__all__ = ["GuardedHttpTools", "HeadersTooLarge", "SlowBody", "install_slow_body_handler"]
 
 _REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
                     b"content-length: 40\r\nconnection: close\r\n\r\nThe request headers arrived too slowly.\n")
@@ -107,39 +107,6 @@ class GuardedHttpTools(HttpToolsProtocol):
 class SlowBody(HTTPException):
     """The request body did not arrive in time. An HTTPException so that FastAPI's body parsing re-raises it
     instead of turning it into a 400; its handler answers the 408 problem."""
-
-
-class BodyTimeout:
-    """The request body must arrive whole within ``seconds`` of the app's first read of it."""
-
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
-        whole = False
-
-        async def timed() -> Message:
-            nonlocal deadline, whole
-            if whole:  # the body is in; what follows is waiting for a disconnect, which may take any time
-                return await receive()
-            if deadline is None:
-                deadline = loop.time() + self.seconds
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise SlowBody(408, f"The request body did not arrive within {self.seconds:g} s.") from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                whole = True
-            return message
-
-        await self.app(scope, timed, send)
 
 
 def install_slow_body_handler(app: FastAPI) -> None:
