@@ -29,13 +29,11 @@ import httpx
 from run import ROOT, System  # bench/ is on sys.path when this script runs
 from scale_common import (
     IMPORT_MAP,
-    OUT,
     consumed,
     footer_rows,
-    print_and_write,
+    proof_run,
     review_rows,
     run_on_terminal,
-    stamp,
     write_csv,
 )
 
@@ -134,21 +132,11 @@ async def main() -> None:
     rows = int(os.environ.get("BACKFILL_ROWS", "100000"))
     seed = int(os.environ.get("BACKFILL_SEED", "7"))
     timeout = float(os.environ.get("BACKFILL_TIMEOUT", "1800"))
-    at = stamp()
-    folder = OUT / f"backfill-{at}"
-    folder.mkdir(parents=True)
-    system = System(folder)
-    result: dict[str, Any] = {"at": at, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
-    try:
-        await system.start()
-        print(f"backfill: system up in {folder}", file=sys.stderr)
+
+    async def body(system: System, folder: Path, result: dict[str, Any]) -> None:
         result["backfill"] = await backfill(system, folder, rows, seed, timeout)
-        result["peak_rss_mb"] = system.peak_rss()
-        result["broker_peak_rss_mb"] = system.broker_peak_rss()
-    finally:
-        system.stop()
-    result["load_avg_at_end"] = os.getloadavg()
-    print_and_write("backfill", result, rows_of(result))
+
+    await proof_run("backfill", body, rows_of)
 
 
 if __name__ == "__main__":

@@ -35,13 +35,11 @@ import httpx
 from backfill import CLASSIFIED, backfill  # bench/ is on sys.path when this script runs
 from run import ROOT, System
 from scale_common import (
-    OUT,
     consumed,
     flatten_taxonomy,
     footer_rows,
-    print_and_write,
+    proof_run,
     run_on_terminal,
-    stamp,
     with_theme,
 )
 
@@ -162,24 +160,15 @@ async def main() -> None:
     items = int(os.environ.get("REPLAY_ITEMS", "100000"))
     seed = int(os.environ.get("BACKFILL_SEED", "7"))
     timeout = float(os.environ.get("REPLAY_TIMEOUT", "1800"))
-    at = stamp()
-    folder = OUT / f"replay-{at}"
-    folder.mkdir(parents=True)
-    system = System(folder)
-    result: dict[str, Any] = {"at": at, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
-    try:
-        await system.start()
-        print(f"replay: system up in {folder}; storing {items} items with a backfill first", file=sys.stderr)
+
+    async def body(system: System, folder: Path, result: dict[str, Any]) -> None:
+        print(f"replay: storing {items} items with a backfill first", file=sys.stderr)
         result["backfill"] = await backfill(system, folder, items, seed, timeout)
         if result["backfill"]["all_aggregated_s"] is None:
             raise SystemExit("replay: the backfill did not reach aggregation in full; see the folder's logs")
-        result["replay"] = await replay(system, folder, timeout, at)
-        result["peak_rss_mb"] = system.peak_rss()
-        result["broker_peak_rss_mb"] = system.broker_peak_rss()
-    finally:
-        system.stop()
-    result["load_avg_at_end"] = os.getloadavg()
-    print_and_write("replay", result, rows_of(result))
+        result["replay"] = await replay(system, folder, timeout, result["at"])
+
+    await proof_run("replay", body, rows_of)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ __all__ = [
     "growth_pct",
     "handled_count",
     "print_and_write",
+    "proof_run",
     "review_rows",
     "rss_mb",
     "run_on_terminal",
@@ -283,3 +284,25 @@ def print_and_write(name: str, result: dict[str, Any], rows: Sequence[tuple[str,
     (OUT / f"{name}-{result['at']}.json").write_text(text)
     print(f"written to {latest} and {OUT / (name + '-' + result['at'] + '.json')}", flush=True)
     return latest
+
+
+async def proof_run(name: str, body: Callable[[System, Path, dict[str, Any]], Awaitable[None]],
+                    rows: Callable[[dict[str, Any]], Sequence[tuple[str, Any]]]) -> None:
+    """One scale proof on a fresh system in ``var/bench/<name>-<stamp>/``: ``body(system, folder, result)`` fills
+    ``result``; the system's peak RSS and the machine's load are added, then the table is printed and the JSON
+    written (also when the body fails part-way, with what it had)."""
+    at = stamp()
+    folder = OUT / f"{name}-{at}"
+    folder.mkdir(parents=True)
+    system = System(folder)
+    result: dict[str, Any] = {"at": at, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
+    try:
+        await system.start()
+        print(f"{name}: system up in {folder}", file=sys.stderr)
+        await body(system, folder, result)
+        result["peak_rss_mb"] = system.peak_rss()
+        result["broker_peak_rss_mb"] = system.broker_peak_rss()
+    finally:
+        system.stop()
+    result["load_avg_at_end"] = os.getloadavg()
+    print_and_write(name, result, rows(result))
