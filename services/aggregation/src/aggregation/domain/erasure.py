@@ -39,25 +39,29 @@ def pruned_evidence(data: dict[str, Any], erased: Collection[str]) -> dict[str, 
     kept = [e for e in evidence if e not in erased]
     loop = data.get("loop")
     customers = loop.get("customers") if isinstance(loop, dict) else None
-    pruned_customers = None
-    if isinstance(customers, list):
-        pruned_customers = []
-        for customer in customers:
-            items = [str(i) for i in (customer.get("items") or [])] if isinstance(customer, dict) else []
-            left = [i for i in items if i not in erased]
-            if left and len(left) == len(items):
-                pruned_customers.append(customer)
-            elif left:
-                pruned_customers.append({**customer, "items": left})
-        if len(pruned_customers) == len(customers) and all(a is b for a, b in zip(pruned_customers, customers,
-                                                                                   strict=True)):
-            pruned_customers = None
+    pruned_customers = _pruned_customers(customers, erased) if isinstance(customers, list) else None
     if len(kept) == len(evidence) and pruned_customers is None:
         return None
     changed = {**data, "evidence": kept}
     if pruned_customers is not None and isinstance(loop, dict):
         changed["loop"] = {**loop, "customers": pruned_customers}
     return changed
+
+
+def _pruned_customers(customers: list[Any], erased: Collection[str]) -> list[Any] | None:
+    """A loop's customers without the erased items, a customer left with none dropped; None when none changed."""
+    pruned: list[Any] = []
+    changed = False
+    for customer in customers:
+        items = [str(i) for i in (customer.get("items") or [])] if isinstance(customer, dict) else []
+        left = [i for i in items if i not in erased]
+        if len(left) == len(items):  # none of theirs erased
+            pruned.append(customer)
+        else:
+            changed = True
+            if left:
+                pruned.append({**customer, "items": left})
+    return pruned if changed else None
 
 
 def pruned_link_items(feedback_ids: list[str] | None, erased: Collection[str]) -> list[str] | None:
