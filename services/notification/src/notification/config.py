@@ -40,7 +40,7 @@ from pydantic_settings import SettingsConfigDict
 from feedbackloop.settings import ServiceSettings, default_database_url
 from feedbackloop.trackers import TrackerSettings, configured_trackers
 from notification.domain.backoff import DEFAULT_SCHEDULE, parse_schedule
-from notification.domain.channels import Integrations
+from notification.domain.channel_rules import Integrations
 from notification.domain.targets import TargetPolicy
 
 #: The TRACKER_* variables each tracker needs (what :func:`feedbackloop.trackers.tracker_client` checks).

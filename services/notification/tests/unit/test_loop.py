@@ -10,16 +10,8 @@ from typing import Any
 import pytest
 
 from feedbackloop.contracts import Insight
-from notification.domain.channels import (
-    ALL_CONFIGURED,
-    EmailChannel,
-    Integrations,
-    ReplyChannel,
-    TrackerChannel,
-    channel_from_json,
-    mask_shown_url,
-    parse_channels,
-)
+from notification.domain.channel_rules import ALL_CONFIGURED, Integrations, parse_channels
+from notification.domain.channels import EmailChannel, ReplyChannel, TrackerChannel, channel_from_json, mask_shown_url
 from notification.domain.erasure import insight_after_erasure
 from notification.domain.lifecycle import DeliveryStatus
 from notification.domain.loop import (

@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 
 from feedbackloop.contracts import ClassifiedFeedback, Insight
-from notification.domain.channels import (
-    MASK,
-    EmailChannel,
-    SlackChannel,
-    WebhookChannel,
-    mask_shown_url,
-    parse_channels,
-)
+from notification.domain.channel_rules import parse_channels
+from notification.domain.channels import MASK, EmailChannel, SlackChannel, WebhookChannel, mask_shown_url
 from notification.domain.fields import CATALOG, resolve
 from notification.domain.rules import RuleInvalid, matches, validate_match
 from notification.domain.targets import TargetPolicy

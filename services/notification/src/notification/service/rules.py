@@ -18,14 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from feedbackloop.db import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.http import NotFound, ProblemError
 from feedbackloop.logs import get_logger
-from notification.domain.channels import (
-    ALL_CONFIGURED,
-    Channel,
-    Integrations,
-    TrackerChannel,
-    channel_from_json,
-    parse_channels,
-)
+from notification.domain.channel_rules import ALL_CONFIGURED, Integrations, parse_channels
+from notification.domain.channels import Channel, TrackerChannel, channel_from_json
 from notification.domain.fields import EventKind
 from notification.domain.rules import RuleInvalid, Throttle, kinds_matched, matches, parse_throttle, validate_match
 from notification.domain.targets import TargetPolicy

@@ -40,7 +40,7 @@ import yaml
 
 from feedbackloop.db import UnitOfWorkFactory
 from feedbackloop.logs import get_logger
-from notification.domain.channels import ALL_CONFIGURED, Integrations
+from notification.domain.channel_rules import ALL_CONFIGURED, Integrations
 from notification.domain.errors import RuleInvalid
 from notification.domain.targets import TargetPolicy
 from notification.service.rules import RuleDraft, upsert_rule_by_name
