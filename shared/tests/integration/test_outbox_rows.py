@@ -1,8 +1,8 @@
-"""The outbox rows a unit of work writes at commit: the same rows on every store, whichever way they are inserted.
+"""The outbox rows a unit of work writes at commit: the rows the SQLAlchemy insert writes (values converted by the
+columns' own types), a repeated event id kept once, and a store refusing the rows raising SQLAlchemy's exception.
 
-On aiosqlite the unit of work writes them straight through the driver (one hop to its thread); these tests check
-that the rows read back are the ones the SQLAlchemy insert writes (values converted by the columns' own types), that
-a repeated event id is kept once, and that a store refusing the rows raises SQLAlchemy's exception as before.
+(A direct aiosqlite path for these rows was tried for speed and taken out: a write lock held past the busy timeout
+no longer turned into ingest's 503 — ``tests/faults``' store-locked scenario caught it.)
 """
 
 from __future__ import annotations

@@ -9,20 +9,16 @@ outbox relay publishes them afterwards. Repositories never commit.
 from __future__ import annotations
 
 import asyncio
-import functools
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, insert, select
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feedbackloop.contracts.envelope import CONTENT_TYPE, Envelope, encode
@@ -177,45 +173,8 @@ class UnitOfWork:
             for topic, env, trace_headers in self._pending
         ]
         # The same event id is the same event: a concurrent copy that queued it already wins.
-        connection = await self.session.connection()
-        dialect = connection.dialect
-        if dialect.name == "sqlite" and dialect.driver == "aiosqlite":
-            await _insert_outbox_sqlite(await connection.get_raw_connection(), self._tables.outbox, dialect, rows)
-        else:
-            await self.session.execute(insert_ignoring_duplicates(self.session, self._tables.outbox), rows)
+        await self.session.execute(insert_ignoring_duplicates(self.session, self._tables.outbox), rows)
         self._pending.clear()
-
-
-async def _insert_outbox_sqlite(
-    raw: Any, table: Table, dialect: Dialect, rows: Sequence[dict[str, Any]]
-) -> None:
-    """The outbox insert on aiosqlite in ONE hop to its thread (through the session it is three: cursor,
-    executemany, close), with the statement compiled once and each value converted by its column's own type, so
-    the rows are the ones the session would write. The driver's errors are raised as SQLAlchemy's, as the
-    session raises them (an ``IntegrityError`` from a trigger, an ``OperationalError`` for a locked store)."""
-    sql, convert = _outbox_statement(table, dialect)
-    params = [tuple(f(row[c]) for c, f in convert) for row in rows]
-    try:
-        await raw.driver_connection.executemany(sql, params)
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-@functools.lru_cache(maxsize=16)
-def _outbox_statement(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
-    columns = ["event_id", "topic", "key", "value", "headers", "created_at", "sent_at"]
-    compiled = sqlite.insert(table).on_conflict_do_nothing().compile(dialect=dialect, column_keys=columns)
-    order = list(compiled.positiontup or ())
-    if sorted(order) != sorted(columns):  # pragma: no cover - SQLAlchemy names the parameters after the columns
-        raise RuntimeError(f"unexpected outbox insert parameters: {order}")
-    convert: list[tuple[str, Callable[[Any], Any]]] = [
-        (c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect) or _identity) for c in order
-    ]
-    return compiled.string, convert
 
 
 class UnitOfWorkFactory:
