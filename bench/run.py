@@ -282,26 +282,47 @@ async def drain(system: System, expected: int, timeout: float = 180) -> None:
             await asyncio.sleep(0.5)
 
 
+
+class ClassifiedTail:
+    """Records when each item reaches ``feedback.classified.v1`` (first sighting, wall clock) into ``classified``,
+    from the topic's end at :meth:`start` until :meth:`stop`."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, classified: dict[str, float]) -> None:
+        self._consumer, self._classified = consumer, classified
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, system: System, classified: dict[str, float]) -> ClassifiedTail:
+        consumer = AIOKafkaConsumer("feedback.classified.v1", bootstrap_servers=system.bootstrap,
+                                    auto_offset_reset="latest", enable_auto_commit=False)
+        await consumer.start()
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        await consumer.seek_to_end()
+        tail = cls(consumer, classified)
+        tail._task = asyncio.create_task(tail._run())
+        return tail
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            for records in (await self._consumer.getmany(timeout_ms=200)).values():
+                now = time.time()
+                for r in records:
+                    self._classified.setdefault(json.loads(r.value)["subject"], now)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await self._consumer.stop()
+
+
 async def end_to_end(system: System, run: str, seconds: float, rate: float, receiver: Receiver) -> dict[str, Any]:
     """Offer ``rate`` items/s (batches of 50) for ``seconds``; time each item to classified and to notified."""
     posted: dict[str, float] = {}
     classified: dict[str, float] = {}
-    consumer = AIOKafkaConsumer("feedback.classified.v1", bootstrap_servers=system.bootstrap,
-                                auto_offset_reset="latest", enable_auto_commit=False)
-    await consumer.start()
-    while not consumer.assignment():
-        await consumer.getmany(timeout_ms=200)
-    await consumer.seek_to_end()
-    stop_tail = asyncio.Event()
-
-    async def tail() -> None:
-        while not stop_tail.is_set():
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                now = time.time()
-                for r in records:
-                    classified.setdefault(json.loads(r.value)["subject"], now)
-
-    tail_task = asyncio.create_task(tail())
+    tail = await ClassifiedTail.start(system, classified)
     headers = {"authorization": f"Bearer {system.key}"}
     batch = 50
     started = time.monotonic()
@@ -325,9 +346,7 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not set(posted) <= set(classified):  # noqa: ASYNC110 - a deadline poll
         await asyncio.sleep(0.5)
-    stop_tail.set()
-    await tail_task
-    await consumer.stop()
+    await tail.stop()
     enterprise = [fid for fid, at in posted.items() if fid in receiver.arrived]
     done = [classified[f] for f in posted if f in classified]
     first_post = min(posted.values()) if posted else 0.0

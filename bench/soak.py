@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from run import SERVICES, Receiver, System, add_rule, end_to_end, item, pct  # bench/ is on sys.path
+from run import SERVICES, ClassifiedTail, Receiver, System, add_rule, end_to_end, item, pct  # bench/ is on sys.path
 from scale_common import OUT, broker_pid, footer_rows, growth_pct, print_and_write, rss_mb, stamp
 
 SAMPLE_SECONDS = 10.0
@@ -105,20 +104,8 @@ async def soak(system: System, receiver: Receiver, rate: float, minutes: int, wa
     posted: dict[str, float] = {}
     classified: dict[str, float] = {}
     samples: list[dict[str, Any]] = []
-    consumer = AIOKafkaConsumer("feedback.classified.v1", bootstrap_servers=system.bootstrap,
-                                auto_offset_reset="latest", enable_auto_commit=False)
-    await consumer.start()
-    while not consumer.assignment():
-        await consumer.getmany(timeout_ms=200)
-    await consumer.seek_to_end()
+    tail = await ClassifiedTail.start(system, classified)
     stop = asyncio.Event()
-
-    async def tail() -> None:
-        while not stop.is_set():
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                now = time.time()
-                for r in records:
-                    classified.setdefault(json.loads(r.value)["subject"], now)
 
     pids = {name: pids[0] for name, pids in system.service_pids().items() if pids}
     broker = broker_pid(system)
@@ -138,7 +125,7 @@ async def soak(system: System, receiver: Receiver, rate: float, minutes: int, wa
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
 
-    tasks = [asyncio.create_task(tail()), asyncio.create_task(sample())]
+    sampler = asyncio.create_task(sample())
     batch = max(1, round(rate / 5))
     headers = {"authorization": f"Bearer {system.key}"}
     errors = 0
@@ -174,8 +161,8 @@ async def soak(system: System, receiver: Receiver, rate: float, minutes: int, wa
         await asyncio.sleep(0.5)
     await asyncio.sleep(3)  # the last notifications' retry-free path is sub-second
     stop.set()
-    await asyncio.gather(*tasks)
-    await consumer.stop()
+    await sampler
+    await tail.stop()
     posted = {f: at for f, at in posted.items() if at >= origin}
     return summarize(posted, classified, dict(receiver.arrived), [x for x in samples if x["t"] >= 0], origin,
                      minutes, rate, offered_s, errors) | {"warmup_minutes": warmup}
