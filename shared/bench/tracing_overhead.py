@@ -52,7 +52,7 @@ import feedbackloop.runtime.consumer as consumer_module
 from feedbackloop import tracing
 from feedbackloop.contracts import FEEDBACK_RAW, RawFeedback, encode, feedback_id_for
 from feedbackloop.contracts.envelope import Envelope, new_envelope
-from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, add_runtime_tables, create_engine, session_factory
+from feedbackloop.db import UnitOfWork, UnitOfWorkFactory, WriteLock, add_runtime_tables, create_engine, session_factory
 from feedbackloop.logs import bind_event
 from feedbackloop.runtime import Consumer, Subscription
 from feedbackloop.settings import KafkaSettings
@@ -178,7 +178,7 @@ async def batch_rounds(rounds: int, batch: int, folder: Path) -> dict[str, list[
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
         source = f"/feedbackloop/bench-{name}"
-        factory = UnitOfWorkFactory(session_factory(engine), tables, source, write_lock=asyncio.Lock())
+        factory = UnitOfWorkFactory(session_factory(engine), tables, source, write_lock=WriteLock())
         consumer = Consumer(service=f"bench-{name}", group_id="bench", subscriptions=[Subscription(FEEDBACK_RAW,
                             republish)], uow=factory, kafka=KafkaSettings(), producer=None)  # type: ignore[arg-type]
         consumers[name] = (consumer, engine)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from feedbackloop.db import UnitOfWorkFactory
+from feedbackloop.db import UnitOfWorkFactory, WriteLock
 from feedbackloop.db.engine import create_engine, session_factory
 from feedbackloop.db.migrate import upgrade
 from feedbackloop_testing import store_url
@@ -43,7 +43,7 @@ async def test_old_raw_copies_are_blanked_in_batches_and_new_ones_kept(tmp_path:
     try:
         await upgrade(engine, MIGRATIONS)
         uow = UnitOfWorkFactory(session_factory(engine), runtime_tables, source="/feedbackloop/ingest",
-                                write_lock=asyncio.Lock())
+                                write_lock=WriteLock())
         await accept_feedback(uow, _items("old", 7), NOW - timedelta(days=40), policy=POLICY)
         await accept_feedback(uow, _items("older", 5), NOW - timedelta(days=90), policy=POLICY)
         await accept_feedback(uow, _items("new", 4), NOW - timedelta(days=2), policy=POLICY)

@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from feedbackloop.db.write_lock import BUSY_TIMEOUT_OPTION, BUSY_TIMEOUT_SECONDS
+
 __all__ = [
     "POOL_TIMEOUT_SECONDS",
     "create_engine",
@@ -52,7 +54,8 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
                                    pool_timeout=POOL_TIMEOUT_SECONDS)
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         _create_private(Path(parsed.database))
-    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_timeout=POOL_TIMEOUT_SECONDS)
+    engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, pool_timeout=POOL_TIMEOUT_SECONDS)
+    default_busy_ms = round(BUSY_TIMEOUT_SECONDS * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -61,13 +64,20 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={default_busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        readonly = conn.get_execution_options().get("feedbackloop_readonly", False)
+        options = conn.get_execution_options()
+        readonly = options.get("feedbackloop_readonly", False)
+        # a writer that queued behind this process's other writers waits only what is left of its timeout
+        busy_ms = default_busy_ms if readonly else options.get(BUSY_TIMEOUT_OPTION, default_busy_ms)
+        info = conn.connection.info
+        if info.get(BUSY_TIMEOUT_OPTION, default_busy_ms) != busy_ms:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
+            info[BUSY_TIMEOUT_OPTION] = busy_ms
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine

@@ -25,6 +25,7 @@ from feedbackloop.contracts.envelope import CONTENT_TYPE, Envelope, encode
 from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.engine import insert_ignoring_duplicates
 from feedbackloop.db.tables import RuntimeTables
+from feedbackloop.db.write_lock import WriteLock
 from feedbackloop.tracing import publish_headers
 
 __all__ = ["UnitOfWork", "UnitOfWorkFactory"]
@@ -39,7 +40,7 @@ class UnitOfWork:
         tables: RuntimeTables,
         source: str,
         on_commit: asyncio.Event | None = None,
-        write_lock: asyncio.Lock | None = None,
+        write_lock: WriteLock | None = None,
     ) -> None:
         self._sessions = sessions
         self._write_lock = write_lock
@@ -53,11 +54,12 @@ class UnitOfWork:
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
-        if self._write_lock is not None:
-            await self._write_lock.acquire()
+        options = await self._write_lock.acquire() if self._write_lock is not None else {}
         try:
             self.session = self._sessions()
             await self.session.begin()
+            if options:  # the transaction begins now, with a busy timeout cut to what the queueing left
+                await self.session.connection(execution_options=options)
         except BaseException:
             self._release()
             raise
@@ -185,14 +187,15 @@ class UnitOfWorkFactory:
         sessions: async_sessionmaker[AsyncSession],
         tables: RuntimeTables,
         source: str,
-        write_lock: asyncio.Lock | None = None,
+        write_lock: WriteLock | None = None,
     ) -> None:
         self.sessions = sessions
         self.tables = tables
         self.source = source
         self.outbox_ready = asyncio.Event()
         # On SQLite, one writer at a time inside the process: units of work queue on this lock instead of
-        # busy-waiting on the database lock (whose sleeps made p99 latency seconds long under load).
+        # busy-waiting on the database lock (whose sleeps made p99 latency seconds long under load); the
+        # queueing counts against the busy timeout (feedbackloop.db.write_lock).
         self.write_lock = write_lock
 
     def __call__(self) -> UnitOfWork:

@@ -37,6 +37,7 @@ from feedbackloop import metrics
 from feedbackloop.db.engine import is_sqlite, reader
 from feedbackloop.db.lease import try_transaction_lock
 from feedbackloop.db.tables import RuntimeTables
+from feedbackloop.db.write_lock import WriteLock
 from feedbackloop.logs import get_logger
 from feedbackloop.retry import Stopped, retry_until_stopped, sleep_unless
 from feedbackloop.runtime.kafka import ensure_topics, headers_list
@@ -64,7 +65,7 @@ class OutboxRelay:
         max_backoff: float = 30.0,
         kafka: KafkaSettings | None = None,
         loss_check_interval: float = 15.0,
-        write_lock: asyncio.Lock | None = None,
+        write_lock: WriteLock | None = None,
     ) -> None:
         self.service = service
         self._engine = engine
@@ -79,7 +80,7 @@ class OutboxRelay:
         self._sqlite = is_sqlite(str(engine.url))
         self._kafka = kafka
         self._loss_check_interval = loss_check_interval
-        self._write_lock = write_lock or asyncio.Lock()
+        self._write_lock = write_lock or WriteLock()
         # (topic, partition) -> (offset, event id) of the last record the broker acknowledged there
         self._last_acked: dict[tuple[str, int], tuple[int, str]] = {}
         self.connected = False
@@ -140,7 +141,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._send(rows)
-            async with self._write_lock, self._engine.begin() as conn:
+            async with self._write_lock.hold() as options, self._engine.execution_options(**options).begin() as conn:
                 await conn.execute(
                     update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
                 )

@@ -27,6 +27,7 @@ from feedbackloop.db.engine import create_engine, is_sqlite, reader, session_fac
 from feedbackloop.db.migrate import SchemaBehind, check_current, upgrade
 from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.db.uow import UnitOfWorkFactory
+from feedbackloop.db.write_lock import WriteLock
 from feedbackloop.logs import get_logger
 from feedbackloop.retry import Stopped, retry_until_stopped
 from feedbackloop.runtime.consumer import Consumer, Subscription
@@ -111,7 +112,7 @@ async def start_runtime(
         if not settings.auto_migrate:
             raise
         await upgrade(engine, migrations)
-    write_lock = asyncio.Lock() if is_sqlite(settings.database_url) else None
+    write_lock = WriteLock() if is_sqlite(settings.database_url) else None
     uow = UnitOfWorkFactory(session_factory(engine), tables, source=f"/feedbackloop/{name}", write_lock=write_lock)
     producer = make_producer(settings.kafka, client_id=f"{name}-producer")
     relay = OutboxRelay(
