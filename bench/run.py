@@ -7,7 +7,9 @@ ports in a fresh folder under ``var/bench/``, then measures with a bounded async
 2. ingest, batched posts (100 items each) at a fixed concurrency: items/s, p50/p99 per request;
 3. end to end at an offered rate for ``BENCH_SECONDS``: items/s classified (read from
    ``feedback.classified.v1`` with a consumer that stamps arrival), p50/p99 POST→classified, and
-   POST→notification sent (a local webhook receiver and a rule matching one item in five);
+   POST→notification sent (a local webhook receiver and a rule matching one item in five), and the CPU each
+   process (services, broker, this load generator) spent per item classified: the sum, against the machine's
+   cores, is the rate at which the loop saturates them — what stands in the way when the rate falls short;
 4. peak RSS of each service (``VmHWM`` in ``/proc/<pid>/status``);
 5. step 3 again with a second copy of classification in the same consumer group;
 6. step 3 once more on Apache Kafka (``feedbackloop run --kafka apache``, a fresh single node), beside the
@@ -69,6 +71,30 @@ def pct(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds ``pid`` has used so far (``/proc/<pid>/stat``), or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: the stat file's 14th and 15th fields
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], items: int, seconds: float,
+              cores: int) -> dict[str, Any]:
+    """CPU ms per item of each process between two :meth:`System.cpu_seconds` readings, their sum, the cores
+    busy on average, and the rate at which that CPU per item would keep every core busy."""
+    used = {name: after[name] - before[name] for name in after if name in before}
+    total = sum(used.values())
+    return {"ms_per_item": {name: round(s * 1000 / items, 2) for name, s in used.items()} if items else {},
+            "total_ms_per_item": round(total * 1000 / items, 2) if items else None,
+            "cores_busy": round(total / seconds, 2) if seconds else None, "cores": cores,
+            "saturates_at_items_per_s": round(cores * items / total, 1) if total else None}
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -162,22 +188,37 @@ class System:
     def peak_rss(self) -> dict[str, list[float | None]]:
         return {name: [peak_rss_mb(p) for p in pids] for name, pids in self.service_pids().items()}
 
-    def broker_peak_rss(self) -> float | None:
+    def broker_pid(self) -> int | None:
         """The broker the launcher started: Tansu (``--listener-url``) or a JVM running ``kafka.Kafka``."""
         if self.launcher is None:
             return None
         # the launcher starts the broker from a worker thread: look at every thread's children
         tasks = Path(f"/proc/{self.launcher.pid}/task")
-        threads = list(tasks.iterdir()) if tasks.exists() else []
-        pids = [int(p) for thread in threads for p in (thread / "children").read_text().split()]
-        for pid in pids:
+        for thread in (tasks.iterdir() if tasks.exists() else []):
             try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                children = [int(p) for p in (thread / "children").read_text().split()]
             except OSError:
                 continue
-            if b"kafka.Kafka" in argv or b"--listener-url" in argv:
-                return peak_rss_mb(pid)
+            for pid in children:
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"kafka.Kafka" in argv or b"--listener-url" in argv:
+                    return pid
         return None
+
+    def broker_peak_rss(self) -> float | None:
+        pid = self.broker_pid()
+        return peak_rss_mb(pid) if pid else None
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each service (its copies summed), the broker and this load generator."""
+        out = {name: sum(filter(None, (cpu_seconds(p) for p in pids))) for name, pids in self.service_pids().items()}
+        broker = self.broker_pid()
+        out["broker"] = (cpu_seconds(broker) or 0.0) if broker else 0.0
+        out["load generator"] = time.process_time()
+        return out
 
     def stop(self) -> None:
         for process in self.extra:
@@ -325,6 +366,7 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
     tail = await ClassifiedTail.start(system, classified)
     headers = {"authorization": f"Bearer {system.key}"}
     batch = 50
+    cpu_before = system.cpu_seconds()
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=system.url("ingest"), headers=headers, timeout=30) as client:
         async def post(first: int) -> None:
@@ -346,6 +388,7 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not set(posted) <= set(classified):  # noqa: ASYNC110 - a deadline poll
         await asyncio.sleep(0.5)
+    cpu_after, cpu_window = system.cpu_seconds(), time.monotonic() - started
     await tail.stop()
     enterprise = [fid for fid, at in posted.items() if fid in receiver.arrived]
     done = [classified[f] for f in posted if f in classified]
@@ -358,7 +401,8 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
             "classified": len(done), "items_per_s": round(len(done) / span, 1) if span else None,
             "classified_p50_ms": pct(to_classified, 0.5), "classified_p99_ms": pct(to_classified, 0.99),
             "notified": len(to_notified), "notified_p50_ms": pct(to_notified, 0.5),
-            "notified_p99_ms": pct(to_notified, 0.99)}
+            "notified_p99_ms": pct(to_notified, 0.99),
+            "cpu": cpu_share(cpu_before, cpu_after, len(done), cpu_window, os.cpu_count() or 1)}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -373,7 +417,8 @@ def table(result: dict[str, Any]) -> str:
         rows += [(f"e2e items/s sustained [{label}]", f"{e2e['items_per_s']} (offered {e2e['offered_per_s']})"),
                  (f"POST→classified p50 / p99 ms [{label}]",
                   f"{e2e['classified_p50_ms']} / {e2e['classified_p99_ms']}"),
-                 (f"POST→notified p50 / p99 ms [{label}]", f"{e2e['notified_p50_ms']} / {e2e['notified_p99_ms']}")]
+                 (f"POST→notified p50 / p99 ms [{label}]", f"{e2e['notified_p50_ms']} / {e2e['notified_p99_ms']}"),
+                 *cpu_rows(e2e.get("cpu"), label)]
     ceil = result.get("ceilings")
     if ceil:
         e2e_rate = result["e2e"]["items_per_s"] or 0.0
@@ -388,20 +433,33 @@ def table(result: dict[str, Any]) -> str:
     if at80:
         rows += [(f"e2e at 80 % ({at80['offered_per_s']}/s): items/s", at80["items_per_s"]),
                  ("  POST→classified p50 / p99 ms", f"{at80['classified_p50_ms']} / {at80['classified_p99_ms']}"),
-                 ("  POST→notified p50 / p99 ms", f"{at80['notified_p50_ms']} / {at80['notified_p99_ms']}")]
+                 ("  POST→notified p50 / p99 ms", f"{at80['notified_p50_ms']} / {at80['notified_p99_ms']}"),
+                 *cpu_rows(at80.get("cpu"), "80 %")]
     kafka = result.get("e2e_apache_kafka")
     if kafka:
         rows += [("e2e items/s sustained [Apache Kafka]", f"{kafka['items_per_s']} (offered {kafka['offered_per_s']})"),
                  ("POST→classified p50 / p99 ms [Apache Kafka]",
                   f"{kafka['classified_p50_ms']} / {kafka['classified_p99_ms']}"),
                  ("POST→notified p50 / p99 ms [Apache Kafka]",
-                  f"{kafka['notified_p50_ms']} / {kafka['notified_p99_ms']}")]
+                  f"{kafka['notified_p50_ms']} / {kafka['notified_p99_ms']}"),
+                 *cpu_rows(kafka.get("cpu"), "Apache Kafka")]
     rows.append(("broker peak RSS MB embedded / Apache Kafka",
                  f"{result['e2e'].get('broker_peak_rss_mb')} / {kafka.get('broker_peak_rss_mb') if kafka else '-'}"))
     for label, rss in (("", result["peak_rss_mb"]), (" [2 copies]", result["peak_rss_mb_two_copies"])):
         rows += [(f"peak RSS MB {name}{label}", ", ".join(str(v) for v in values)) for name, values in rss.items()]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def cpu_rows(cpu: dict[str, Any] | None, label: str) -> list[tuple[str, Any]]:
+    """Where the machine's CPU went per item, and the rate at which that saturates its cores."""
+    if not cpu or not cpu["ms_per_item"]:
+        return []
+    per = ", ".join(f"{name} {ms}" for name, ms in cpu["ms_per_item"].items())
+    return [(f"  CPU ms per item [{label}]", per),
+            (f"  CPU ms per item, all processes [{label}]",
+             f"{cpu['total_ms_per_item']} ({cpu['cores_busy']} of {cpu['cores']} cores busy; "
+             f"saturates them at {cpu['saturates_at_items_per_s']} items/s)")]
 
 
 def _ratio(value: float | None, ceiling: float | None) -> str:

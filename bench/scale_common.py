@@ -30,7 +30,6 @@ __all__ = [
     "CSV_COLUMNS",
     "IMPORT_MAP",
     "OUT",
-    "broker_pid",
     "consumed",
     "flatten_taxonomy",
     "footer_rows",
@@ -199,27 +198,6 @@ def status_mb(pid: int, field: str = "VmRSS") -> float | None:
 
 def rss_mb(pid: int) -> float | None:
     return status_mb(pid, "VmRSS")
-
-
-def broker_pid(system: System) -> int | None:
-    """The broker the launcher started (Tansu, ``--listener-url``, or ``kafka.Kafka``), as
-    :meth:`run.System.broker_peak_rss` finds it, for its current RSS."""
-    if system.launcher is None:
-        return None
-    tasks = Path(f"/proc/{system.launcher.pid}/task")
-    for thread in (tasks.iterdir() if tasks.exists() else []):
-        try:
-            children = [int(p) for p in (thread / "children").read_text().split()]
-        except OSError:
-            continue
-        for pid in children:
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"kafka.Kafka" in argv or b"--listener-url" in argv:
-                return pid
-    return None
 
 
 def flatten_taxonomy(tree: dict[str, Any]) -> dict[str, Any]:

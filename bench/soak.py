@@ -31,7 +31,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from run import SERVICES, ClassifiedTail, Receiver, System, add_rule, end_to_end, item, pct  # bench/ is on sys.path
-from scale_common import OUT, broker_pid, footer_rows, growth_pct, print_and_write, rss_mb, stamp
+from scale_common import OUT, footer_rows, growth_pct, print_and_write, rss_mb, stamp
 
 SAMPLE_SECONDS = 10.0
 FLAT_PCT = 10.0
@@ -108,7 +108,7 @@ async def soak(system: System, receiver: Receiver, rate: float, minutes: int, wa
     stop = asyncio.Event()
 
     pids = {name: pids[0] for name, pids in system.service_pids().items() if pids}
-    broker = broker_pid(system)
+    broker = system.broker_pid()
     broker_log = system.folder / "broker.log"
     origin = time.time() + warmup * 60  # samples and items of the warm-up fall before it and are left out
 
