@@ -37,6 +37,20 @@ def test_texts_the_tokenizer_reads_alike_share_one_cached_vector(encoder: Encode
     assert np.array_equal(again[0], first) and np.array_equal(again[1], first)
 
 
+def test_a_texts_vector_does_not_depend_on_the_texts_encoded_with_it(encoder: Encoder) -> None:
+    # the int8 model scales its activations per run: batched, a vector would move with its neighbours, and a
+    # replay would relabel unchanged text
+    text = "The app crashes when I export a report to PDF"
+    neighbours = [["ok"], ["Login is very slow since the last update, and it keeps getting worse every week now",
+                           "Billing charged me twice this month, unacceptable!!! fix it", "dark mode please"],
+                  [f"{text} again and again", "Das Passwort lässt sich nicht zurücksetzen"]]
+    encoder.clear_cache()
+    alone = encoder.encode([text])[0]
+    for others in neighbours:
+        encoder.clear_cache()
+        assert np.array_equal(encoder.encode([*others, text])[-1], alone), others
+
+
 @pytest.mark.parametrize("text", ["", "   ", "😀🔥👍" * 50, "x" * 100_000, "日本語のテキストです。アプリが落ちる",
                                   "ᚠᚢᚦᚨᚱᚲ ᚷᚹᚺᚾ", "The export fails. " * 6000])
 def test_bad_input_is_labelled_never_raises(classifier: Classifier, text: str) -> None:
