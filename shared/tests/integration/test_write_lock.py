@@ -11,15 +11,17 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from feedbackloop.db import StoreLocked, UnitOfWorkFactory, WriteLock, add_runtime_tables, create_engine, session_factory
+from feedbackloop.db import StoreLocked, UnitOfWorkFactory, WriteLock, add_runtime_tables, create_engine
+from feedbackloop.db.engine import session_factory
 
 
 @contextmanager
@@ -47,25 +49,35 @@ def locked_from_outside(path: Path) -> Iterator[None]:
         thread.join()
 
 
-async def test_a_writer_queued_behind_a_stuck_one_fails_within_the_timeout(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+@asynccontextmanager
+async def store(path: Path, timeout: float) -> AsyncIterator[tuple[AsyncEngine, UnitOfWorkFactory, WriteLock]]:
+    """A SQLite store with the runtime tables, its units of work queued on a write lock of ``timeout`` seconds."""
     metadata = MetaData()
     tables = add_runtime_tables(metadata)
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-        lock = WriteLock(timeout=1.0)
-        uow = UnitOfWorkFactory(session_factory(engine), tables, "/feedbackloop/lock-test", write_lock=lock)
+        lock = WriteLock(timeout=timeout)
+        yield engine, UnitOfWorkFactory(session_factory(engine), tables, "/feedbackloop/lock-test", lock), lock
+    finally:
+        await engine.dispose()
+
+
+async def test_a_writer_queued_behind_a_stuck_one_fails_within_the_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    async with store(path, timeout=1.0) as (_, uow, lock):
+
+        inside = asyncio.Event()
 
         async def stuck_writer() -> None:  # waits on the locked file with the full (30 s) busy timeout
             async with uow() as work:
+                inside.set()
                 await work.session.execute(text("DELETE FROM outbox"))
 
         with locked_from_outside(path):
             stuck = asyncio.create_task(stuck_writer())
-            while not lock.locked():
-                await asyncio.sleep(0.01)
+            await inside.wait()
             started = time.monotonic()
             with pytest.raises(StoreLocked) as raised:
                 async with uow():
@@ -75,20 +87,11 @@ async def test_a_writer_queued_behind_a_stuck_one_fails_within_the_timeout(tmp_p
         assert isinstance(raised.value, OperationalError) and "database is locked" in str(raised.value.orig)
         assert waited < 5, f"queued {waited:.1f} s: longer than its 1 s timeout"
         assert not lock.locked()
-    finally:
-        await engine.dispose()
 
 
 async def test_the_time_spent_queueing_shortens_the_wait_on_the_file(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    metadata = MetaData()
-    tables = add_runtime_tables(metadata)
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        lock = WriteLock(timeout=2.0)
-        uow = UnitOfWorkFactory(session_factory(engine), tables, "/feedbackloop/lock-test", write_lock=lock)
+    async with store(path, timeout=2.0) as (engine, uow, lock):
         with locked_from_outside(path):
             await lock.acquire()  # this process's other writer, busy for 1.5 s (not on the file)
             asyncio.get_running_loop().call_later(1.5, lock.release)
@@ -104,5 +107,3 @@ async def test_the_time_spent_queueing_shortens_the_wait_on_the_file(tmp_path: P
         async with engine.connect() as conn:
             busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
         assert busy == 30000
-    finally:
-        await engine.dispose()
