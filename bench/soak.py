@@ -7,7 +7,9 @@
 3. offers that rate for ``SOAK_MINUTES`` (batches posted five times a second), stamping each item's POST, its
    ``feedback.classified.v1`` event (a tailing consumer) and its webhook notification (one item in five);
 4. every 10 s samples each service's RSS (``VmRSS``), the embedded broker's RSS, the records the broker holds
-   (the sum of every partition's end offset: the in-memory broker keeps them all) and its log file's size;
+   (the sum of every partition's end offset: the in-memory broker keeps them all), its log file's size, and the
+   CPU seconds each process has used (services, broker, this load generator): per minute, CPU ms per item
+   classified, so a latency that grows points at the process whose work per item grows;
 5. prints a table per minute (items posted, POST→classified p99, POST→notified p99, RSS) and start vs end —
    the first vs the last 3 minutes (1 minute for runs under 6 minutes … see :func:`edge_minutes`) — with the
    growth in % and the verdict "flat within 10 %" (services' RSS and both p99s) or what grew; the broker's own
@@ -120,6 +122,7 @@ async def soak(system: System, receiver: Receiver, rate: float, minutes: int, wa
             row["broker_records"] = await retained_records(system.bootstrap)
             row["broker_log_kb"] = round(broker_log.stat().st_size / 1024, 1) if broker_log.exists() else None
             row["posted"], row["classified"] = len(posted), len(classified)
+            row["cpu"] = system.cpu_seconds()
             samples.append(row)
             print(f"soak: {row}", file=sys.stderr)
             with contextlib.suppress(TimeoutError):
@@ -168,6 +171,21 @@ async def soak(system: System, receiver: Receiver, rate: float, minutes: int, wa
                      minutes, rate, offered_s, errors) | {"warmup_minutes": warmup}
 
 
+def cpu_per_minute(samples: Sequence[dict[str, Any]], minutes: int) -> list[dict[str, float]]:
+    """CPU ms per item classified of each process in each minute, from the samples' running totals (the first
+    sample at or after each minute's start and end; a minute with no item classified gives ``{}``)."""
+    out: list[dict[str, float]] = []
+    for m in range(minutes):
+        first = next((x for x in samples if x["t"] >= m * 60 and "cpu" in x), None)
+        last = next((x for x in samples if x["t"] >= (m + 1) * 60 and "cpu" in x), None) or (
+            samples[-1] if samples and "cpu" in samples[-1] else None)
+        items = (last["classified"] - first["classified"]) if first and last else 0
+        out.append({name: round((last["cpu"][name] - used) * 1000 / items, 2)
+                    for name, used in first["cpu"].items() if name in last["cpu"]} if first and last and items > 0
+                   else {})
+    return out
+
+
 def summarize(posted: dict[str, float], classified: dict[str, float], notified: dict[str, float],
               samples: list[dict[str, Any]], origin: float, minutes: int, rate: float, offered_s: float,
               errors: int) -> dict[str, Any]:
@@ -185,6 +203,10 @@ def summarize(posted: dict[str, float], classified: dict[str, float], notified: 
                                            "end": p99_between(posted, classified, tail_from, end)}
     start_end["POST→notified p99 ms"] = {"start": p99_between(notified_posted, notified, head, head + edge * 60),
                                          "end": p99_between(notified_posted, notified, tail_from, end)}
+    cpu_minutes = cpu_per_minute(samples, minutes)
+    cpu_start_end = {name: {"start": _mean([c.get(name) for c in cpu_minutes[:edge]]),
+                            "end": _mean([c.get(name) for c in cpu_minutes[minutes - edge:]])}
+                     for name in (cpu_minutes[0] if cpu_minutes else {})}
     posted_per_minute = [0] * minutes
     for at in posted.values():
         if 0 <= int((at - origin) // 60) < minutes:
@@ -196,11 +218,13 @@ def summarize(posted: dict[str, float], classified: dict[str, float], notified: 
             "posted": len(posted), "classified": len(set(posted) & set(classified)), "post_errors": errors,
             "notified": len(notified_posted),
             "per_minute": [{"minute": m + 1, "posted": posted_per_minute[m],
-                            "classified_p99_ms": c, "notified_p99_ms": s, "rss_mb": rss_minutes[m]}
+                            "classified_p99_ms": c, "notified_p99_ms": s, "rss_mb": rss_minutes[m],
+                            "cpu_ms_per_item": cpu_minutes[m]}
                            for m, (c, s) in enumerate(zip(per_minute(posted, classified, origin, minutes),
                                                           per_minute(notified_posted, notified, origin, minutes),
                                                           strict=True))],
             "start_end": start_end, "growth_pct": growth, "verdict": verdict(growth),
+            "cpu_ms_per_item": cpu_start_end,
             "broker": broker,
             "samples": samples}
 
@@ -215,17 +239,26 @@ def rows_of(result: dict[str, Any]) -> list[tuple[str, Any]]:
          f"{s['post_errors']}")]
     for m in s["per_minute"]:
         rss = ", ".join(f"{k[:5]} {v}" for k, v in m["rss_mb"].items())
+        cpu = ", ".join(f"{k[:5]} {v}" for k, v in m.get("cpu_ms_per_item", {}).items())
         out.append((f"  minute {m['minute']:>2}: posted, p99 classified / notified ms",
-                    f"{m['posted']}, {m['classified_p99_ms']} / {m['notified_p99_ms']}; RSS MB {rss}"))
+                    f"{m['posted']}, {m['classified_p99_ms']} / {m['notified_p99_ms']}; RSS MB {rss}"
+                    + (f"; CPU ms/item {cpu}" if cpu else "")))
     edge = s["edge_minutes"]
     for name, v in s["start_end"].items():
         out.append((f"{name} first / last {edge} min", f"{v['start']} → {v['end']} ({_signed(s['growth_pct'][name])})"))
     out.append(("verdict", s["verdict"]))
+    for name, v in s.get("cpu_ms_per_item", {}).items():
+        out.append((f"CPU ms per item {name} first / last {edge} min", f"{v['start']} → {v['end']}"))
     labels = {"broker": "embedded broker RSS MB", "broker_records": "embedded broker records held (all topics)",
               "broker_log_kb": "embedded broker log file KB"}
     for key, v in s["broker"].items():
         out.append((f"{labels[key]} first → last sample", f"{v['first']} → {v['last']} ({v['per_minute']} a minute)"))
     return out + footer_rows(result)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 2) if known else None
 
 
 def _signed(value: float | None) -> str:

@@ -24,7 +24,7 @@ from scale_common import (
     with_theme,
     write_csv,
 )
-from soak import drift, edge_minutes, mean_between, p99_between, per_minute, summarize, verdict
+from soak import cpu_per_minute, drift, edge_minutes, mean_between, p99_between, per_minute, summarize, verdict
 
 from classification.domain.taxonomy import TaxonomyError, parse_taxonomy
 from classification.service.reclassify import ReclassifyReport
@@ -154,6 +154,19 @@ def test_latency_and_memory_by_minute() -> None:
     assert result["verdict"].startswith("NOT flat")
     assert drift(samples, "ingest") == {"first": 100.0, "last": 130.0, "per_minute": 25.7}
     assert drift(samples, "broker") == {"first": None, "last": None, "per_minute": None}
+
+
+def test_cpu_per_item_by_minute_from_running_totals() -> None:
+    samples: list[dict[str, Any]] = [
+        {"t": 0.0, "classified": 0, "cpu": {"classification": 10.0, "broker": 1.0}},
+        {"t": 30.0, "classified": 500, "cpu": {"classification": 12.0, "broker": 1.1}},
+        {"t": 60.0, "classified": 1000, "cpu": {"classification": 14.0, "broker": 1.2}},  # minute 1: 4 ms, 0.2 ms
+        {"t": 120.0, "classified": 1500, "cpu": {"classification": 17.0, "broker": 1.3}},  # minute 2: 6 ms, 0.2 ms
+        {"t": 180.0, "classified": 1500, "cpu": {"classification": 17.5, "broker": 1.3}},  # minute 3: nothing done
+    ]
+    assert cpu_per_minute(samples, 3) == [{"classification": 4.0, "broker": 0.2},
+                                          {"classification": 6.0, "broker": 0.2}, {}]
+    assert cpu_per_minute([], 1) == [{}]
 
 
 async def test_a_command_on_a_terminal_gives_its_output_back() -> None:
