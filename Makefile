@@ -65,7 +65,7 @@ bench-replay: $(STAMP)  ## a backfill of ITEMS, a new theme, `feedbackloop recla
 
 SOAK_MINUTES ?= 30
 SOAK_RATE ?=
-bench-soak: $(STAMP)  ## SOAK_MINUTES at SOAK_RATE items/s (default half the probed capacity): RSS and p99 start vs end
+bench-soak: $(STAMP)  ## SOAK_MINUTES at SOAK_RATE items/s (default half the probed capacity): RSS, p99 and CPU per item start vs end; SOAK_KAFKA=apache on Apache Kafka
 	@SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) $(BIN)/python bench/soak.py
 
 demo: $(STAMP)  ## with `make run` going: push a month of realistic feedback with a planted incident, then open :8003

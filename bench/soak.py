@@ -15,7 +15,10 @@
    growth in % and the verdict "flat within 10 %" (services' RSS and both p99s) or what grew; the broker's own
    growth is stated beside it. Writes ``var/bench/soak.json``.
 
-``SOAK_WARMUP_MINUTES`` (0) runs that long first and leaves it out of every figure (start-up and first-use
+``SOAK_KAFKA=apache`` runs it on a fresh single-node Apache Kafka (``make run KAFKA=apache``) instead of the embedded
+broker, whose in-memory storage keeps every record and spends more CPU per item the more it holds (measured:
+0.43 → 1.86 ms per item over the first 140,000 records) — the loop's own flatness is seen on a broker with
+retention. ``SOAK_WARMUP_MINUTES`` (0) runs that long first and leaves it out of every figure (start-up and first-use
 allocations then do not count as growth).
 """
 
@@ -249,8 +252,9 @@ def rows_of(result: dict[str, Any]) -> list[tuple[str, Any]]:
     out.append(("verdict", s["verdict"]))
     for name, v in s.get("cpu_ms_per_item", {}).items():
         out.append((f"CPU ms per item {name} first / last {edge} min", f"{v['start']} → {v['end']}"))
-    labels = {"broker": "embedded broker RSS MB", "broker_records": "embedded broker records held (all topics)",
-              "broker_log_kb": "embedded broker log file KB"}
+    kind = "Apache Kafka" if result.get("kafka") == "apache" else "embedded broker"
+    labels = {"broker": f"{kind} RSS MB", "broker_records": f"{kind} records held (all topics)",
+              "broker_log_kb": f"{kind} log file KB"}
     for key, v in s["broker"].items():
         out.append((f"{labels[key]} first → last sample", f"{v['first']} → {v['last']} ({v['per_minute']} a minute)"))
     return out + footer_rows(result)
@@ -272,10 +276,11 @@ async def main() -> None:
     at = stamp()
     folder = OUT / f"soak-{at}"
     folder.mkdir(parents=True)
-    system = System(folder)
+    kafka = os.environ.get("SOAK_KAFKA", "embedded")
+    system = System(folder, kafka=kafka)
     receiver = Receiver()
     server = asyncio.create_task(receiver.server.serve())
-    result: dict[str, Any] = {"at": at, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
+    result: dict[str, Any] = {"at": at, "kafka": kafka, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
     try:
         await system.start()
         await add_rule(system, receiver)
