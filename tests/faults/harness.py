@@ -79,6 +79,7 @@ class Proc:
     def __init__(self, name: str, module: str, env: dict[str, str], log: Path, port: int) -> None:
         self.name, self.module, self.env, self.log, self.port = name, module, env, log, port
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_from = 0  # where this start's output begins in the log
 
     @property
     def url(self) -> str:
@@ -86,8 +87,18 @@ class Proc:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
+            self._log_from = out.tell()
             self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def _lost_its_port(self) -> bool:
+        """Exited because its port was taken between our pick and its bind (another scenario's process, or an
+        outgoing connection given that port by the kernel): the pick is ours to redo, not the service's fault."""
+        if self.process is None or self.process.poll() is None:
+            return False
+        with open(self.log, "rb") as log:
+            log.seek(self._log_from)
+            return b"address already in use" in log.read().lower()
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -121,6 +132,11 @@ class Proc:
             return ""
 
     async def ready(self, client: httpx.AsyncClient) -> bool:
+        if self._lost_its_port():
+            self.port = free_port()
+            self.env = {**self.env, f"{self.module.upper()}_PORT": str(self.port)}
+            self.start()
+            return False
         try:
             return (await client.get(f"{self.url}/readyz", timeout=2)).status_code == 200
         except httpx.HTTPError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -38,6 +40,7 @@ from tests.faults.harness import (
     ITEMS,
     RATE,
     SERVICES,
+    Proc,
     Row,
     Stack,
     Stream,
@@ -309,3 +312,36 @@ def test_fault_table_counts_a_loss(tmp_path: Path) -> None:
     assert clean.ok
     assert not Row("x", 10, 10, 9, 0, 1, 2, 2, 0, 0, 0, 1.0, 2.0).ok
     assert not Row("x", 10, 10, 10, 0, 0, 2, 2, 1, 0, 0, 1.0, 2.0).ok
+
+
+_BINDS_ITS_PORT = '''
+import http.server, os
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+try:
+    http.server.HTTPServer(("127.0.0.1", int(os.environ["FAKESVC_PORT"])), Ready).serve_forever()
+except OSError as exc:
+    print(f"error while attempting to bind: {exc}", flush=True)
+'''
+
+
+async def test_a_process_whose_port_was_taken_before_it_bound_starts_on_another(tmp_path: Path) -> None:
+    """The harness picks ports before it starts the processes; one taken in between (by another scenario's process
+    or an outgoing connection) is picked again, instead of the scenario failing on a readiness timeout."""
+    (tmp_path / "fakesvc.py").write_text(_BINDS_ITS_PORT)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = Proc("fakesvc#0", "fakesvc", {**os.environ, "PYTHONPATH": str(tmp_path), "FAKESVC_PORT": str(port)},
+                    tmp_path / "fakesvc.log", port)
+        proc.start()
+        try:
+            async with httpx.AsyncClient() as client:
+                await wait_for(lambda: proc.ready(client), bool, timeout=30, interval=0.2, what="fakesvc ready")
+        finally:
+            proc.stop()
+    assert proc.port != port
+    assert "address already in use" in proc.log.read_text().lower()
