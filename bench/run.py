@@ -230,7 +230,8 @@ class System:
 
 
 def item(run: str, n: int) -> dict[str, Any]:
-    return {"source": "bench", "external_id": f"{run}-{n}", "text": f"{TEXTS[n % len(TEXTS)]} (#{n})",
+    # the run's name is in the text: a phase must not find the texts of an earlier one in the encoder's cache
+    return {"source": "bench", "external_id": f"{run}-{n}", "text": f"{TEXTS[n % len(TEXTS)]} ({run} #{n})",
             "customer": {"id": f"c{n % 97}", "plan": PLANS[n % len(PLANS)], "mrr": 100 * (n % 13)}}
 
 
