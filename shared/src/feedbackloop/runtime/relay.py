@@ -141,10 +141,12 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._send(rows)
-            async with self._write_lock.hold() as options, self._engine.execution_options(**options).begin() as conn:
-                await conn.execute(
-                    update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
-                )
+            async with self._write_lock.hold() as options:
+                engine = self._engine.execution_options(**options) if options else self._engine  # options: rare
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=datetime.now(UTC))
+                    )
         else:
             async with self._engine.begin() as conn:
                 if not await try_transaction_lock(conn, RELAY_LOCK):
