@@ -16,6 +16,9 @@ from notification.transports.egress import TargetRefused
 
 __all__ = ["host_of", "post"]
 
+#: How much of a reply is read: a receiver's answer is small; a larger one is cut and its connection closed.
+_REPLY_LIMIT = 64 * 1024
+
 
 async def post(client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str], *,
                timeout: float) -> SendOutcome:
@@ -26,8 +29,11 @@ async def post(client: httpx.AsyncClient, url: str, body: str, headers: dict[str
     try:
         async with client.stream("POST", url, content=body.encode(), headers=headers) as response:
             status = response.status_code
+            # Read the reply to its end (up to a bound): only a connection whose reply was read goes back to the
+            # pool; one left unread is closed, and every attempt paid a new TCP connection and a resolution.
+            reply = await _read_some(response, _REPLY_LIMIT)
             if not 200 <= status < 300:
-                text = await _read_some(response, 300)
+                text = reply[:300].decode("utf-8", "replace").strip()
                 error = f"HTTP {status}" + (f": {text}" if text else "")
                 retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
     except TargetRefused as exc:
@@ -49,8 +55,8 @@ def host_of(url: object) -> str:
         return ""
 
 
-async def _read_some(response: httpx.Response, limit: int) -> str:
-    """At most ``limit`` characters of the body, for the error message; never the whole of a large body."""
+async def _read_some(response: httpx.Response, limit: int) -> bytes:
+    """The body up to about ``limit`` bytes; never the whole of a large body (the connection is then closed)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
@@ -58,4 +64,4 @@ async def _read_some(response: httpx.Response, limit: int) -> str:
         size += len(chunk)
         if size >= limit:
             break
-    return b"".join(chunks)[:limit].decode("utf-8", "replace").strip()
+    return b"".join(chunks)
