@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import OperationalError
 
 from feedbackloop.contracts import FEEDBACK_RAW, Envelope, RawFeedback, encode, feedback_id_for
@@ -351,6 +352,36 @@ async def test_a_batch_written_by_finish_lands_whole_and_a_poison_item_in_it_is_
     async with engine.connect() as conn:
         ids = {r[0] for r in await conn.execute(select(handled.c.event_id))}
     assert ids == {f"e{n}" for n in range(30)} - {"e7"}
+
+
+async def test_a_batch_runs_without_savepoints_until_an_event_fails_then_each_event_in_its_own(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """Good batches cost no SAVEPOINT statements; a failing event rolls its batch's first try back whole (what the
+    events before it wrote is not kept twice), and the batch again, each event in a savepoint, isolates it."""
+    statements: list[str] = []
+
+    async def handler(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        await record(uow, event)
+        if event.data.text == "explode":
+            raise ZeroDivisionError("classifier bug")  # after writing: the write must go with it
+
+    async with running(tmp_path, kafka_settings, handler, max_attempts=2, batch_size=50) as (_, _, engine):
+        sa_event.listen(engine.sync_engine, "before_cursor_execute",
+                        lambda conn, cursor, statement, *rest: statements.append(statement.split()[0].upper()))
+        await produce(kafka_settings, [encode(raw_event(n)) for n in range(20)])
+        await wait_for(lambda: count(engine), lambda n: n == 20, what="20 handled events")
+        assert "SAVEPOINT" not in statements
+        await produce(kafka_settings, [encode(raw_event(n, "explode" if n == 25 else None)) for n in range(20, 30)])
+        dead = await read_all(kafka_settings, FEEDBACK_RAW.dlq, 1)
+        await wait_for(lambda: count(engine), lambda n: n == 29, what="the nine good events of the second batch")
+    assert [json.loads(r.value)["id"] for r in dead] == ["e25"]
+    assert dict(dead[0].headers)["dlq.attempts"] == b"2"
+    assert "SAVEPOINT" in statements, "the failing batch ran again with savepoints"
+    async with engine.connect() as conn:
+        ids = {r[0] for r in await conn.execute(select(handled.c.event_id))}
+        processed = {r[0] for r in await conn.execute(select(tables.processed_events.c.event_id))}
+    assert ids == processed == {f"e{n}" for n in range(30)} - {"e25"}
 
 
 async def test_processed_ids_are_written_at_commit_and_a_race_lost_is_retried_not_doubled(tmp_path: Path) -> None:

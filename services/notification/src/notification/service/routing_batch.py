@@ -12,9 +12,10 @@ against the rules and routed on its own.
 
 What the events queue is written when the batch commits, in a few statements (:mod:`notification.store.batch_writes`),
 from the session's ``before_commit`` — so in the same transaction as their processed marks — or at once by
-:func:`notification.service.routing.route_event`. Each event runs in the runtime's savepoint: when one is rolled
-back (the event failed), what it changed in memory is undone, and so are the window locks taken inside it (they
-are taken again when needed), so the next event sees what it would have seen without it.
+:func:`notification.service.routing.route_event`. When the runtime runs each event in a savepoint and one is
+rolled back (the event failed), what it changed in memory is undone, and so are the window locks taken inside it
+(they are taken again when needed), so the next event sees what it would have seen without it. When it runs the
+batch without savepoints, a failing event rolls back the whole transaction and the batch is dropped with it.
 """
 
 from __future__ import annotations
@@ -176,7 +177,9 @@ class RoutingBatch:
         """Route one event of the consumer's batch in its savepoint: a feedback event about an erased item queues
         nothing; returns how many deliveries it queued."""
         self.settle()
-        self._before = self.state.copy()
+        # Kept to undo this event alone if its savepoint rolls back. Without a savepoint (the runtime's first try
+        # of a batch) a failing event rolls back the whole transaction, and this batch goes with its session.
+        self._before = self.state.copy() if session.in_nested_transaction() else None
         if self._expected:
             await self._prefetch(session)
         if event.kind == "feedback" and await self._is_erased(session, event.about):
