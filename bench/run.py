@@ -20,7 +20,8 @@ ports in a fresh folder under ``var/bench/``, then measures with a bounded async
    ceiling, which should not vary by machine as the absolute figures do.
 
 Writes ``var/bench/latest.json`` and ``var/bench/<timestamp>.json``. Environment: ``BENCH_SECONDS`` (60),
-``BENCH_RATE`` offered end-to-end items/s (600), ``BENCH_CONCURRENCY`` (32).
+``BENCH_RATE`` offered end-to-end items/s (600), ``BENCH_CONCURRENCY`` (32), ``BENCH_PROFILE=1`` records every
+service with py-spy during each end-to-end phase (:mod:`profiling`; its top frames go into the JSON).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from aiokafka import AIOKafkaConsumer
 from ceilings import bare_post_ceiling, encoder_ceiling  # bench/ is on sys.path when this script runs
 from fastapi import FastAPI, Request, Response
 from loadgen import raw_poster
+from profiling import enabled as profiling_enabled
+from profiling import profiled, top_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("ingest", "classification", "aggregation", "notification")
@@ -369,7 +372,9 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
     batch = 50
     cpu_before = system.cpu_seconds()
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=system.url("ingest"), headers=headers, timeout=30) as client:
+    profile = profiled(system.service_pids() if profiling_enabled() else {}, system.folder, run)
+    async with profile as profiles, httpx.AsyncClient(base_url=system.url("ingest"), headers=headers,
+                                                      timeout=30) as client:
         async def post(first: int) -> None:
             body = [item(run, n) for n in range(first, first + batch)]
             at = time.time()
@@ -385,12 +390,15 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
             n += batch
             await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
         await asyncio.gather(*tasks)
-    offered_s = time.monotonic() - started
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not set(posted) <= set(classified):  # noqa: ASYNC110 - a deadline poll
-        await asyncio.sleep(0.5)
-    cpu_after, cpu_window = system.cpu_seconds(), time.monotonic() - started
+        offered_s = time.monotonic() - started
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not set(posted) <= set(classified):  # noqa: ASYNC110 - a deadline poll
+            await asyncio.sleep(0.5)
+        cpu_after, cpu_window = system.cpu_seconds(), time.monotonic() - started
     await tail.stop()
+    for service, frames in (top_frames(profiles) if profiling_enabled() else {}).items():
+        print(f"bench: {run} {service} top frames: " + "; ".join(f"{f} {share} %" for f, share in frames),
+              file=sys.stderr)
     enterprise = [fid for fid, at in posted.items() if fid in receiver.arrived]
     done = [classified[f] for f in posted if f in classified]
     first_post = min(posted.values()) if posted else 0.0
@@ -403,7 +411,8 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
             "classified_p50_ms": pct(to_classified, 0.5), "classified_p99_ms": pct(to_classified, 0.99),
             "notified": len(to_notified), "notified_p50_ms": pct(to_notified, 0.5),
             "notified_p99_ms": pct(to_notified, 0.99),
-            "cpu": cpu_share(cpu_before, cpu_after, len(done), cpu_window, os.cpu_count() or 1)}
+            "cpu": cpu_share(cpu_before, cpu_after, len(done), cpu_window, os.cpu_count() or 1),
+            **({"profile": top_frames(profiles, 15)} if profiling_enabled() else {})}
 
 
 def table(result: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """Summarize a py-spy ``-f raw`` profile (collapsed stacks): the top frames by own samples and by inclusive share.
 
-    .venv/bin/python services/classification/bench/profile_summary.py out.raw [--top 25] [--match WORD ...]
+    .venv/bin/python bench/profile_summary.py out.raw [--top 25] [--match WORD ...]
 
 Record one with ``py-spy record -r 50 -f raw -o out.raw -- .venv/bin/python
 services/classification/bench/consumer_throughput.py``. A frame's *inclusive* share counts every sample whose stack
