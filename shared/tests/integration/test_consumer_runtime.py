@@ -86,7 +86,7 @@ async def read_all(kafka: KafkaSettings, topic: str, expected: int, timeout: flo
 @asynccontextmanager
 async def running(
     tmp_path: Path, kafka: KafkaSettings, handler: Callable[..., Any], prepare: Callable[..., Any] | None = None,
-    finish: Callable[..., Any] | None = None, **options: Any
+    finish: Callable[..., Any] | None = None, prepare_ahead: bool = False, **options: Any
 ) -> AsyncIterator[tuple[Consumer, UnitOfWorkFactory, Any]]:
     engine = create_engine(store_url(tmp_path, "svc"))
     async with engine.begin() as conn:
@@ -98,7 +98,7 @@ async def running(
     consumer = Consumer(
         service="test",
         group_id="test",
-        subscriptions=[Subscription(FEEDBACK_RAW, handler, prepare, finish)],
+        subscriptions=[Subscription(FEEDBACK_RAW, handler, prepare, finish, prepare_ahead)],
         uow=uow,
         kafka=kafka,
         producer=producer,
@@ -382,6 +382,37 @@ async def test_a_batch_runs_without_savepoints_until_an_event_fails_then_each_ev
         ids = {r[0] for r in await conn.execute(select(handled.c.event_id))}
         processed = {r[0] for r in await conn.execute(select(tables.processed_events.c.event_id))}
     assert ids == processed == {f"e{n}" for n in range(30)} - {"e25"}
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+async def test_with_prepare_ahead_the_next_batch_is_prepared_while_one_is_handled(
+    tmp_path: Path, kafka_settings: KafkaSettings, ahead: bool
+) -> None:
+    """``prepare_ahead``: batch k+1's ``prepare`` runs before batch k's last handler is done; without it, never.
+    Either way every event is handled once, in offset order."""
+    steps: list[tuple[str, list[str]]] = []
+
+    async def prepare(batch: Any) -> None:
+        steps.append(("prepare", [e.id for e in batch]))
+
+    async def handler(uow: UnitOfWork, event: Envelope[Any]) -> None:
+        await asyncio.sleep(0.01)  # the transaction's work, during which the next batch can be prepared
+        steps.append(("handle", [event.id]))
+        await record(uow, event)
+
+    events = [raw_event(n) for n in range(60)]
+    await ensure_topics(kafka_settings)
+    await produce(kafka_settings, [encode(e) for e in events])  # all there before the first fetch
+    async with running(tmp_path, kafka_settings, handler, prepare, prepare_ahead=ahead, batch_size=10) as (
+            _, _, engine):
+        await wait_for(lambda: count(engine), lambda n: n == 60, what="60 handled events")
+    handled_order = [ids[0] for step, ids in steps if step == "handle"]
+    assert handled_order == [e.id for e in events]
+    batches = [ids for step, ids in steps if step == "prepare"]
+    assert len(batches) > 2
+    overlapped = [k for k in range(1, len(batches))
+                  if steps.index(("prepare", batches[k])) < steps.index(("handle", [batches[k - 1][-1]]))]
+    assert bool(overlapped) is ahead, steps
 
 
 async def test_processed_ids_are_written_at_commit_and_a_race_lost_is_retried_not_doubled(tmp_path: Path) -> None:

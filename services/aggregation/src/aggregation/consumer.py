@@ -3,13 +3,13 @@
 (:func:`~aggregation.service.apply_erasure`) and ``tracker.v1`` (:func:`~aggregation.service.apply_tracker_change`:
 the linked issues' states, closing their loops), in one consumer group.
 
-The runtime gives each handler the batch's unit of work (each event in a savepoint, its id recorded as
-processed, duplicates skipped before the handler is called); handlers never commit and never talk to Kafka.
-A batch of classified items is handled as a batch: the ``prepare`` step tells the service's cache the batch's
-items (read from the store at once by the first one applied), each handler stages its item, and the batch's
-writes, merged, go to the store in the subscription's ``finish`` step, once for the batch and in its
-transaction (``aggregation.store.staging``). Should that write fail, the runtime handles the batch again one
-event per transaction, so the item that causes it is dead-lettered and the others land.
+The runtime gives each handler the batch's unit of work (each event in a savepoint once one failed, its id recorded
+as processed, duplicates skipped before the handler is called); handlers never commit and never talk to Kafka. A
+batch of classified items is handled as a batch: the ``prepare`` step tells the service's cache the batch's items
+(read from the store at once by the first one applied), each handler stages its item, and the batch's writes,
+merged, go to the store in the subscription's ``finish`` step, once for the batch and in its transaction
+(``aggregation.store.staging``). Should that write fail, the runtime handles the batch again one event per
+transaction, so the item that causes it is dead-lettered and the others land.
 """
 
 from __future__ import annotations

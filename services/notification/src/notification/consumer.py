@@ -3,11 +3,11 @@
 payloads).
 
 The runtime hands each batch to ``prepare`` first (the events only: nothing is read or decided there), then runs
-each event's handler inside one unit of work (one transaction per batch, each event in a savepoint). The handlers
-route the batch's events together (:mod:`notification.service.routing_batch`): the first one reads the rules and
-the state every event of the batch needs, each event is decided on its own, and the deliveries they queue — each
-naming the event's ``subject`` (the feedback or insight id) — are written when the batch commits, together with
-the events' processed marks. The delivery worker is woken once that commit is done.
+each event's handler inside one unit of work (one transaction per batch; each event in a savepoint once one failed).
+The handlers route the batch's events together (:mod:`notification.service.routing_batch`): the first one reads the
+rules and the state every event of the batch needs, each event is decided on its own, and the deliveries they queue
+— each naming the event's ``subject`` (the feedback or insight id) — are written when the batch commits, together
+with the events' processed marks. The delivery worker is woken once that commit is done.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ Each step's contract:
 * **prepare** (optional, per subscription) sees the batch's decoded events before the transaction opens, to do
   work that is cheaper for many at once (classification embeds every text of the batch in one model call). It
   writes nothing and decides nothing: an error there is logged and the handlers run as if it had not been called.
+  When every subscription with a ``prepare`` says ``prepare_ahead`` (its state is kept per batch), the next batch
+  is fetched, decoded and prepared while this one is handled: a CPU-bound ``prepare`` in a worker thread then
+  overlaps the event loop's transaction instead of waiting for it. The batches are still handled and committed
+  one at a time, in order; a batch fetched ahead and never handled (the consumer stopped) is not committed, so
+  it is read again.
 * **handle** runs every new event of the batch in one unit of work, its id recorded in ``processed_events``
   (one insert for the batch, at commit) with its results and outbox rows. The batch runs first without a
   savepoint per event (two statements and two thread hops each, on every event, for a failure that almost
@@ -71,6 +76,25 @@ class Subscription:
     handler: EventHandler
     prepare: BatchPreparer | None = None
     finish: BatchFinisher | None = None
+    #: ``prepare`` may run for the next batch while this one is handled (what it keeps is kept per batch).
+    prepare_ahead: bool = False
+
+
+@dataclass
+class _Dead:
+    record: ConsumerRecord[bytes, bytes]
+    error: BaseException
+    attempts: int
+
+
+@dataclass
+class _Batch:
+    """Records fetched together, decoded (the undecodable already dead) and prepared."""
+
+    records: list[ConsumerRecord[bytes, bytes]]
+    partitions: list[TopicPartition]
+    events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]]
+    dead: list[_Dead]
 
 
 class _FinishFailed(Exception):
@@ -79,13 +103,6 @@ class _FinishFailed(Exception):
 
 class _EventFailed(Exception):
     """An event failed while the batch ran without savepoints: the batch runs again, each event in its own."""
-
-
-@dataclass
-class _Dead:
-    record: ConsumerRecord[bytes, bytes]
-    error: BaseException
-    attempts: int
 
 
 class ConsumerStalled(RuntimeError):
@@ -137,19 +154,21 @@ class Consumer:
         consumer = await self._connect()
         if consumer is None:
             return
+        ahead = self._prepares_ahead()
+        next_batch: asyncio.Task[_Batch | None] | None = None
         try:
             self.state = "running"
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=int(self._poll_timeout * 1000), max_records=self._batch_size)
-                records = sorted(
-                    (r for rs in batch.values() for r in rs), key=lambda r: (r.topic, r.partition, r.offset)
-                )
-                if not records:
+                batch = await (next_batch or self._fetch(consumer))
+                next_batch = None
+                if batch is None:
                     continue
-                if not await self._process(records):
+                if ahead:
+                    next_batch = asyncio.create_task(self._fetch(consumer), name=f"{self.group_id}: next batch")
+                if not await self._process(batch):
                     break  # stopping while the batch was retried: leave its offsets for the next owner
-                await self._commit(consumer, records)
-                await self._record_lag(consumer, batch.keys())
+                await self._commit(consumer, batch.records)
+                await self._record_lag(consumer, batch.partitions)
         except ConsumerStalled as exc:
             self.state, self.last_error = "stalled", str(exc)
             log.error("consumer stalled", group=self.group_id, reason=str(exc))
@@ -158,6 +177,9 @@ class Consumer:
             log.exception("consumer failed", group=self.group_id)
             raise
         finally:
+            if next_batch is not None:  # fetched ahead and never handled: not committed, read again later
+                next_batch.cancel()
+                await asyncio.gather(next_batch, return_exceptions=True)
             if self.state in ("running", "retrying"):
                 self.state = "stopped"
             await consumer.stop()
@@ -189,8 +211,16 @@ class Consumer:
         log.info("consumer started", group=self.group_id, topics=list(self._subs))
         return consumer
 
-    async def _process(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-        started = time.perf_counter()
+    def _prepares_ahead(self) -> bool:
+        preparing = [s for s in self._subs.values() if s.prepare is not None]
+        return bool(preparing) and all(s.prepare_ahead for s in preparing)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> _Batch | None:
+        """The next batch (None when the poll found nothing), in offset order, decoded and prepared."""
+        fetched = await consumer.getmany(timeout_ms=int(self._poll_timeout * 1000), max_records=self._batch_size)
+        records = sorted((r for rs in fetched.values() for r in rs), key=lambda r: (r.topic, r.partition, r.offset))
+        if not records:
+            return None
         dead: list[_Dead] = []
         events: list[tuple[ConsumerRecord[bytes, bytes], Subscription, Envelope[Any]]] = []
         for record in records:
@@ -201,6 +231,11 @@ class Consumer:
             except DecodeError as exc:
                 dead.append(_Dead(record, exc, 1))
         await self._prepare(events)
+        return _Batch(records, list(fetched), events, dead)
+
+    async def _process(self, batch: _Batch) -> bool:
+        started = time.perf_counter()
+        records, events, dead = batch.records, batch.events, list(batch.dead)
 
         def retrying(exc: BaseException, delay: float) -> None:
             self.state, self.last_error = "retrying", repr(exc)
