@@ -170,7 +170,7 @@ def build_classifier(settings: ClassificationSettings, encoder: Encoder | None =
     """
     taxonomy = load_taxonomy(settings.taxonomy_file)
     if encoder is None and settings.embeddings:
-        encoder = Encoder(settings.model_dir, quantized=settings.quantized)
+        encoder = Encoder(settings.model_dir, quantized=settings.quantized, threads=settings.encoder_threads)
     models = load_models(encoder, taxonomy) if encoder is not None else None
     classifier = Classifier(taxonomy, high_value_mrr=settings.high_value_mrr,
                             priority_plans=tuple(settings.priority_plans), encoder=encoder, models=models,

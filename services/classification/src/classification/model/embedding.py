@@ -101,7 +101,7 @@ class Encoder:
             packaged_model_dir()  # a clear error when the package itself is missing
             export_in_subprocess(model_dir)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or 1  # see ClassificationSettings.encoder_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = False  # the arena keeps the peak of the longest batch for good
