@@ -30,10 +30,9 @@ class ClassificationSettings(ServiceSettings):
                                         "use from the package's own weights, by a subprocess)")
     quantized: bool = Field(default=True, description="Run the int8-quantized ONNX model (false: float32)")
     encoder_threads: int = Field(
-        default=1, ge=1, le=64,
-        description="ONNX Runtime threads per encoder run. One: texts run one at a time, and the consumer already "
-                    "encodes the next batch while it writes this one; a second thread cost 25 % more CPU per item "
-                    "on 2 shared cores (make bench). More can help on a machine of its own.")
+        default=2, ge=1, le=64,
+        description="Model runs at once, one thread each (texts are independent). Two on 2 cores: the consumer "
+                    "encodes the next batch while it writes this one, and the runs use what the rest leaves")
     review_thresholds: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_REVIEW_THRESHOLDS),
         description="Per label (sentiment, kind, themes): under this calibrated confidence an item is marked "
