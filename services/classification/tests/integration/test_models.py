@@ -51,6 +51,16 @@ def test_a_texts_vector_does_not_depend_on_the_texts_encoded_with_it(encoder: En
         assert np.array_equal(encoder.encode([*others, text])[-1], alone), others
 
 
+def test_runs_in_parallel_give_each_text_the_vector_it_gets_alone(encoder: Encoder,
+                                                                   pytestconfig: pytest.Config) -> None:
+    parallel = Encoder(pytestconfig.rootpath / "var" / "models", threads=3)
+    texts = [f"Export number {n} fails with error {n * 7}" + " and then the app freezes" * (n % 4) for n in range(40)]
+    texts += texts[:5]  # repeats: encoded once, given to each
+    encoder.clear_cache()
+    together = parallel.encode(texts)
+    assert all(np.array_equal(together[n], encoder.encode([text])[0]) for n, text in enumerate(texts))
+
+
 @pytest.mark.parametrize("text", ["", "   ", "😀🔥👍" * 50, "x" * 100_000, "日本語のテキストです。アプリが落ちる",
                                   "ᚠᚢᚦᚨᚱᚲ ᚷᚹᚺᚾ", "The export fails. " * 6000])
 def test_bad_input_is_labelled_never_raises(classifier: Classifier, text: str) -> None:
