@@ -4,7 +4,7 @@ Starts the system as ``make run`` does (``feedbackloop run``: embedded broker, f
 ports in a fresh folder under ``var/bench/``, then measures with a bounded async client (httpx) on loopback:
 
 1. ingest, single-item ``POST /v1/feedback`` at a fixed concurrency: requests/s, p50/p99;
-2. ingest, batched posts (100 items each) at a fixed concurrency: items/s, p50/p99 per request;
+2. ingest, batched posts (1,000 items each) at an eighth of that concurrency: items/s, p50/p99 per request;
 3. end to end at an offered rate for ``BENCH_SECONDS``: items/s classified (read from
    ``feedback.classified.v1`` with a consumer that stamps arrival), p50/p99 POST→classified, and
    POST→notification sent (a local webhook receiver and a rule matching one item in five), and the CPU each
@@ -268,6 +268,8 @@ async def closed_loop(concurrency: int, seconds: float, call: Callable[[int], Aw
 
 
 JSON_TYPE = {"content-type": "application/json"}
+#: Items per request in the batched ingest phase.
+BATCH = 1000
 
 
 async def single_posts(url: str, key: str, seconds: float, concurrency: int) -> dict[str, Any]:
@@ -281,18 +283,19 @@ async def single_posts(url: str, key: str, seconds: float, concurrency: int) -> 
 
 
 async def ingest_phases(system: System, seconds: float, concurrency: int) -> dict[str, Any]:
-    """Single-item and 100-item posts, each from ``concurrency`` (resp. a quarter of it) keep-alive connections
-    of the low-overhead client (:mod:`loadgen`: httpx would spend more CPU per request than ingest does)."""
+    """Single-item and 1,000-item posts (the issue's two ingest rows), from ``concurrency`` (resp. an eighth of
+    it) keep-alive connections of the low-overhead client (:mod:`loadgen`: httpx would spend more CPU per request
+    than ingest does)."""
     json_type = JSON_TYPE
     single_phase = await single_posts(system.url("ingest"), system.key, seconds, concurrency)
     async with raw_poster(system.url("ingest"), system.key) as send:
         async def batched(n: int) -> int:
-            body = json.dumps([item("batch", n * 100 + i) for i in range(100)]).encode()
+            body = json.dumps([item("batch", n * BATCH + i) for i in range(BATCH)]).encode()
             assert await send("/v1/feedback", body, json_type)
-            return 100
+            return BATCH
 
         return {"single": single_phase,
-                "batched_100": await closed_loop(max(2, concurrency // 4), seconds, batched)}
+                "batched": await closed_loop(max(2, concurrency // 8), seconds, batched), "batch_items": BATCH}
 
 
 class Receiver:
@@ -417,10 +420,10 @@ async def end_to_end(system: System, run: str, seconds: float, rate: float, rece
 
 def table(result: dict[str, Any]) -> str:
     ing = result["ingest"]
-    single, batched = ing["single"], ing["batched_100"]
+    single, batched = ing["single"], ing["batched"]
     rows = [("ingest single-item req/s", single["requests_per_s"]),
             ("ingest single-item p50 / p99 ms", f"{single['p50_ms']} / {single['p99_ms']}"),
-            ("ingest batched (100) items/s", ing["batched_100"]["per_s"]),
+            (f"ingest batched ({ing['batch_items']:,}) items/s", batched["per_s"]),
             ("ingest batched p50 / p99 ms per request", f"{batched['p50_ms']} / {batched['p99_ms']}"),
             ("ingest failed requests single / batched", f"{single['errors']} / {batched['errors']}")]
     for label, e2e in (("1 copy", result["e2e"]), ("2 classification copies", result["e2e_two_copies"])):
@@ -525,7 +528,7 @@ async def main() -> None:
         print(f"bench: system up in {folder}; ingest phases {seconds / 4:.0f}s each", file=sys.stderr)
         result["ingest"] = await ingest_phases(system, seconds / 4, concurrency)
         ingested = int(result["ingest"]["single"]["requests_per_s"] * result["ingest"]["single"]["seconds"]
-                       + result["ingest"]["batched_100"]["per_s"] * result["ingest"]["batched_100"]["seconds"])
+                       + result["ingest"]["batched"]["per_s"] * result["ingest"]["batched"]["seconds"])
         print(f"bench: draining ~{ingested} ingested items before the end-to-end run", file=sys.stderr)
         await drain(system, int(ingested * 0.99))
         print(f"bench: end to end at {rate:.0f} items/s for {seconds:.0f}s", file=sys.stderr)
