@@ -316,9 +316,12 @@ class Receiver:
                                                     access_log=False))
 
 
-async def drain(system: System, expected: int, timeout: float = 180) -> None:
-    """Wait until aggregation has handled ``expected`` classified events in total (from its /metrics)."""
+async def drain(system: System, expected: int, timeout: float | None = None) -> None:
+    """Wait until aggregation has handled ``expected`` classified events in total (from its /metrics), so that the
+    next phase does not share the machine with a backlog; by default at least 100 items/s is waited for."""
+    timeout = timeout if timeout is not None else max(180.0, expected / 100)
     deadline = time.monotonic() + timeout
+    handled = 0.0
     async with httpx.AsyncClient(timeout=5) as client:
         while time.monotonic() < deadline:
             text = (await client.get(f"{system.url('aggregation')}/metrics")).text
@@ -328,6 +331,8 @@ async def drain(system: System, expected: int, timeout: float = 180) -> None:
             if handled >= expected:
                 return
             await asyncio.sleep(0.5)
+    print(f"bench: warning: {handled:.0f} of {expected} items drained after {timeout:.0f}s; the next phase shares "
+          "the machine with the rest", file=sys.stderr)
 
 
 
