@@ -39,46 +39,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from opentelemetry.trace import StatusCode
 
 from feedbackloop import metrics
 from feedbackloop.contracts.envelope import DecodeError, Envelope, decode
-from feedbackloop.contracts.topics import Topic
 from feedbackloop.db.uow import UnitOfWork, UnitOfWorkFactory
 from feedbackloop.logs import get_logger
 from feedbackloop.retry import Stopped, retry_until_stopped
-from feedbackloop.runtime.dlq import dead_letter_headers
+from feedbackloop.runtime.dlq import send_to_dlq
 from feedbackloop.runtime.errors import PoisonMessage, is_transient
-from feedbackloop.runtime.kafka import headers_dict, make_consumer
+from feedbackloop.runtime.kafka import commit_past, headers_dict, make_consumer, record_lag
+from feedbackloop.runtime.subscription import BatchPreparer, Subscription
 from feedbackloop.settings import KafkaSettings
 from feedbackloop.tracing import consume_span
 
-__all__ = ["BatchFinisher", "BatchPreparer", "Consumer", "ConsumerStalled", "EventHandler",
-           "Subscription"]
+__all__ = ["Consumer", "ConsumerStalled"]
 
 log = get_logger(__name__)
-
-EventHandler = Callable[[UnitOfWork, Envelope[Any]], Awaitable[None]]
-BatchPreparer = Callable[[Sequence[Envelope[Any]]], Awaitable[None]]
-BatchFinisher = Callable[[UnitOfWork], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    topic: Topic
-    handler: EventHandler
-    prepare: BatchPreparer | None = None
-    finish: BatchFinisher | None = None
-    #: ``prepare`` may run for the next batch while this one is handled (what it keeps is kept per batch).
-    prepare_ahead: bool = False
-
 
 @dataclass
 class _Dead:
@@ -167,8 +151,8 @@ class Consumer:
                     next_batch = asyncio.create_task(self._fetch(consumer), name=f"{self.group_id}: next batch")
                 if not await self._process(batch):
                     break  # stopping while the batch was retried: leave its offsets for the next owner
-                await self._commit(consumer, batch.records)
-                await self._record_lag(consumer, batch.partitions)
+                await commit_past(consumer, batch.records)
+                await record_lag(consumer, batch.partitions, self.service)
         except ConsumerStalled as exc:
             self.state, self.last_error = "stalled", str(exc)
             log.error("consumer stalled", group=self.group_id, reason=str(exc))
@@ -251,7 +235,9 @@ class Consumer:
         self.state = "running"
         self._check_dead_run(records, {id(d.record) for d in dead})
         for item in sorted(dead, key=lambda d: (d.record.topic, d.record.partition, d.record.offset)):
-            if not await self._dead_letter(item):
+            if not await send_to_dlq(self.producer, item.record, self._subs[item.record.topic].topic.dlq,
+                                     item.error, item.attempts, group=self.group_id, service=self.service,
+                                     stopping=self._stopping, max_backoff=self._max_backoff):
                 return False
         metrics.EVENT_PROCESSING.labels(self.service).observe(time.perf_counter() - started)
         return True
@@ -391,54 +377,6 @@ class Consumer:
                     )
             else:
                 self._dead_in_row = 0
-
-    async def _dead_letter(self, dead: _Dead) -> bool:
-        record = dead.record
-        topic = self._subs[record.topic].topic.dlq
-        headers = dead_letter_headers(record, dead.error, dead.attempts, self.group_id)
-        try:
-            await retry_until_stopped(
-                lambda: self.producer.send_and_wait(topic, record.value, key=record.key, headers=headers),
-                stopping=self._stopping, retry_if=_is_kafka_error, cap=self._max_backoff,
-                on_retry=lambda exc, delay: log.warning("dead-letter topic unreachable, retrying", topic=topic,
-                                                        error=repr(exc), retry_in=round(delay, 2)))
-        except Stopped:
-            return False
-        metrics.EVENTS_DEAD_LETTERED.labels(self.service, record.topic).inc()
-        metrics.EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
-        log.error(
-            "event dead-lettered",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            dlq=topic,
-            error=str(dead.error)[:300],
-            attempts=dead.attempts,
-        )
-        return True
-
-    async def _commit(self, consumer: AIOKafkaConsumer, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            log.warning("offset commit refused; records will be redelivered and skipped", error=repr(exc))
-
-    async def _record_lag(self, consumer: AIOKafkaConsumer, partitions: Any) -> None:
-        for tp in partitions:
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                position = await consumer.position(tp)
-            except KafkaError:
-                continue  # partition moved away in a rebalance
-            metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, high - position))
-
-
 
 def _is_kafka_error(exc: BaseException) -> bool:
     return isinstance(exc, KafkaError)

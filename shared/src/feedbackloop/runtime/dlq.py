@@ -1,4 +1,5 @@
-"""Replaying a dead-letter topic: each record goes back to its origin topic, once.
+"""Dead letters: sending a record that cannot be handled to ``<topic>.dlq`` (:func:`send_to_dlq`, with why and
+where in its headers), and replaying a dead-letter topic: each record goes back to its origin topic, once.
 
 The replay consumes ``<topic>.dlq`` in its own consumer group and commits after each record is
 re-published, so running it twice does not replay twice; the dead-letter headers are dropped and
@@ -7,15 +8,22 @@ the original headers (``traceparent``…) kept. Consumers that already processed
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
+from feedbackloop import metrics
 from feedbackloop.contracts.topics import dlq_name
+from feedbackloop.logs import get_logger
+from feedbackloop.retry import Stopped, retry_until_stopped
 
-__all__ = ["REPLAY_GROUP", "dead_letter_headers", "replay_dead_letters"]
+__all__ = ["REPLAY_GROUP", "dead_letter_headers", "replay_dead_letters", "send_to_dlq"]
+
+log = get_logger(__name__)
 
 REPLAY_GROUP = "feedbackloop-dlq-replay"
 
@@ -75,3 +83,24 @@ async def replay_dead_letters(bootstrap: str, topic: str, idle_seconds: float = 
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def send_to_dlq(producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], dlq: str, error: BaseException,
+                      attempts: int, *, group: str, service: str, stopping: asyncio.Event,
+                      max_backoff: float) -> bool:
+    """Publish ``record`` as it came to ``dlq`` with :func:`dead_letter_headers`, retrying while the broker is away;
+    False when ``stopping`` was set first (the record is then not yet dead-lettered)."""
+    headers = dead_letter_headers(record, error, attempts, group)
+    try:
+        await retry_until_stopped(
+            lambda: producer.send_and_wait(dlq, record.value, key=record.key, headers=headers),
+            stopping=stopping, retry_if=lambda exc: isinstance(exc, KafkaError), cap=max_backoff,
+            on_retry=lambda exc, delay: log.warning("dead-letter topic unreachable, retrying", topic=dlq,
+                                                    error=repr(exc), retry_in=round(delay, 2)))
+    except Stopped:
+        return False
+    metrics.EVENTS_DEAD_LETTERED.labels(service, record.topic).inc()
+    metrics.EVENTS_CONSUMED.labels(service, record.topic, "dead_lettered").inc()
+    log.error("event dead-lettered", topic=record.topic, partition=record.partition, offset=record.offset, dlq=dlq,
+              error=str(error)[:300], attempts=attempts)
+    return True

@@ -13,24 +13,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
+from feedbackloop import metrics
 from feedbackloop.contracts.topics import TOPICS, dlq_name
 from feedbackloop.logs import get_logger
 from feedbackloop.settings import KafkaSettings
 
 __all__ = [
     "all_topic_names",
+    "commit_past",
     "ensure_topics",
     "grants_producer_ids",
     "headers_dict",
     "headers_list",
     "make_consumer",
     "make_producer",
+    "record_lag",
 ]
 
 log = get_logger(__name__)
@@ -131,3 +134,29 @@ def headers_dict(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
 
 def headers_list(headers: dict[str, str]) -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in headers.items() if v is not None]
+
+
+async def commit_past(consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    """Commit each partition's offset past the last of ``records``; a commit refused (a rebalance) is harmless:
+    the new owner re-reads and skips what is already processed."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as exc:
+        log.warning("offset commit refused; records will be redelivered and skipped", error=repr(exc))
+
+
+async def record_lag(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], service: str) -> None:
+    """Set the consumer-lag gauge of each partition (high-water mark minus position)."""
+    for tp in partitions:
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except KafkaError:
+            continue  # partition moved away in a rebalance
+        metrics.CONSUMER_LAG.labels(service, tp.topic, str(tp.partition)).set(max(0, high - position))

@@ -30,9 +30,10 @@ from feedbackloop.db.uow import UnitOfWorkFactory
 from feedbackloop.db.write_lock import WriteLock
 from feedbackloop.logs import get_logger
 from feedbackloop.retry import Stopped, retry_until_stopped
-from feedbackloop.runtime.consumer import Consumer, Subscription
+from feedbackloop.runtime.consumer import Consumer
 from feedbackloop.runtime.kafka import ensure_topics, grants_producer_ids, make_producer
 from feedbackloop.runtime.relay import OutboxRelay
+from feedbackloop.runtime.subscription import Subscription
 from feedbackloop.settings import ServiceSettings
 from feedbackloop.tracing import configure_tracing, flush_tracing
 
