@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from classification.domain.calibration import DEFAULT_REVIEW_THRESHOLDS
+from classification.model.embedding import PARALLEL_RUNS
 from feedbackloop.settings import ServiceSettings, default_database_url
 
 DEFAULT_TAXONOMY_FILE = Path(__file__).parent / "taxonomy" / "default.yaml"
@@ -30,7 +31,7 @@ class ClassificationSettings(ServiceSettings):
                                         "use from the package's own weights, by a subprocess)")
     quantized: bool = Field(default=True, description="Run the int8-quantized ONNX model (false: float32)")
     encoder_threads: int = Field(
-        default=2, ge=1, le=64,
+        default=PARALLEL_RUNS, ge=1, le=64,
         description="Model runs at once, one thread each (texts are independent). Two on 2 cores: the consumer "
                     "encodes the next batch while it writes this one, and the runs use what the rest leaves")
     review_thresholds: dict[str, float] = Field(

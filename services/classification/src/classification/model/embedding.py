@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BATCH_SIZE", "CACHE_SIZE", "DIMENSIONS", "MAX_TOKENS", "MODEL_NAME", "TOKEN_BUDGET", "Encoder",
-           "ModelUnavailable", "export_in_subprocess", "packaged_model_dir"]
+__all__ = ["BATCH_SIZE", "CACHE_SIZE", "DIMENSIONS", "MAX_TOKENS", "MODEL_NAME", "PARALLEL_RUNS", "TOKEN_BUDGET",
+           "Encoder", "ModelUnavailable", "export_in_subprocess", "packaged_model_dir"]
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -53,6 +53,8 @@ BATCH_SIZE = 64
 #: Largest batch in padded tokens (texts x longest text): 64 short texts, or 16 texts of 128 pieces.
 TOKEN_BUDGET = 2048
 CACHE_SIZE = 20_000
+#: Model runs at once by default (the service's ``CLASSIFICATION_ENCODER_THREADS``, the evaluation and training tools).
+PARALLEL_RUNS = 2
 #: A batch holds texts at most this many times as long as its shortest (+ PAD_SLACK pieces): bounded padding.
 PAD_GROWTH = 1.5
 PAD_SLACK = 4

@@ -42,7 +42,7 @@ from classification.domain.calibration import expected_calibration_error, fit_te
 from classification.domain.heads import LinearHead, softmax
 from classification.domain.kind import detect_kind
 from classification.domain.sentiment import score_sentiment
-from classification.model.embedding import Encoder
+from classification.model.embedding import PARALLEL_RUNS, Encoder
 from classification.tools import datasets as data
 from classification.tools.train import (
     Featurized,
@@ -329,7 +329,7 @@ def _summary(results: dict[str, Any]) -> None:
 def evaluate(root: Path, *, model_dir: Path = Path("var/models"), parts: Sequence[str] = PARTS, quick: bool = False,
              out: Path = Path("var/eval/eval.json")) -> dict[str, Any]:
     """Run the ``parts`` asked for on the datasets under ``root``, print each and the summary, write ``out``."""
-    encoder = Encoder(model_dir)
+    encoder = Encoder(model_dir, threads=PARALLEL_RUNS)
     fine_tuned_on = set(encoder.trained_on)
     results: dict[str, Any] = {"encoder": encoder.name, "fine_tuned_on": sorted(fine_tuned_on)}
     if "sentiment" in parts:

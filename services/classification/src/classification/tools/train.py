@@ -30,7 +30,7 @@ from classification.domain.calibration import fit_temperature
 from classification.domain.heads import LinearHead, fit_head, kind_features, sentiment_features
 from classification.domain.sentiment import score_sentiment
 from classification.model import HEADS_FILE
-from classification.model.embedding import Encoder
+from classification.model.embedding import PARALLEL_RUNS, Encoder
 from classification.tools import datasets as data
 from classification.tools.datasets import Example
 
@@ -115,7 +115,7 @@ def fit_calibrated(rows: Featurized, fit: Fit, domains: Sequence[str]) -> Linear
 
 def train(root: Path, *, model_dir: Path = Path("var/models"), out: Path = HEADS_FILE) -> Path:
     """Fit and calibrate both heads on the datasets under ``root`` with the encoder in ``model_dir``; write ``out``."""
-    encoder = Encoder(model_dir)
+    encoder = Encoder(model_dir, threads=PARALLEL_RUNS)
     sentiment_rows = featurize_sentiment(encoder, data.sentiment_examples(root))
     kind_rows = featurize_kind(encoder, data.kind_examples(root))
     heads = {"sentiment": fit_calibrated(sentiment_rows, fit_sentiment, data.SENTIMENT_DOMAINS),
