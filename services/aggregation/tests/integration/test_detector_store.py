@@ -139,6 +139,24 @@ async def test_a_spike_episode_that_grows_is_republished_as_revisions(store: Sto
     assert [(d["revision"], d["metrics"]["observed"]) for _, d in published] == [(1, 10), (2, 20), (3, 60)]
 
 
+async def test_a_spike_episode_across_two_windows_of_a_backfill_is_told_once_with_all_its_hours(store: Store) -> None:
+    # A backfill: a month of login items (one every 3 hours), all arriving at once. Its dirty hours span more
+    # than the 28 days of history a run reads before an hour, so the run judges them in two windows, and the
+    # burst's two hours fall one on each side of the boundary (the second window starts at its second hour).
+    start = SPIKE_HOUR - timedelta(days=28)
+    base = [classified(f"base-{n}", created_at=start + timedelta(hours=n), received_at=NOW, themes=[LOGIN])
+            for n in range(0, 29 * 24, 3) if start + timedelta(hours=n) < SPIKE_HOUR - timedelta(hours=1)]
+    await store.apply(base + _burst(0, 12, SPIKE_HOUR - timedelta(hours=1)) + _burst(12, 9, SPIKE_HOUR))
+
+    spikes = [i for i in await store.detect(NOW) if i.type == "spike" and i.theme == "account.login"]
+
+    assert [(i.revision, i.metrics["observed"]) for i in spikes] == [(1, 21)], "one insight with both hours"
+    assert (spikes[0].window.from_, spikes[0].window.to) == (SPIKE_HOUR - timedelta(hours=1),
+                                                             SPIKE_HOUR + timedelta(hours=1))
+    assert len(await store.published(str(spikes[0].insight_id))) == 1
+    assert await store.detect(NOW + timedelta(minutes=1)) == [], "every dirty hour was judged and forgotten"
+
+
 def _cluster(prefix: str, n: int, text: str, cluster: dict[str, Any], themes: list[dict[str, Any]] | None = None,
              start: int = 0) -> list[ClassifiedFeedback]:
     return [classified(f"{prefix}-{k}", created_at=NOW - timedelta(hours=30 - k), received_at=NOW, text=text,

@@ -16,6 +16,7 @@ from aggregation.domain.anomalies import (
     DetectorConfig,
     HourlyRollups,
     SpikeEpisode,
+    dirty_windows,
     find_anomalies,
     hours_to_read,
     plan_episodes,
@@ -75,6 +76,17 @@ def test_the_span_read_covers_the_longest_history_a_detector_needs() -> None:
     assert (begin, end) == (T0 + 2 * HOUR - 28 * DAY, T0 + 6 * HOUR)  # spike history (28 d) > 2 x 7 d of KPIs
     short = DetectorConfig(spike=SpikeConfig(history_days=3))
     assert hours_to_read([T0], short) == (T0 - 14 * DAY, T0 + HOUR)
+
+
+def test_dirty_hours_are_judged_in_windows_shorter_than_the_history_each_reads() -> None:
+    hours = [T0 + 40 * DAY, T0, T0 + 27 * DAY, T0 + 28 * DAY - HOUR, T0 + 28 * DAY, T0 + 400 * DAY]
+    windows = dirty_windows(hours, CONFIG)  # the history read before an hour is 28 days (above)
+    assert windows == [[T0, T0 + 27 * DAY, T0 + 28 * DAY - HOUR], [T0 + 28 * DAY, T0 + 40 * DAY], [T0 + 400 * DAY]]
+    assert all(hours_to_read(w, CONFIG)[1] - hours_to_read(w, CONFIG)[0] <= 2 * 28 * DAY for w in windows)
+    assert dirty_windows([T0], DetectorConfig(spike=SpikeConfig(history_days=3))) == [[T0]]
+    assert [len(w) for w in dirty_windows(range(T0, T0 + 30 * DAY, HOUR), DetectorConfig(
+        spike=SpikeConfig(history_days=3)))] == [14 * 24, 14 * 24, 2 * 24]  # 14 days: twice the KPI window
+    assert dirty_windows([], CONFIG) == []
 
 
 def test_a_child_theme_s_spike_suppresses_its_parent_and_product_area_but_not_a_sibling() -> None:

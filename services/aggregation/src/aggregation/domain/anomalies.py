@@ -36,6 +36,7 @@ __all__ = [
     "EpisodePlan",
     "HourlyRollups",
     "SpikeEpisode",
+    "dirty_windows",
     "find_anomalies",
     "hours_to_read",
     "plan_episodes",
@@ -63,12 +64,33 @@ class DetectorConfig:
         return self.drops.kpi_window_days * DAY
 
 
+def _lookback(config: DetectorConfig) -> int:
+    """Seconds of history before an hour that judging it reads (the longest any detector needs)."""
+    drops = config.drops
+    return max(config.spike.history_days, 2 * drops.kpi_window_days, drops.baseline_days + 1) * DAY
+
+
 def hours_to_read(dirty: Iterable[int], config: DetectorConfig) -> tuple[int, int]:
     """The [begin, end) of the hourly rollups that judging the ``dirty`` hours needs (their history included)."""
     hours = list(dirty)
-    drops = config.drops
-    lookback = max(config.spike.history_days, 2 * drops.kpi_window_days, drops.baseline_days + 1) * DAY
-    return min(hours) - lookback, max(hours) + HOUR
+    return min(hours) - _lookback(config), max(hours) + HOUR
+
+
+def dirty_windows(dirty: Iterable[int], config: DetectorConfig) -> list[list[int]]:
+    """The ``dirty`` hours in ascending windows that each span less than the history an hour needs.
+
+    A run judges one window at a time, so what it holds at once is the rollups of at most twice that history
+    (the window and the history of its first hour), however far apart the dirty hours are: after a backfill of
+    two years they span all of it. All the windows together read at most twice what one read of the whole span
+    would."""
+    span = _lookback(config)
+    windows: list[list[int]] = []
+    for hour in sorted(dirty):
+        if windows and hour < windows[-1][0] + span:
+            windows[-1].append(hour)
+        else:
+            windows.append([hour])
+    return windows
 
 
 class HourlyRollups:
@@ -86,6 +108,20 @@ class HourlyRollups:
         self.overall = self.count.get(("all", "*"))
         every = cells.get(("all", "*"), {})
         self.kpi = {name: series(every, name) for name in _KPI_FIELDS}
+        # Which subjects have an item in each hour: most have none in most hours, and a subject without an item
+        # is neither a spike nor a drop, so the detectors judge only these (a run over a backfill judges
+        # thousands of hours, each against thousands of subjects).
+        self._order = {dk: n for n, dk in enumerate(cells)}
+        self._with_items: dict[int, list[tuple[str, str]]] = {}
+        for dk, of in cells.items():
+            for hour, measures in of.items():
+                if measures.count and begin <= hour < end:
+                    self._with_items.setdefault(hour, []).append(dk)
+
+    def with_items(self, begin: int, end: int) -> list[tuple[str, str]]:
+        """The subjects with an item in some hour of [begin, end), in the order of the cells given."""
+        found = {dk for hour in range(begin - begin % HOUR, end, HOUR) for dk in self._with_items.get(hour, ())}
+        return sorted(found, key=self._order.__getitem__)
 
     def kpi_total(self, name: str, begin: int, end: int) -> int:
         return int(self.kpi[name].total(begin, end))
@@ -116,7 +152,7 @@ def _spikes(rollups: HourlyRollups, hour: int, first: int, now: int, config: Spi
     """The spiking subjects of ``hour``; a key is skipped once one of its children (``key.``…) spiked."""
     assert rollups.overall is not None
     # Most specific first, so that a parent theme or product area does not repeat its child's spike.
-    keys = sorted((dk for dk in rollups.count if dk[0] != "all" and dk[1] != UNKNOWN),
+    keys = sorted((dk for dk in rollups.with_items(hour, hour + HOUR) if dk[0] != "all" and dk[1] != UNKNOWN),
                   key=lambda dk: (dk[0] != "theme", -dk[1].count("."), dk[1]))
     spiked: list[str] = []
     found = []
@@ -140,9 +176,10 @@ def _sentiment_drops(rollups: HourlyRollups, hour: int, drops: DropConfig) -> li
     start = end - drops.window_hours * HOUR
     base = start - drops.baseline_days * DAY
     found = []
-    for (dimension, key), count in rollups.count.items():
+    for dimension, key in rollups.with_items(start, end):
         if dimension == "product_area" or key == UNKNOWN:
             continue
+        count = rollups.count[(dimension, key)]
         n_now = int(count.total(start, end))
         if n_now < drops.min_items:
             continue

@@ -9,7 +9,8 @@ materially since its insight was published re-publishes it as the next revision 
 A growing cluster is an emerging theme unless it repeats a theme the store knows (``domain/emerging.py``). A
 run that fails (store locked) leaves the hours dirty for the next run.
 
-Load → decide → apply: the run reads the rollups around the dirty hours, :func:`find_anomalies` and
+Load → decide → apply: the run reads the rollups around the dirty hours, a window of them at a time so that a
+backfill's two years of dirty hours are never all in memory (``dirty_windows``), :func:`find_anomalies` and
 :func:`plan_episodes` (``domain/anomalies.py``) decide which hours are anomalous and which insights they
 raise, the episodes are written, and each insight's evidence and release are read before
 ``domain/insights.py`` says what it says; the insight is stored and raised through the outbox.
@@ -17,6 +18,8 @@ raise, the episodes are written, and each insight's evidence and release are rea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aggregation.config import AggregationSettings
@@ -26,6 +29,7 @@ from aggregation.domain.anomalies import (
     Anomaly,
     HourlyRollups,
     SpikeEpisode,
+    dirty_windows,
     find_anomalies,
     hours_to_read,
     plan_episodes,
@@ -95,13 +99,29 @@ class _Detection:
         stored = await self.repo.release_before(first_item, self.settings.release_window_hours * 3600)
         return release_note(stored, first_item)
 
-    async def judge_hours(self, dirty: dict[int, int], first: int) -> None:
-        begin, end = hours_to_read(dirty, self.config)
-        cells = await self.repo.hourly(DIMENSIONS, begin, end)
-        names = await self.repo.theme_names(k for d, k in cells if d == "theme")
-        rollups = HourlyRollups(cells, begin, end)
+    async def judge_hours(self, dirty: Iterable[int], first: int) -> None:
+        """Judge the dirty hours window by window (``dirty_windows``), then tell each spike episode they touched
+        once, as it stands after the last window (raised if this run opened it, else revised if it has grown)."""
         now = int(self.now.timestamp())
-        anomalies = find_anomalies(rollups, dirty, first, now, self.config)
+        spikes: dict[str, tuple[SpikeEpisode, SpikeTally]] = {}
+        names: dict[str, str] = {}
+        for window in dirty_windows(dirty, self.config):
+            await self.judge_window(window, first, now, spikes, names)
+        for spiking, tally in spikes.values():
+            insight = await self.spike_insight(spiking, tally, names)
+            if insight is not None:
+                await self.publish(insight, new=spiking.opened)
+
+    async def judge_window(self, window: list[int], first: int, now: int,
+                           spikes: dict[str, tuple[SpikeEpisode, SpikeTally]], names: dict[str, str]) -> None:
+        """Judge one window's hours against the rollups around them: write the episodes, raise the drops and
+        tally the spike episodes touched (into ``spikes``, over what an earlier window tallied)."""
+        begin, end = hours_to_read(window, self.config)
+        cells = await self.repo.hourly(DIMENSIONS, begin, end)
+        names.update(await self.repo.theme_names(k for d, k in cells if d == "theme" and k not in names))
+        rollups = HourlyRollups(cells, begin, end)
+        del cells  # (the series hold what the run needs of them)
+        anomalies = find_anomalies(rollups, window, first, now, self.config)
         subjects = dict.fromkeys((a.detector, a.subject) for a in anomalies)
         plan = plan_episodes(anomalies, {s: await self.repo.episodes(*s) for s in subjects}, self.config)
         for episode in plan.opened:
@@ -114,9 +134,10 @@ class _Detection:
             assert rollups.overall is not None  # (there are no anomalies without any item)
             tally = spike_tally(spiking.episode, rollups.count[(spiking.dimension, spiking.key)], rollups.overall,
                                 first, now, self.config.spike)
-            insight = await self.spike_insight(spiking, tally, names)
-            if insight is not None:
-                await self.publish(insight, new=spiking.opened)
+            earlier = spikes.get(spiking.episode.insight_id)
+            if earlier is not None:  # an episode this run opened in an earlier window is still new
+                spiking = replace(spiking, opened=spiking.opened or earlier[0].opened)
+            spikes[spiking.episode.insight_id] = (spiking, tally)
 
     async def drop_insight(self, drop: Anomaly, episode: Episode, names: dict[str, str]) -> Insight:
         if drop.detector != SENTIMENT_DROP:

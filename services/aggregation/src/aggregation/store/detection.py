@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aggregation.domain.episodes import Episode
 from aggregation.domain.items import as_utc
 from aggregation.domain.rollups import Measures
-from aggregation.store._sql import measures_of
+from aggregation.store._sql import MEASURES, measures_of
 from aggregation.store.models import (
     ClusterRecord,
     DirtyHour,
@@ -27,6 +27,11 @@ from aggregation.store.models import (
 )
 
 __all__ = ["ClusterRow", "DetectionRepository"]
+
+_MEASURE_COLUMNS = [getattr(Rollup, name) for name in MEASURES]
+_DIRTY = cast(Table, DirtyHour.__table__)
+# Core, so that one statement forgets all the hours a run judged (executemany).
+_FORGET_HOUR = delete(_DIRTY).where(_DIRTY.c.start == bindparam("hour"), _DIRTY.c.version == bindparam("seen"))
 
 
 @dataclass(frozen=True)
@@ -51,9 +56,8 @@ class DetectionRepository:
 
     async def clear_dirty(self, judged: Mapping[int, int]) -> None:
         """Forget the judged hours, except those that changed again since they were read."""
-        for start, version in judged.items():
-            await self.session.execute(delete(DirtyHour).where(DirtyHour.start == start,
-                                                               DirtyHour.version == version))
+        if judged:
+            await self.session.execute(_FORGET_HOUR, [{"hour": start, "seen": v} for start, v in judged.items()])
 
     async def first_hour(self) -> int | None:
         result = await self.session.execute(select(func.min(Rollup.start)).where(
@@ -63,11 +67,13 @@ class DetectionRepository:
     async def hourly(self, dimensions: Iterable[str], begin: int,
                      end: int) -> dict[tuple[str, str], dict[int, Measures]]:
         """(dimension, key) → {hour start → measures} for hours in [begin, end)."""
-        rows = await self.session.execute(select(Rollup).where(
+        # Columns, not ORM objects: a run after a backfill reads hundreds of thousands of cells, and an entity
+        # each (with its identity-map state) would cost several times the cells themselves.
+        rows = await self.session.execute(select(Rollup.dimension, Rollup.key, Rollup.start, *_MEASURE_COLUMNS).where(
             Rollup.bucket == "hour", Rollup.dimension.in_(list(dimensions)), Rollup.start >= begin,
             Rollup.start < end))
         out: dict[tuple[str, str], dict[int, Measures]] = {}
-        for (row,) in rows:
+        for row in rows:
             out.setdefault((row.dimension, row.key), {})[row.start] = measures_of(row)
         return out
 
