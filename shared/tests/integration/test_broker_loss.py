@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 
 from feedbackloop import metrics
 from feedbackloop.broker import EmbeddedBroker
@@ -52,6 +52,9 @@ async def test_relay_republishes_everything_after_the_broker_lost_its_data(
     await producer.start()
     relay = OutboxRelay(service="test", engine=engine, tables=tables, producer=producer, wake=uow_factory.outbox_ready,
                         retention=timedelta(days=1), poll_interval=0.1, kafka=kafka_settings, loss_check_interval=0.5)
+    topic_reads: list[str] = []  # the store's distinct published topics: read once, then kept as rows are sent
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: topic_reads.append(sql) if "DISTINCT" in sql.upper() else None)
     task = asyncio.create_task(relay.run())
     expected = [f"event-{n:02d}" for n in range(12)]
     try:
@@ -65,6 +68,7 @@ async def test_relay_republishes_everything_after_the_broker_lost_its_data(
         await wait_for(lambda: event_ids(kafka_settings), lambda ids: ids == expected, timeout=60,
                        what="the retained outbox re-published to the new broker")
         assert metrics.BROKER_LOSS_RECOVERIES.labels("test")._value.get() == recoveries + 1
+        assert len(topic_reads) == 1, "checks every 0.5 s, one read of the store's topics (at the first check)"
     finally:
         relay.stop()
         await task

@@ -15,7 +15,8 @@ Recovery from a broker that lost its data (the embedded broker keeps everything 
 relay remembers the last record it had acknowledged on each partition and checks, at start and
 every ``loss_check_interval``, that the broker still holds it — and, after a restart of the
 service itself, that a topic it has published to is not empty. If either fails, it queues every
-retained event of that topic again; consumers skip what they already processed, so the loop
+retained event of that topic again (the topics it has published to are read from the store once, then kept as
+rows are sent); consumers skip what they already processed, so the loop
 converges with nothing lost and nothing doubled. (End offsets are no proof on the embedded broker:
 it reports a batch's base offset + 1 there, so the check reads the remembered record itself.)
 """
@@ -83,6 +84,9 @@ class OutboxRelay:
         self._write_lock = write_lock or WriteLock()
         # (topic, partition) -> (offset, event id) of the last record the broker acknowledged there
         self._last_acked: dict[tuple[str, int], tuple[int, str]] = {}
+        # Topics with sent rows retained: read from the store at the first check (and after a prune), then kept
+        # as rows are sent. Reading them each check scanned every retained row (30 days of them) every 15 s.
+        self._published_topics: set[str] | None = None
         self.connected = False
         self.last_error: str | None = None
         self._last_loss_check = self._last_backlog = self._last_prune = 0.0  # monotonic times of the last runs
@@ -160,6 +164,8 @@ class OutboxRelay:
                 )
         for row in rows:
             metrics.EVENTS_PUBLISHED.labels(self.service, row.topic).inc()
+        if self._published_topics is not None:
+            self._published_topics.update(row.topic for row in rows)
         return len(rows)
 
     async def _send(self, rows: Any) -> None:
@@ -178,10 +184,12 @@ class OutboxRelay:
         """Queue every retained event of a topic again if the broker lost records of it; returns how many."""
         if self._kafka is None:
             return 0
-        outbox = self._tables.outbox
-        async with reader(self._engine).begin() as conn:
-            rows = await conn.execute(select(outbox.c.topic).where(outbox.c.sent_at.is_not(None)).distinct())
-            published = [topic for (topic,) in rows.all()]
+        if self._published_topics is None:
+            outbox = self._tables.outbox
+            async with reader(self._engine).begin() as conn:
+                rows = await conn.execute(select(outbox.c.topic).where(outbox.c.sent_at.is_not(None)).distinct())
+                self._published_topics = {topic for (topic,) in rows.all()}
+        published = sorted(self._published_topics)
         if not published:
             return 0
         lost = set(await lost_topics(self._kafka, published, dict(self._last_acked)))
@@ -213,6 +221,8 @@ class OutboxRelay:
             seen = await conn.execute(
                 delete(self._tables.processed_events).where(self._tables.processed_events.c.processed_at < cutoff)
             )
+        if sent.rowcount:
+            self._published_topics = None  # a topic may have no retained row left: read them again
         if sent.rowcount or seen.rowcount:
             log.info("pruned retained events", outbox=sent.rowcount, processed=seen.rowcount)
 
