@@ -38,6 +38,8 @@ from aiokafka.structs import TopicPartition
 from run import SERVICES, ClassifiedTail, Receiver, System, add_rule, end_to_end, item, pct  # bench/ is on sys.path
 from scale_common import OUT, footer_rows, growth_pct, print_and_write, rss_mb, stamp
 
+from feedbackloop.runtime.kafka import partitions_by_topic
+
 SAMPLE_SECONDS = 10.0
 FLAT_PCT = 10.0
 
@@ -92,14 +94,15 @@ def verdict(growth: dict[str, float | None], limit: float = FLAT_PCT) -> str:
 
 
 async def retained_records(bootstrap: str) -> int:
-    """Records the broker holds: the sum of every partition's end offset (the embedded broker keeps them all).
-    A fresh consumer each time, as the relay's ``lost_topics`` does: it starts with every topic's metadata."""
+    """Records the broker holds: the sum of every partition's end offset (the embedded broker keeps them all)."""
+    partitions = [TopicPartition(t, p) for t, numbers in (await partitions_by_topic(bootstrap)).items()
+                  for p in numbers]
+    if not partitions:
+        return 0
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for topic in await consumer.topics()
-                      for p in (consumer.partitions_for_topic(topic) or ())]
-        return sum((await consumer.end_offsets(partitions)).values()) if partitions else 0
+        return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from feedbackloop.apache_kafka import KafkaCluster, fetch_kafka
 from feedbackloop.broker import EmbeddedBroker
-from feedbackloop.runtime.kafka import ensure_topics, grants_producer_ids, make_producer
+from feedbackloop.runtime.kafka import ensure_topics, grants_producer_ids, make_producer, partitions_by_topic
+from feedbackloop.runtime.relay import lost_topics
 from feedbackloop.settings import KafkaSettings
 from feedbackloop_testing import free_port, wait_for
 
@@ -84,6 +86,34 @@ def test_a_cluster_in_a_kept_folder_restarts_with_its_topics_and_offsets(tmp_pat
                              what="the committed offset and the 5 records after the restart"))
     finally:
         again.stop()
+
+
+async def _loss_check(bootstrap: str) -> tuple[dict[str, list[int]], list[str]]:
+    settings = KafkaSettings(bootstrap_servers=bootstrap, topic_partitions=3)
+    await ensure_topics(settings, ["held"])
+    producer = make_producer(settings, "loss-check")
+    await producer.start()
+    try:
+        acked = [await producer.send_and_wait("held", json.dumps({"id": f"e{n}"}).encode(), partition=n % 3)
+                 for n in range(6)]
+    finally:
+        await producer.stop()
+    remembered = {("held", a.partition): (a.offset, f"e{n}") for n, a in enumerate(acked)}
+    return await partitions_by_topic(bootstrap), await lost_topics(settings, ["held", "never-created"], remembered)
+
+
+def test_the_broker_loss_check_sees_what_apache_kafka_holds(tmp_path: Path) -> None:
+    # An unsubscribed consumer knows no partitions on Apache Kafka (it bootstraps asking for no topics), so a
+    # check built on it called every topic empty, hence lost, and would re-publish a service's whole outbox.
+    fetch_kafka()
+    kafka = KafkaCluster(tmp_path / "kafka")
+    kafka.start()
+    try:
+        partitions, lost = asyncio.run(_loss_check(kafka.bootstrap))
+    finally:
+        kafka.stop()
+    assert partitions["held"] == [0, 1, 2]
+    assert lost == ["never-created"]
 
 
 def test_feedbackloop_kafka_prints_where_the_jars_are(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "headers_list",
     "make_consumer",
     "make_producer",
+    "partitions_by_topic",
     "record_lag",
 ]
 
@@ -126,6 +127,22 @@ async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = N
         return created
     finally:
         await admin.close()
+
+
+async def partitions_by_topic(bootstrap_servers: str, request_timeout_ms: int = 40_000) -> dict[str, list[int]]:
+    """Every topic the broker has, with its partition numbers.
+
+    Asked with a metadata request for all topics. A consumer's ``partitions_for_topic`` is no substitute: an
+    unsubscribed consumer bootstraps with a request for no topics, which Apache Kafka answers with none (the
+    embedded broker happens to answer with all), so it knows no partitions there.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=request_timeout_ms)
+    await admin.start()
+    try:
+        topics = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in topics if t["error_code"] == 0}
 
 
 def headers_dict(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:

@@ -41,7 +41,7 @@ from feedbackloop.db.tables import RuntimeTables
 from feedbackloop.db.write_lock import WriteLock
 from feedbackloop.logs import get_logger
 from feedbackloop.retry import Stopped, retry_until_stopped, sleep_unless
-from feedbackloop.runtime.kafka import ensure_topics, headers_list
+from feedbackloop.runtime.kafka import ensure_topics, headers_list, partitions_by_topic
 from feedbackloop.settings import KafkaSettings
 
 __all__ = ["OutboxRelay", "lost_topics", "replay_outbox"]
@@ -239,11 +239,9 @@ async def lost_topics(
     )
     await consumer.start()
     try:
-        existing = await consumer.topics()
+        existing = await partitions_by_topic(kafka.bootstrap_servers, kafka.request_timeout_ms)
         lost = {t for t in published if t not in existing}
-        partitions = [
-            TopicPartition(t, p) for t in published if t in existing for p in consumer.partitions_for_topic(t) or ()
-        ]
+        partitions = [TopicPartition(t, p) for t in published for p in existing.get(t, ())]
         ends = await consumer.end_offsets(partitions) if partitions else {}
         for topic in set(published) - lost:
             if not any(end > 0 for tp, end in ends.items() if tp.topic == topic):
