@@ -13,7 +13,9 @@
 5. prints a table per minute (items posted, POST→classified p99, POST→notified p99, RSS) and start vs end —
    the first vs the last 3 minutes (1 minute for runs under 6 minutes … see :func:`edge_minutes`) — with the
    growth in % and the verdict "flat within 10 %" (services' RSS and both p99s) or what grew; the broker's own
-   growth is stated beside it. Writes ``var/bench/soak.json``.
+   growth is stated beside it; then, for each p99 and each process's CPU per item, a line through every minute
+   (:func:`trend`, robust to one slow minute) and a second verdict by it. Writes ``var/bench/soak.json``;
+   ``bench/soak.py --report FILE`` prints the table of a run again.
 
 ``SOAK_KAFKA=apache`` runs it on a fresh single-node Apache Kafka (``make run KAFKA=apache``) instead of the embedded
 broker, whose in-memory storage keeps every record and spends more CPU per item the more it holds (measured:
@@ -26,17 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from run import SERVICES, ClassifiedTail, Receiver, System, add_rule, end_to_end, item, pct  # bench/ is on sys.path
-from scale_common import OUT, footer_rows, growth_pct, print_and_write, rss_mb, stamp
+from scale_common import OUT, footer_rows, growth_pct, print_and_write, rss_mb, stamp, table
 
 from feedbackloop.runtime.kafka import partitions_by_topic
 
@@ -91,6 +96,30 @@ def verdict(growth: dict[str, float | None], limit: float = FLAT_PCT) -> str:
     if unknown:
         return f"flat within {limit:g} % where measured; not measured: {', '.join(unknown)}"
     return f"flat within {limit:g} %"
+
+
+def trend(values: Sequence[float | None]) -> dict[str, float | None]:
+    """The Theil-Sen line through the per-minute values (slope: the median of the slopes between every two minutes):
+    its height at the first and the last minute, and the change between them in %. One slow minute at an edge
+    moves a 3-minute mean by its whole weight, and tilts a least-squares line too; the median leaves it out.
+    Needs 3 known values."""
+    points = [(m, v) for m, v in enumerate(values) if v is not None]
+    if len(points) < 3:
+        return {"first": None, "last": None, "pct": None}
+    slope = statistics.median((b - a) / (j - i) for n, (i, a) in enumerate(points) for j, b in points[n + 1:])
+    first = statistics.median(v - slope * m for m, v in points)
+    last = first + slope * (len(values) - 1)
+    return {"first": round(first, 2), "last": round(last, 2), "pct": growth_pct(first, last)}
+
+
+def trends(per_minute_rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """:func:`trend` of each p99 and of each process's CPU per item, from a summary's ``per_minute`` rows."""
+    series = {"POST→classified p99 ms": [m["classified_p99_ms"] for m in per_minute_rows],
+              "POST→notified p99 ms": [m["notified_p99_ms"] for m in per_minute_rows]}
+    names = dict.fromkeys(name for m in per_minute_rows for name in m.get("cpu_ms_per_item", {}))
+    series |= {f"CPU ms per item {name}": [m.get("cpu_ms_per_item", {}).get(name) for m in per_minute_rows]
+               for name in names}
+    return {name: trend(values) for name, values in series.items()}
 
 
 async def retained_records(bootstrap: str) -> int:
@@ -255,6 +284,12 @@ def rows_of(result: dict[str, Any]) -> list[tuple[str, Any]]:
     out.append(("verdict", s["verdict"]))
     for name, v in s.get("cpu_ms_per_item", {}).items():
         out.append((f"CPU ms per item {name} first / last {edge} min", f"{v['start']} → {v['end']}"))
+    lines = trends(s["per_minute"])
+    for name, v in lines.items():
+        out.append((f"{name}, line through every minute", f"{v['first']} → {v['last']} ({_signed(v['pct'])})"))
+    out.append(("verdict by the line (p99 and the services' CPU per item)",
+                verdict({name: v["pct"] for name, v in lines.items()
+                         if "p99" in name or name.removeprefix("CPU ms per item ") in SERVICES})))
     kind = "Apache Kafka" if result.get("kafka") == "apache" else "embedded broker"
     labels = {"broker": f"{kind} RSS MB", "broker_records": f"{kind} records held (all topics)",
               "broker_log_kb": f"{kind} log file KB"}
@@ -273,6 +308,9 @@ def _signed(value: float | None) -> str:
 
 
 async def main() -> None:
+    if sys.argv[1:2] == ["--report"]:  # print the table of a soak already run: bench/soak.py --report FILE.json
+        print(table(rows_of(json.loads(Path(sys.argv[2]).read_text()))))
+        return
     minutes = int(os.environ.get("SOAK_MINUTES", "30"))
     warmup = int(os.environ.get("SOAK_WARMUP_MINUTES", "0"))
     given = os.environ.get("SOAK_RATE", "").strip()

@@ -24,7 +24,18 @@ from scale_common import (
     with_theme,
     write_csv,
 )
-from soak import cpu_per_minute, drift, edge_minutes, mean_between, p99_between, per_minute, summarize, verdict
+from soak import (
+    cpu_per_minute,
+    drift,
+    edge_minutes,
+    mean_between,
+    p99_between,
+    per_minute,
+    summarize,
+    trend,
+    trends,
+    verdict,
+)
 
 from classification.domain.taxonomy import TaxonomyError, parse_taxonomy
 from classification.service.reclassify import ReclassifyReport
@@ -167,6 +178,22 @@ def test_cpu_per_item_by_minute_from_running_totals() -> None:
     assert cpu_per_minute(samples, 3) == [{"classification": 4.0, "broker": 0.2},
                                           {"classification": 6.0, "broker": 0.2}, {}]
     assert cpu_per_minute([], 1) == [{}]
+
+
+def test_a_line_through_every_minute_is_not_tilted_by_one_slow_edge_minute() -> None:
+    # flat at 200 ms with a slow last minute: the 3-minute edge reads +33 %, a least-squares line +20 %, this 0
+    p99 = [200.0] * 29 + [400.0]
+    assert trend(p99) == {"first": 200.0, "last": 200.0, "pct": 0.0}
+    assert trend([200.0 + 2 * m for m in range(29)] + [400.0])["last"] == 258.0  # a real slope is kept
+    assert trend([100.0, None, 120.0, 140.0]) == {"first": 100.0, "last": 140.0, "pct": 40.0}  # a gap is skipped
+    assert trend([1.0, None, None]) == {"first": None, "last": None, "pct": None}
+    rows = [{"classified_p99_ms": 100.0 + m, "notified_p99_ms": None,
+             "cpu_ms_per_item": {"ingest": 0.5, "broker": 0.5 + m} if m != 1 else {}} for m in range(4)]
+    lines = trends(rows)
+    assert lines["POST→classified p99 ms"] == {"first": 100.0, "last": 103.0, "pct": 3.0}
+    assert lines["POST→notified p99 ms"]["pct"] is None
+    assert lines["CPU ms per item ingest"]["pct"] == 0.0
+    assert lines["CPU ms per item broker"] == {"first": 0.5, "last": 3.5, "pct": 600.0}
 
 
 async def test_a_command_on_a_terminal_gives_its_output_back() -> None:
