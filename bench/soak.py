@@ -44,6 +44,7 @@ from run import SERVICES, ClassifiedTail, Receiver, System, add_rule, end_to_end
 from scale_common import OUT, footer_rows, growth_pct, print_and_write, rss_mb, stamp, table
 
 from feedbackloop.runtime.kafka import partitions_by_topic
+from feedbackloop.settings import KafkaSettings
 
 SAMPLE_SECONDS = 10.0
 FLAT_PCT = 10.0
@@ -124,8 +125,8 @@ def trends(per_minute_rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, flo
 
 async def retained_records(bootstrap: str) -> int:
     """Records the broker holds: the sum of every partition's end offset (the embedded broker keeps them all)."""
-    partitions = [TopicPartition(t, p) for t, numbers in (await partitions_by_topic(bootstrap)).items()
-                  for p in numbers]
+    held = await partitions_by_topic(KafkaSettings(bootstrap_servers=bootstrap))
+    partitions = [TopicPartition(t, p) for t, numbers in held.items() for p in numbers]
     if not partitions:
         return 0
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

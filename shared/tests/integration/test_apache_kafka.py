@@ -99,7 +99,7 @@ async def _loss_check(bootstrap: str) -> tuple[dict[str, list[int]], list[str]]:
     finally:
         await producer.stop()
     remembered = {("held", a.partition): (a.offset, f"e{n}") for n, a in enumerate(acked)}
-    return await partitions_by_topic(bootstrap), await lost_topics(settings, ["held", "never-created"], remembered)
+    return await partitions_by_topic(settings), await lost_topics(settings, ["held", "never-created"], remembered)
 
 
 def test_the_broker_loss_check_sees_what_apache_kafka_holds(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ Transactional producers stay off.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -100,14 +101,22 @@ def all_topic_names() -> list[str]:
     return [name for t in TOPICS for name in (t.name, dlq_name(t.name))]
 
 
-async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. Safe to call from every copy."""
-    wanted = list(names or all_topic_names())
+@asynccontextmanager
+async def _admin(settings: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
     )
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created. Safe to call from every copy."""
+    wanted = list(names or all_topic_names())
+    async with _admin(settings) as admin:
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
         if not missing:
@@ -115,33 +124,27 @@ async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = N
         response = await admin.create_topics(
             [NewTopic(n, settings.topic_partitions, settings.replication_factor) for n in missing]
         )
-        created = []
-        for error in response.topic_errors:
-            name, code = error[0], error[1]
-            if code == 0:
-                created.append(name)
-            elif code != _TOPIC_EXISTS:
-                raise RuntimeError(f"could not create topic {name}: error {code} {error[2] if len(error) > 2 else ''}")
-        if created:
-            log.info("topics created", topics=created, partitions=settings.topic_partitions)
-        return created
-    finally:
-        await admin.close()
+    created = []
+    for error in response.topic_errors:
+        name, code = error[0], error[1]
+        if code == 0:
+            created.append(name)
+        elif code != _TOPIC_EXISTS:
+            raise RuntimeError(f"could not create topic {name}: error {code} {error[2] if len(error) > 2 else ''}")
+    if created:
+        log.info("topics created", topics=created, partitions=settings.topic_partitions)
+    return created
 
 
-async def partitions_by_topic(bootstrap_servers: str, request_timeout_ms: int = 40_000) -> dict[str, list[int]]:
+async def partitions_by_topic(settings: KafkaSettings) -> dict[str, list[int]]:
     """Every topic the broker has, with its partition numbers.
 
     Asked with a metadata request for all topics. A consumer's ``partitions_for_topic`` is no substitute: an
     unsubscribed consumer bootstraps with a request for no topics, which Apache Kafka answers with none (the
     embedded broker happens to answer with all), so it knows no partitions there.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=request_timeout_ms)
-    await admin.start()
-    try:
+    async with _admin(settings) as admin:
         topics = await admin.describe_topics()
-    finally:
-        await admin.close()
     return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in topics if t["error_code"] == 0}
 
 

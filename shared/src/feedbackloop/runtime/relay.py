@@ -239,7 +239,7 @@ async def lost_topics(
     )
     await consumer.start()
     try:
-        existing = await partitions_by_topic(kafka.bootstrap_servers, kafka.request_timeout_ms)
+        existing = await partitions_by_topic(kafka)
         lost = {t for t in published if t not in existing}
         partitions = [TopicPartition(t, p) for t in published for p in existing.get(t, ())]
         ends = await consumer.end_offsets(partitions) if partitions else {}
